@@ -1,0 +1,502 @@
+/*  config.c — the settings table and its JSON loader (see config.h).       */
+#include "config.h"
+#include <cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+
+typedef enum { T_INT, T_DOUBLE, T_STR, T_BOOL, T_BINDS, T_PLUGINS } ktype_t;
+
+typedef struct {
+    const char *key;
+    ktype_t type;
+    size_t offset;
+    double min, max;
+    bool reloadable;
+} keydef_t;
+
+#define OFF(f) offsetof (config_t, f)
+static const keydef_t s_keys [] = {
+    { "bind",               T_BINDS,  OFF (binds),              0, 0, false },
+    { "log_level",          T_STR,    OFF (log_level),          0, 0, true },
+    { "syslog",             T_BOOL,   OFF (syslog),             0, 0, true },
+    { "session_timeout_ms", T_INT,    OFF (session_timeout_ms), 100, 86400000, true },
+    { "heartbeat_ms",       T_INT,    OFF (heartbeat_ms),       50, 86400000, true },
+    { "pub_credit",         T_INT,    OFF (pub_credit),         1, 4294967295.0, true },
+    { "max_payload",        T_INT,    OFF (max_payload),        0, 4294967295.0, true },
+    { "max_headers",        T_INT,    OFF (max_headers),        0, 16777216, true },
+    { "queue_limit",        T_INT,    OFF (queue_limit),        1, 4294967295.0, true },
+    { "queue_bytes",        T_INT,    OFF (queue_bytes),        1024, 1e15, true },
+    { "max_queued_bytes",   T_INT,    OFF (max_queued_bytes),   1024, 1e15, true },
+    { "credit",             T_INT,    OFF (credit),             0, 4294967295.0, true },
+    { "ack_wait_ms",        T_INT,    OFF (ack_wait_ms),        1, 86400000, true },
+    { "max_deliver",        T_INT,    OFF (max_deliver),        1, 65535, true },
+    { "dedup_window_ms",    T_INT,    OFF (dedup_window_ms),    0, 86400000, true },
+    { "dedup_max",          T_INT,    OFF (dedup_max),          0, 100000000, true },
+    { "dlq_max_count",      T_INT,    OFF (dlq_max_count),      0, 100000000, true },
+    { "dlq_max_bytes",      T_INT,    OFF (dlq_max_bytes),      0, 1e15, true },
+    { "backoff_initial_ms", T_INT,    OFF (backoff_initial_ms), 1, 86400000, true },
+    { "backoff_max_ms",     T_INT,    OFF (backoff_max_ms),     1, 86400000, true },
+    { "backoff_multiplier", T_DOUBLE, OFF (backoff_multiplier), 1, 100, true },
+    { "backoff_jitter",     T_DOUBLE, OFF (backoff_jitter),     0, 1, true },
+    { "drain_timeout_ms",   T_INT,    OFF (drain_timeout_ms),   0, 3600000, true },
+    { "stats_interval_ms",  T_INT,    OFF (stats_interval_ms),  0, 86400000, true },
+    { "metrics_bind",       T_STR,    OFF (metrics_bind),       0, 0, false },
+    { "sndhwm",             T_INT,    OFF (sndhwm),             0, 100000000, false },
+    { "plugins",            T_PLUGINS, OFF (plugins_json),      0, 0, true },
+    { NULL, 0, 0, 0, 0, false }
+};
+
+static void
+s_append (char *buf, size_t size, const char *fmt, ...)
+{
+    size_t len = strlen (buf);
+    if (len + 1 >= size)
+        return;
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (buf + len, size - len, fmt, args);
+    va_end (args);
+}
+
+config_t *
+config_new (void)
+{
+    config_t *self = calloc (1, sizeof (config_t));
+    if (!self)
+        return NULL;
+    self->log_level = strdup ("info");
+    self->session_timeout_ms = 15000;
+    self->heartbeat_ms = 5000;
+    self->pub_credit = 1000;
+    self->max_payload = 1048576;
+    self->max_headers = 65536;
+    self->queue_limit = 10000;
+    self->queue_bytes = 64 * 1024 * 1024;
+    self->max_queued_bytes = 1024LL * 1024 * 1024;
+    self->credit = 1000;
+    self->ack_wait_ms = 30000;
+    self->max_deliver = 5;
+    self->dedup_window_ms = 120000;
+    self->dedup_max = 1000000;
+    self->dlq_max_count = 10000;
+    self->dlq_max_bytes = 64 * 1024 * 1024;
+    self->backoff_initial_ms = 1000;
+    self->backoff_max_ms = 60000;
+    self->backoff_multiplier = 2.0;
+    self->backoff_jitter = 0.2;
+    self->drain_timeout_ms = 5000;
+    self->stats_interval_ms = 0;
+    self->sndhwm = 1000000;
+    if (!self->log_level) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+static void
+s_clear_binds (config_t *self)
+{
+    for (int i = 0; i < self->bind_count; i++)
+        free (self->binds [i]);
+    self->bind_count = 0;
+}
+
+void
+config_destroy (config_t **self_p)
+{
+    config_t *self = *self_p;
+    if (!self)
+        return;
+    *self_p = NULL;
+    s_clear_binds (self);
+    free (self->log_level);
+    free (self->metrics_bind);
+    free (self->file);
+    free (self->plugins_json);
+    free (self);
+}
+
+static size_t
+s_distance (const char *a, const char *b)
+{
+    size_t la = strlen (a), lb = strlen (b);
+    if (la > 64 || lb > 64)
+        return 99;
+    size_t d [65][65];
+    for (size_t i = 0; i <= la; i++)
+        d [i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d [0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a [i - 1] == b [j - 1] ? 0 : 1;
+            size_t best = d [i - 1][j] + 1;
+            if (d [i][j - 1] + 1 < best)
+                best = d [i][j - 1] + 1;
+            if (d [i - 1][j - 1] + cost < best)
+                best = d [i - 1][j - 1] + cost;
+            d [i][j] = best;
+        }
+    return d [la][lb];
+}
+
+const char *
+config_closest_key (const char *key)
+{
+    const char *best = NULL;
+    size_t best_d = 99;
+    for (const keydef_t *k = s_keys; k->key; k++) {
+        size_t d = s_distance (key, k->key);
+        if (d < best_d) {
+            best_d = d;
+            best = k->key;
+        }
+    }
+    //  Only suggest what is plausibly a typo.
+    return best_d <= 3 || (best && strstr (best, key)) ? best : NULL;
+}
+
+static const keydef_t *
+s_find (const char *key)
+{
+    for (const keydef_t *k = s_keys; k->key; k++)
+        if (strcmp (k->key, key) == 0)
+            return k;
+    return NULL;
+}
+
+static int
+s_set_str (char **field, const char *value)
+{
+    char *copy = strdup (value);
+    if (!copy)
+        return -ENOMEM;
+    free (*field);
+    *field = copy;
+    return 0;
+}
+
+static int
+s_check_level (const char *value)
+{
+    const char *levels [] = { "debug", "info", "notice", "warning", "error" };
+    for (int i = 0; i < 5; i++)
+        if (strcmp (levels [i], value) == 0)
+            return 0;
+    return -EINVAL;
+}
+
+/*  Apply one JSON value to the field of k.  err gets the reason.            */
+static int
+s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t err_size)
+{
+    void *field = (char *) self + k->offset;
+    switch (k->type) {
+        case T_INT:
+        case T_DOUBLE: {
+            if (!cJSON_IsNumber (item)) {
+                snprintf (err, err_size, "must be a number");
+                return -EINVAL;
+            }
+            double v = item->valuedouble;
+            if (k->type == T_INT && v != (double) (int64_t) v) {
+                snprintf (err, err_size, "must be a whole number");
+                return -EINVAL;
+            }
+            if (v < k->min || v > k->max) {
+                snprintf (err, err_size, "%g is out of range %.0f..%.0f", v, k->min, k->max);
+                return -EINVAL;
+            }
+            if (k->type == T_INT)
+                *(int64_t *) field = (int64_t) v;
+            else
+                *(double *) field = v;
+            return 0;
+        }
+        case T_BOOL:
+            if (!cJSON_IsBool (item)) {
+                snprintf (err, err_size, "must be true or false");
+                return -EINVAL;
+            }
+            *(bool *) field = cJSON_IsTrue (item);
+            return 0;
+        case T_STR:
+            if (cJSON_IsNull (item) && strcmp (k->key, "metrics_bind") == 0) {
+                free (self->metrics_bind);
+                self->metrics_bind = NULL;
+                return 0;
+            }
+            if (!cJSON_IsString (item)) {
+                snprintf (err, err_size, "must be a string");
+                return -EINVAL;
+            }
+            if (strcmp (k->key, "log_level") == 0 && s_check_level (item->valuestring)) {
+                snprintf (err, err_size, "'%s' is not one of debug, info, notice, warning, error",
+                          item->valuestring);
+                return -EINVAL;
+            }
+            return s_set_str ((char **) field, item->valuestring);
+        case T_BINDS: {
+            if (cJSON_IsString (item)) {
+                s_clear_binds (self);
+                self->binds [0] = strdup (item->valuestring);
+                self->bind_count = self->binds [0] ? 1 : 0;
+                return self->bind_count ? 0 : -ENOMEM;
+            }
+            if (!cJSON_IsArray (item) || cJSON_GetArraySize (item) == 0
+            ||  cJSON_GetArraySize (item) > CONFIG_MAX_BINDS) {
+                snprintf (err, err_size, "must be an endpoint string or an array of 1..%d endpoints",
+                          CONFIG_MAX_BINDS);
+                return -EINVAL;
+            }
+            const cJSON *ep;
+            cJSON_ArrayForEach (ep, item)
+                if (!cJSON_IsString (ep) || !strstr (ep->valuestring, "://")) {
+                    snprintf (err, err_size, "every entry must be an endpoint like tcp://127.0.0.1:7460");
+                    return -EINVAL;
+                }
+            s_clear_binds (self);
+            cJSON_ArrayForEach (ep, item) {
+                self->binds [self->bind_count] = strdup (ep->valuestring);
+                if (!self->binds [self->bind_count])
+                    return -ENOMEM;
+                self->bind_count++;
+            }
+            return 0;
+        }
+        case T_PLUGINS: {
+            if (!cJSON_IsArray (item)) {
+                snprintf (err, err_size, "must be an array of plugin objects");
+                return -EINVAL;
+            }
+            char *text = cJSON_PrintUnformatted (item);
+            if (!text)
+                return -ENOMEM;
+            free (self->plugins_json);
+            self->plugins_json = text;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+/*  1-based line of the first occurrence of "key" in the text: good enough
+    to point an operator at the right place.                                 */
+static int
+s_line_of (const char *text, const char *key)
+{
+    char quoted [300];
+    snprintf (quoted, sizeof quoted, "\"%s\"", key);
+    const char *at = strstr (text, quoted);
+    if (!at)
+        return 0;
+    int line = 1;
+    for (const char *p = text; p < at; p++)
+        if (*p == '\n')
+            line++;
+    return line;
+}
+
+int
+config_load_file (config_t *self, const char *path, char *errors, size_t errors_size)
+{
+    errors [0] = 0;
+    FILE *file = fopen (path, "rb");
+    if (!file) {
+        s_append (errors, errors_size, "%s: cannot open: %s\n", path, strerror (errno));
+        return -EINVAL;
+    }
+    char *text = NULL;
+    size_t size = 0;
+    char chunk [4096];
+    size_t n;
+    while ((n = fread (chunk, 1, sizeof chunk, file)) > 0) {
+        char *grown = realloc (text, size + n + 1);
+        if (!grown) {
+            free (text);
+            fclose (file);
+            return -ENOMEM;
+        }
+        text = grown;
+        memcpy (text + size, chunk, n);
+        size += n;
+    }
+    fclose (file);
+    if (!text) {
+        s_append (errors, errors_size, "%s: the file is empty (expected a JSON object)\n", path);
+        return -EINVAL;
+    }
+    text [size] = 0;
+    char *original = strdup (text);
+    if (!original) {
+        free (text);
+        return -ENOMEM;
+    }
+    //  cJSON_Minify drops // and /* */ comments, which operators expect
+    //  to be able to write; line numbers are then taken from the original.
+    cJSON_Minify (text);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts (text, &end, 1);
+    if (!root) {
+        //  Locate the error in the original text by the context around it.
+        int line = 0;
+        if (end && *end) {
+            char context [24];
+            snprintf (context, sizeof context, "%s", end);
+            const char *at = strstr (original, context);
+            if (at) {
+                line = 1;
+                for (const char *p = original; p < at; p++)
+                    if (*p == '\n')
+                        line++;
+            }
+        }
+        if (line)
+            s_append (errors, errors_size, "%s:%d: JSON syntax error near '%.20s'\n", path, line, end);
+        else
+            s_append (errors, errors_size, "%s: JSON syntax error near '%.20s'\n", path, end ? end : "");
+        free (text);
+        free (original);
+        return -EINVAL;
+    }
+    int rc = 0;
+    if (!cJSON_IsObject (root)) {
+        s_append (errors, errors_size, "%s: the top level must be a JSON object\n", path);
+        rc = -EINVAL;
+    }
+    const cJSON *item;
+    if (rc == 0)
+    cJSON_ArrayForEach (item, root) {
+        const keydef_t *k = s_find (item->string);
+        int line = s_line_of (original, item->string);
+        if (!k) {
+            const char *hint = config_closest_key (item->string);
+            s_append (errors, errors_size, "%s:%d: unknown key '%s'%s%s%s\n", path, line,
+                      item->string, hint ? " (did you mean '" : "", hint ? hint : "",
+                      hint ? "'?)" : "");
+            rc = -EINVAL;
+            continue;
+        }
+        char err [256] = "";
+        if (s_apply (self, k, item, err, sizeof err)) {
+            s_append (errors, errors_size, "%s:%d: key '%s': %s\n", path, line, k->key, err);
+            rc = -EINVAL;
+        }
+    }
+    cJSON_Delete (root);
+    free (text);
+    free (original);
+    if (rc == 0) {
+        free (self->file);
+        self->file = strdup (path);
+    }
+    return rc;
+}
+
+int
+config_set (config_t *self, const char *key, const char *value, char *err, size_t err_size)
+{
+    const keydef_t *k = s_find (key);
+    if (!k) {
+        snprintf (err, err_size, "unknown setting '%s'", key);
+        return -EINVAL;
+    }
+    cJSON *item = NULL;
+    if (k->type == T_INT || k->type == T_DOUBLE) {
+        char *end;
+        double v = strtod (value, &end);
+        if (end == value || *end) {
+            snprintf (err, err_size, "%s: '%s' is not a number", key, value);
+            return -EINVAL;
+        }
+        item = cJSON_CreateNumber (v);
+    }
+    else
+    if (k->type == T_BOOL)
+        item = cJSON_CreateBool (strcmp (value, "true") == 0 || strcmp (value, "1") == 0);
+    else
+    if (k->type == T_BINDS) {
+        //  Repeated --bind flags accumulate (the first replaces the default).
+        if (self->bind_count >= CONFIG_MAX_BINDS) {
+            snprintf (err, err_size, "at most %d endpoints", CONFIG_MAX_BINDS);
+            return -EINVAL;
+        }
+        if (!strstr (value, "://")) {
+            snprintf (err, err_size, "'%s' is not an endpoint like tcp://127.0.0.1:7460", value);
+            return -EINVAL;
+        }
+        self->binds [self->bind_count] = strdup (value);
+        if (!self->binds [self->bind_count])
+            return -ENOMEM;
+        self->bind_count++;
+        return 0;
+    }
+    else
+        item = cJSON_CreateString (value);
+    if (!item)
+        return -ENOMEM;
+    char why [200] = "";
+    int rc = s_apply (self, k, item, why, sizeof why);
+    if (rc)
+        snprintf (err, err_size, "%s: %s", key, why);
+    cJSON_Delete (item);
+    return rc;
+}
+
+int
+config_validate (const config_t *self, char *errors, size_t errors_size)
+{
+    int rc = 0;
+    const char *where = self->file ? self->file : "configuration";
+    if (self->heartbeat_ms >= self->session_timeout_ms) {
+        s_append (errors, errors_size,
+                  "%s: heartbeat_ms (%lld) must be smaller than session_timeout_ms (%lld)\n",
+                  where, (long long) self->heartbeat_ms, (long long) self->session_timeout_ms);
+        rc = -EINVAL;
+    }
+    if (self->backoff_initial_ms > self->backoff_max_ms) {
+        s_append (errors, errors_size,
+                  "%s: backoff_initial_ms (%lld) must not exceed backoff_max_ms (%lld)\n",
+                  where, (long long) self->backoff_initial_ms, (long long) self->backoff_max_ms);
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+int
+config_diff (const config_t *old, const config_t *cur, char *restart_needed, size_t size)
+{
+    int changed = 0;
+    restart_needed [0] = 0;
+    for (const keydef_t *k = s_keys; k->key; k++) {
+        const char *a = (const char *) old + k->offset;
+        const char *b = (const char *) cur + k->offset;
+        bool differs = false;
+        switch (k->type) {
+            case T_INT: differs = *(int64_t *) a != *(int64_t *) b; break;
+            case T_DOUBLE: differs = *(double *) a != *(double *) b; break;
+            case T_BOOL: differs = *(bool *) a != *(bool *) b; break;
+            case T_STR:
+            case T_PLUGINS: {
+                const char *sa = *(char **) a, *sb = *(char **) b;
+                differs = (sa == NULL) != (sb == NULL) || (sa && strcmp (sa, sb));
+                break;
+            }
+            case T_BINDS:
+                differs = old->bind_count != cur->bind_count;
+                for (int i = 0; !differs && i < old->bind_count; i++)
+                    differs = strcmp (old->binds [i], cur->binds [i]) != 0;
+                break;
+        }
+        if (differs) {
+            changed++;
+            if (!k->reloadable)
+                s_append (restart_needed, size, "%s%s", restart_needed [0] ? ", " : "", k->key);
+        }
+    }
+    return changed;
+}

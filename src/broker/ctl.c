@@ -1,0 +1,298 @@
+/*  ctl.c — CTL requests: statistics, listings, dead letters, reload.
+
+    Every reply is built with cJSON from the live state; nothing here is on
+    the hot path, so clarity beats speed.                                    */
+#include "broker.h"
+#include "clock.h"
+#include "dedup.h"
+#include "dlq.h"
+#include "topic.h"
+
+extern volatile sig_atomic_t busd_reload_requested;
+
+static void
+s_reply (broker_t *self, session_t *session, uint32_t request_id, uint16_t code, cJSON *json)
+{
+    busp_header_t r = { .command = BUSP_CTLREPLY, .request_id = request_id, .code = code };
+    broker_send_json (self, session, &r, json);
+    cJSON_Delete (json);
+}
+
+static void
+s_error (broker_t *self, session_t *session, uint32_t request_id, uint16_t code, const char *msg)
+{
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddStringToObject (json, "error", msg);
+    s_reply (self, session, request_id, code, json);
+}
+
+static void
+s_totals (broker_t *self, uint64_t *subs, uint64_t *queued, uint64_t *inflight)
+{
+    *subs = *queued = *inflight = 0;
+    for (size_t i = 0; i < self->all_channels.size; i++) {
+        channel_t *channel = self->all_channels.items [i];
+        *subs += channel->members.size;
+        *queued += queue_len (channel->queue) + queue_len (channel->redeliveries)
+                 + zlistx_size (channel->delayed);
+        for (size_t m = 0; m < channel->members.size; m++)
+            *inflight += sub_inflight (channel->members.items [m]);
+    }
+}
+
+cJSON *
+ctl_stats (broker_t *self)
+{
+    uint64_t subs, queued, inflight;
+    s_totals (self, &subs, &queued, &inflight);
+    cJSON *json = cJSON_CreateObject ();
+    const stats_t *s = &self->stats;
+#define ADD(name, value) cJSON_AddNumberToObject (json, name, (double) (value))
+    ADD ("sessions", zhashx_size (self->sessions));
+    ADD ("subscriptions", subs);
+    ADD ("accepted", s->accepted);
+    ADD ("rejected", s->rejected);
+    ADD ("duplicates", s->duplicates);
+    ADD ("unrouted", s->unrouted);
+    ADD ("delivered", s->delivered);
+    ADD ("redelivered", s->redelivered);
+    ADD ("dropped", s->dropped);
+    ADD ("queued", queued);
+    ADD ("queued_bytes", self->queued_bytes);
+    ADD ("inflight", inflight);
+    ADD ("dead_lettered", s->dead_lettered);
+    ADD ("throttled_publishers", self->throttled_sessions);
+    ADD ("protocol_errors", s->protocol_errors);
+    ADD ("send_failures", s->send_failures);
+    ADD ("gaps", s->gaps);
+    ADD ("acks", s->acks);
+    ADD ("nacks", s->nacks);
+    ADD ("bytes_in", s->events_in_bytes);
+    ADD ("sessions_opened", s->sessions_opened);
+    ADD ("sessions_expired", s->sessions_expired);
+    ADD ("throttle_events", s->throttle_events);
+    ADD ("dedup_entries", dedup_size (self->dedup));
+    ADD ("dlq_entries", dlq_size (self->dlq));
+    ADD ("dlq_bytes", dlq_bytes (self->dlq));
+    ADD ("dlq_evicted", dlq_evicted (self->dlq));
+    ADD ("uptime_s", (busp_mono_ms () - self->started_ms) / 1000);
+#undef ADD
+    return json;
+}
+
+static cJSON *
+s_clients (broker_t *self)
+{
+    cJSON *list = cJSON_CreateArray ();
+    int64_t now = busp_mono_ms ();
+    session_t *session = zhashx_first (self->sessions);
+    while (session) {
+        cJSON *c = cJSON_CreateObject ();
+        cJSON_AddStringToObject (c, "id", session->id_hex);
+        cJSON_AddStringToObject (c, "name", session->name);
+        cJSON_AddNumberToObject (c, "age_s", (double) ((now - session->created_ms) / 1000));
+        cJSON_AddNumberToObject (c, "idle_ms", (double) (now - session->last_seen_ms));
+        cJSON_AddNumberToObject (c, "pub_seq", (double) session->last_pub_seq);
+        cJSON_AddNumberToObject (c, "pub_credit", (double) session->credit);
+        cJSON_AddBoolToObject (c, "throttled", session->throttled_by.size > 0);
+        cJSON_AddNumberToObject (c, "subscriptions", (double) zhashx_size (session->subs));
+        cJSON_AddNumberToObject (c, "accepted", (double) session->accepted);
+        cJSON_AddNumberToObject (c, "rejected", (double) session->rejected);
+        cJSON_AddNumberToObject (c, "delivered", (double) session->delivered);
+        cJSON_AddItemToArray (list, c);
+        session = zhashx_next (self->sessions);
+    }
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddItemToObject (json, "clients", list);
+    return json;
+}
+
+static cJSON *
+s_subscriptions (broker_t *self)
+{
+    cJSON *list = cJSON_CreateArray ();
+    for (size_t i = 0; i < self->all_channels.size; i++) {
+        channel_t *channel = self->all_channels.items [i];
+        for (size_t m = 0; m < channel->members.size; m++) {
+            sub_t *sub = channel->members.items [m];
+            cJSON *s = cJSON_CreateObject ();
+            cJSON_AddStringToObject (s, "client", sub->session->name);
+            cJSON_AddStringToObject (s, "client_id", sub->session->id_hex);
+            cJSON_AddNumberToObject (s, "sub_id", sub->sub_id);
+            cJSON_AddStringToObject (s, "pattern", sub->pattern);
+            if (channel->group)
+                cJSON_AddStringToObject (s, "group", channel->group);
+            else
+                cJSON_AddNullToObject (s, "group");
+            cJSON_AddStringToObject (s, "policy", policy_name (channel->policy));
+            cJSON_AddStringToObject (s, "ack", sub->ack_explicit ? "explicit" : "none");
+            cJSON_AddNumberToObject (s, "queue_limit", channel->queue_limit);
+            cJSON_AddNumberToObject (s, "credit", (double) sub->credit);
+            cJSON_AddNumberToObject (s, "queued", (double) (queue_len (channel->queue)
+                                     + queue_len (channel->redeliveries)));
+            cJSON_AddNumberToObject (s, "queued_bytes", (double) (queue_bytes (channel->queue)
+                                     + queue_bytes (channel->redeliveries)));
+            cJSON_AddNumberToObject (s, "inflight", (double) sub_inflight (sub));
+            cJSON_AddNumberToObject (s, "delivered", (double) sub->delivered);
+            cJSON_AddNumberToObject (s, "acked", (double) sub->acked);
+            cJSON_AddNumberToObject (s, "redelivered", (double) sub->redelivered);
+            cJSON_AddNumberToObject (s, "dead_lettered", (double) sub->dead_lettered);
+            cJSON_AddNumberToObject (s, "dropped", (double) channel->dropped);
+            cJSON *names = cJSON_CreateArray ();
+            for (size_t t = 0; t < channel->throttled.size; t++) {
+                session_t *p = channel->throttled.items [t];
+                cJSON_AddItemToArray (names, cJSON_CreateString (p->name));
+            }
+            cJSON_AddItemToObject (s, "throttled_publishers", names);
+            cJSON_AddItemToArray (list, s);
+        }
+    }
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddItemToObject (json, "subscriptions", list);
+    return json;
+}
+
+/*  Republish a dead letter to its original topic, as published.            */
+static bool
+s_replay_one (broker_t *self, uint64_t id)
+{
+    dlq_entry_t *entry = dlq_find (self->dlq, id);
+    if (!entry)
+        return false;
+    event_t *orig = entry->original;
+    zmq_msg_t payload, headers;
+    zmq_msg_init (&payload);
+    zmq_msg_copy (&payload, &orig->payload);
+    zmq_msg_init (&headers);
+    if (orig->has_headers)
+        zmq_msg_copy (&headers, &orig->headers);
+    event_t *ev = event_new (orig->topic, orig->topic_len, orig->msg_id, orig->msg_id_len,
+                             &payload, orig->has_headers ? &headers : NULL, busp_wall_us ());
+    zmq_msg_close (&payload);
+    zmq_msg_close (&headers);
+    if (!ev)
+        return false;
+    self->stats.accepted++;
+    if (broker_route (self, ev, NULL) == 0)
+        self->stats.unrouted++;
+    event_unref (&ev);
+    dlq_remove (self->dlq, id);
+    return true;
+}
+
+static void
+s_dlq_replay (broker_t *self, session_t *session, uint32_t request_id, cJSON *req)
+{
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive (req, "ids");
+    const cJSON *topic = cJSON_GetObjectItemCaseSensitive (req, "topic");
+    if ((ids != NULL) == (topic != NULL)) {
+        s_error (self, session, request_id, BUSP_E_MALFORMED,
+                 "dlq-replay needs exactly one of \"ids\" (array) or \"topic\" (pattern)");
+        return;
+    }
+    uint64_t replayed = 0;
+    if (ids) {
+        if (!cJSON_IsArray (ids)) {
+            s_error (self, session, request_id, BUSP_E_MALFORMED, "\"ids\" must be an array of numbers");
+            return;
+        }
+        const cJSON *id;
+        cJSON_ArrayForEach (id, ids) {
+            if (!cJSON_IsNumber (id)) {
+                s_error (self, session, request_id, BUSP_E_MALFORMED, "\"ids\" must be an array of numbers");
+                return;
+            }
+        }
+        cJSON_ArrayForEach (id, ids)
+            if (s_replay_one (self, (uint64_t) id->valuedouble))
+                replayed++;
+    }
+    else {
+        if (!cJSON_IsString (topic)
+        ||  busp_pattern_check (topic->valuestring, strlen (topic->valuestring), NULL)) {
+            s_error (self, session, request_id, BUSP_E_MALFORMED, "\"topic\" must be a valid pattern");
+            return;
+        }
+        size_t max = dlq_size (self->dlq);
+        uint64_t *list = calloc (max + 1, sizeof (uint64_t));
+        if (!list) {
+            s_error (self, session, request_id, BUSP_E_INTERNAL, "out of memory");
+            return;
+        }
+        size_t n = dlq_match (self->dlq, topic->valuestring, list, max);
+        for (size_t i = 0; i < n; i++)
+            if (s_replay_one (self, list [i]))
+                replayed++;
+        free (list);
+    }
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (json, "replayed", (double) replayed);
+    s_reply (self, session, request_id, BUSP_OK, json);
+}
+
+void
+ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void *body, size_t size)
+{
+    cJSON *req = body && size ? cJSON_ParseWithLength (body, size) : NULL;
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive (req, "cmd");
+    if (!cJSON_IsObject (req) || !cJSON_IsString (cmd)) {
+        s_error (self, session, request_id, BUSP_E_MALFORMED,
+                 "CTL body must be a JSON object with a string \"cmd\"");
+        cJSON_Delete (req);
+        return;
+    }
+    const char *name = cmd->valuestring;
+    if (streq (name, "stats"))
+        s_reply (self, session, request_id, BUSP_OK, ctl_stats (self));
+    else
+    if (streq (name, "clients"))
+        s_reply (self, session, request_id, BUSP_OK, s_clients (self));
+    else
+    if (streq (name, "subscriptions"))
+        s_reply (self, session, request_id, BUSP_OK, s_subscriptions (self));
+    else
+    if (streq (name, "streams")) {
+        cJSON *json = cJSON_CreateObject ();
+        cJSON_AddItemToObject (json, "streams", cJSON_CreateArray ());
+        s_reply (self, session, request_id, BUSP_OK, json);
+    }
+    else
+    if (streq (name, "dlq-list")) {
+        const cJSON *topic = cJSON_GetObjectItemCaseSensitive (req, "topic");
+        const cJSON *limit = cJSON_GetObjectItemCaseSensitive (req, "limit");
+        const cJSON *subscription = cJSON_GetObjectItemCaseSensitive (req, "subscription");
+        const cJSON *since = cJSON_GetObjectItemCaseSensitive (req, "since_us");
+        if ((topic && (!cJSON_IsString (topic)
+                       || busp_pattern_check (topic->valuestring, strlen (topic->valuestring), NULL)))
+        ||  (limit && (!cJSON_IsNumber (limit) || limit->valuedouble < 0))
+        ||  (subscription && !cJSON_IsString (subscription))
+        ||  (since && !cJSON_IsNumber (since))) {
+            s_error (self, session, request_id, BUSP_E_MALFORMED,
+                     "dlq-list takes \"topic\" (pattern), \"limit\" (number), "
+                     "\"subscription\" (string), \"since_us\" (number)");
+        }
+        else {
+            cJSON *json = cJSON_CreateObject ();
+            cJSON_AddItemToObject (json, "dead_letters",
+                dlq_list (self->dlq, topic ? topic->valuestring : NULL,
+                          subscription ? subscription->valuestring : NULL,
+                          since ? (int64_t) since->valuedouble : 0,
+                          limit ? (size_t) limit->valuedouble : 0));
+            s_reply (self, session, request_id, BUSP_OK, json);
+        }
+    }
+    else
+    if (streq (name, "dlq-replay"))
+        s_dlq_replay (self, session, request_id, req);
+    else
+    if (streq (name, "reload")) {
+        busd_reload_requested = 1;
+        s_reply (self, session, request_id, BUSP_OK, cJSON_CreateObject ());
+    }
+    else {
+        char msg [300];
+        snprintf (msg, sizeof msg, "unknown cmd '%.200s'", name);
+        s_error (self, session, request_id, BUSP_E_MALFORMED, msg);
+    }
+    cJSON_Delete (req);
+}

@@ -1,0 +1,163 @@
+/*  dedup.c — see dedup.h.                                                   */
+#include "dedup.h"
+#include <czmq.h>
+#include <errno.h>
+
+typedef struct {
+    uint8_t key [256];          /*  key [0] = length                        */
+    int64_t added_ms;
+} entry_t;
+
+struct dedup {
+    int64_t window_ms;
+    size_t max_entries;
+    zhashx_t *index;            /*  key blob -> entry_t * (not owned)       */
+    zlistx_t *fifo;             /*  entry_t *, oldest first (owns)          */
+    uint64_t evicted;
+};
+
+static size_t
+s_hash (const void *key)
+{
+    const uint8_t *k = key;
+    size_t hash = 2166136261u;
+    for (size_t i = 0; i <= k [0]; i++)
+        hash = (hash ^ k [i]) * 16777619u;
+    return hash;
+}
+
+static int
+s_compare (const void *a, const void *b)
+{
+    const uint8_t *ka = a, *kb = b;
+    if (ka [0] != kb [0])
+        return ka [0] < kb [0] ? -1 : 1;
+    return memcmp (ka + 1, kb + 1, ka [0]);
+}
+
+static void
+s_entry_free (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+dedup_t *
+dedup_new (int64_t window_ms, size_t max_entries)
+{
+    dedup_t *self = calloc (1, sizeof (dedup_t));
+    if (!self)
+        return NULL;
+    self->window_ms = window_ms;
+    self->max_entries = max_entries;
+    self->index = zhashx_new ();
+    self->fifo = zlistx_new ();
+    if (!self->index || !self->fifo) {
+        dedup_destroy (&self);
+        return NULL;
+    }
+    //  Keys point into the entries, which the FIFO owns.
+    zhashx_set_key_hasher (self->index, s_hash);
+    zhashx_set_key_comparator (self->index, s_compare);
+    zhashx_set_key_duplicator (self->index, NULL);
+    zhashx_set_key_destructor (self->index, NULL);
+    zlistx_set_destructor (self->fifo, s_entry_free);
+    return self;
+}
+
+void
+dedup_destroy (dedup_t **self_p)
+{
+    dedup_t *self = *self_p;
+    if (!self)
+        return;
+    *self_p = NULL;
+    zhashx_destroy (&self->index);
+    zlistx_destroy (&self->fifo);
+    free (self);
+}
+
+void
+dedup_configure (dedup_t *self, int64_t window_ms, size_t max_entries)
+{
+    self->window_ms = window_ms;
+    self->max_entries = max_entries;
+}
+
+static void
+s_key (uint8_t *key, const char *msg_id, size_t len)
+{
+    if (len > 255)
+        len = 255;
+    key [0] = (uint8_t) len;
+    memcpy (key + 1, msg_id, len);
+}
+
+bool
+dedup_seen (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms)
+{
+    uint8_t key [256];
+    s_key (key, msg_id, len);
+    entry_t *entry = zhashx_lookup (self->index, key);
+    return entry && now_ms - entry->added_ms < self->window_ms;
+}
+
+static void
+s_pop_oldest (dedup_t *self)
+{
+    entry_t *oldest = zlistx_first (self->fifo);
+    if (!oldest)
+        return;
+    //  The index may hold a newer entry for the same key (re-added after
+    //  expiry); only remove it when it is this one.
+    if (zhashx_lookup (self->index, oldest->key) == oldest)
+        zhashx_delete (self->index, oldest->key);
+    zlistx_delete (self->fifo, zlistx_cursor (self->fifo));
+}
+
+int
+dedup_add (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms)
+{
+    if (self->window_ms <= 0 || self->max_entries == 0)
+        return 0;
+    entry_t *entry = malloc (sizeof (entry_t));
+    if (!entry)
+        return -ENOMEM;
+    s_key (entry->key, msg_id, len);
+    entry->added_ms = now_ms;
+    if (!zlistx_add_end (self->fifo, entry)) {
+        free (entry);
+        return -ENOMEM;
+    }
+    //  Delete then insert: the index keeps the key pointer of the entry it
+    //  was first given, and an older entry's key dies with that entry.
+    zhashx_delete (self->index, entry->key);
+    zhashx_insert (self->index, entry->key, entry);
+    while (zlistx_size (self->fifo) > self->max_entries) {
+        s_pop_oldest (self);
+        self->evicted++;
+    }
+    return 0;
+}
+
+void
+dedup_expire (dedup_t *self, int64_t now_ms)
+{
+    entry_t *oldest = zlistx_first (self->fifo);
+    while (oldest && now_ms - oldest->added_ms >= self->window_ms) {
+        s_pop_oldest (self);
+        oldest = zlistx_first (self->fifo);
+    }
+}
+
+size_t
+dedup_size (dedup_t *self)
+{
+    return zlistx_size (self->fifo);
+}
+
+uint64_t
+dedup_evicted (dedup_t *self)
+{
+    return self->evicted;
+}

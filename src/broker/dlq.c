@@ -1,0 +1,190 @@
+/*  dlq.c — see dlq.h.                                                       */
+#include "dlq.h"
+#include "topic.h"
+#include <czmq.h>
+
+struct dlq {
+    zlistx_t *entries;          /*  dlq_entry_t *, oldest first             */
+    size_t max_count;
+    size_t max_bytes;
+    size_t bytes;
+    uint64_t next_id;
+    uint64_t evicted;
+};
+
+static void
+s_entry_destroy (void **item_p)
+{
+    dlq_entry_t *entry = *item_p;
+    if (entry) {
+        event_unref (&entry->original);
+        free (entry);
+    }
+    *item_p = NULL;
+}
+
+dlq_t *
+dlq_new (size_t max_count, size_t max_bytes)
+{
+    dlq_t *self = calloc (1, sizeof (dlq_t));
+    if (!self)
+        return NULL;
+    self->entries = zlistx_new ();
+    if (!self->entries) {
+        free (self);
+        return NULL;
+    }
+    zlistx_set_destructor (self->entries, s_entry_destroy);
+    self->max_count = max_count;
+    self->max_bytes = max_bytes;
+    self->next_id = 1;
+    return self;
+}
+
+void
+dlq_destroy (dlq_t **self_p)
+{
+    dlq_t *self = *self_p;
+    if (!self)
+        return;
+    *self_p = NULL;
+    zlistx_destroy (&self->entries);
+    free (self);
+}
+
+static void
+s_evict (dlq_t *self)
+{
+    while (zlistx_size (self->entries) > self->max_count || self->bytes > self->max_bytes) {
+        dlq_entry_t *oldest = zlistx_first (self->entries);
+        if (!oldest)
+            break;
+        self->bytes -= event_bytes (oldest->original);
+        zlistx_delete (self->entries, zlistx_cursor (self->entries));
+        self->evicted++;
+    }
+}
+
+void
+dlq_configure (dlq_t *self, size_t max_count, size_t max_bytes)
+{
+    self->max_count = max_count;
+    self->max_bytes = max_bytes;
+    s_evict (self);
+}
+
+uint64_t
+dlq_add (dlq_t *self, event_t *original, const char *reason, uint16_t attempts,
+         const char *subscription, int64_t ts_us)
+{
+    dlq_entry_t *entry = calloc (1, sizeof (dlq_entry_t));
+    if (!entry)
+        return 0;
+    entry->id = self->next_id++;
+    entry->original = event_ref (original);
+    snprintf (entry->reason, sizeof entry->reason, "%s", reason);
+    entry->attempts = attempts;
+    snprintf (entry->subscription, sizeof entry->subscription, "%s", subscription);
+    entry->ts_us = ts_us;
+    entry->original_seq = original->stream_seq;
+    zlistx_add_end (self->entries, entry);
+    self->bytes += event_bytes (original);
+    uint64_t id = entry->id;
+    s_evict (self);
+    return id;
+}
+
+static bool
+s_matches (const dlq_entry_t *entry, const char *pattern)
+{
+    if (!pattern)
+        return true;
+    const event_t *ev = entry->original;
+    //  Accept patterns over the original topic and over the $dlq. topic.
+    if (busp_pattern_match (pattern, strlen (pattern), ev->topic, ev->topic_len))
+        return true;
+    char dlq_topic [300];
+    int len = snprintf (dlq_topic, sizeof dlq_topic, "$dlq.%s", ev->topic);
+    return busp_pattern_match (pattern, strlen (pattern), dlq_topic, (size_t) len);
+}
+
+cJSON *
+dlq_list (dlq_t *self, const char *pattern, const char *subscription,
+          int64_t since_us, size_t limit)
+{
+    cJSON *array = cJSON_CreateArray ();
+    size_t count = 0;
+    dlq_entry_t *entry = zlistx_first (self->entries);
+    while (entry && (limit == 0 || count < limit)) {
+        if (s_matches (entry, pattern) && entry->ts_us >= since_us
+        &&  (!subscription || strcmp (subscription, entry->subscription) == 0)) {
+            cJSON *item = cJSON_CreateObject ();
+            cJSON_AddNumberToObject (item, "id", (double) entry->id);
+            cJSON_AddStringToObject (item, "topic", entry->original->topic);
+            cJSON_AddStringToObject (item, "reason", entry->reason);
+            cJSON_AddNumberToObject (item, "attempts", entry->attempts);
+            cJSON_AddStringToObject (item, "subscription", entry->subscription);
+            cJSON_AddNumberToObject (item, "ts_us", (double) entry->ts_us);
+            cJSON_AddStringToObject (item, "msg_id", entry->original->msg_id);
+            cJSON_AddNumberToObject (item, "size",
+                                     (double) zmq_msg_size (&entry->original->payload));
+            cJSON_AddItemToArray (array, item);
+            count++;
+        }
+        entry = zlistx_next (self->entries);
+    }
+    return array;
+}
+
+dlq_entry_t *
+dlq_find (dlq_t *self, uint64_t id)
+{
+    dlq_entry_t *entry = zlistx_first (self->entries);
+    while (entry) {
+        if (entry->id == id)
+            return entry;
+        entry = zlistx_next (self->entries);
+    }
+    return NULL;
+}
+
+size_t
+dlq_match (dlq_t *self, const char *pattern, uint64_t *ids, size_t max)
+{
+    size_t count = 0;
+    dlq_entry_t *entry = zlistx_first (self->entries);
+    while (entry && count < max) {
+        if (s_matches (entry, pattern))
+            ids [count++] = entry->id;
+        entry = zlistx_next (self->entries);
+    }
+    return count;
+}
+
+void
+dlq_remove (dlq_t *self, uint64_t id)
+{
+    dlq_entry_t *entry = dlq_find (self, id);
+    if (!entry)
+        return;
+    self->bytes -= event_bytes (entry->original);
+    zlistx_delete (self->entries, zlistx_cursor (self->entries));
+}
+
+size_t
+dlq_size (dlq_t *self)
+{
+    return zlistx_size (self->entries);
+}
+
+size_t
+dlq_bytes (dlq_t *self)
+{
+    return self->bytes;
+}
+
+uint64_t
+dlq_evicted (dlq_t *self)
+{
+    return self->evicted;
+}

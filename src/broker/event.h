@@ -1,0 +1,50 @@
+/*  event.h — one accepted event, shared by every queue that holds it.
+
+    An event is created once per accepted PUB and reference-counted: fan-out
+    to N subscriptions costs N pointer copies, and each DELIVER shares the
+    payload with zmq_msg_copy (libzmq refcounts large messages) instead of
+    copying bytes.  Topic and msg_id live in the same allocation.            */
+#ifndef BUSD_EVENT_H_INCLUDED
+#define BUSD_EVENT_H_INCLUDED
+
+#include <zmq.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct event {
+    uint32_t refs;
+    bool has_headers;
+    uint8_t topic_len;
+    uint8_t msg_id_len;
+    int64_t ts_us;              /*  broker's acceptance time                */
+    uint64_t stream_seq;        /*  0: not in a durable stream              */
+    zmq_msg_t payload;
+    zmq_msg_t headers;          /*  valid only when has_headers             */
+    char *topic;                /*  NUL-terminated, points into data        */
+    char *msg_id;               /*  NUL-terminated ("" when none)           */
+    char data [];
+} event_t;
+
+/*  Create an event with refs = 1.  payload (and headers when not NULL) are
+    moved into the event: the caller's messages are left empty.  Returns
+    NULL on allocation failure (the caller's messages are then untouched). */
+event_t *event_new (const char *topic, size_t topic_len,
+                    const char *msg_id, size_t msg_id_len,
+                    zmq_msg_t *payload, zmq_msg_t *headers, int64_t ts_us);
+
+static inline event_t *
+event_ref (event_t *self)
+{
+    self->refs++;
+    return self;
+}
+
+/*  Drop one reference; frees the event with the last; nulls *self_p.        */
+void event_unref (event_t **self_p);
+
+/*  Bytes this event holds on behalf of queues (payload + headers + names),
+    the unit of every byte limit.                                            */
+size_t event_bytes (const event_t *self);
+
+#endif

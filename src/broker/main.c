@@ -1,0 +1,359 @@
+/*  main.c — busd's command line, process setup, signals and reload.
+
+    Signals only set flags; the broker's loop notices them (zmq_poll returns
+    EINTR, and a timer double-checks) and acts between batches, so a signal
+    never lands in the middle of routing.  czmq's own handlers are disabled
+    before the first socket: a daemon decides itself what SIGTERM means.   */
+#include "broker.h"
+#include "notify.h"
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+static volatile sig_atomic_t s_stop = 0;
+volatile sig_atomic_t busd_reload_requested = 0;
+
+static void
+s_on_signal (int sig)
+{
+    if (sig == SIGHUP)
+        busd_reload_requested = 1;
+    else
+        s_stop = 1;
+}
+
+#define MAX_OVERRIDES 64
+typedef struct {
+    const char *key;
+    const char *value;
+} override_t;
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+"Usage: busd [OPTIONS]\n"
+"busd is an event bus broker speaking BUSP/1 over ZeroMQ.\n"
+"With no options it runs in the foreground on " "tcp://127.0.0.1:7460.\n\n"
+"  -c, --config FILE        read settings from a JSON file (comments allowed)\n"
+"      --check-config       validate the configuration, print the result, exit\n"
+"  -b, --bind ENDPOINT      listen on ENDPOINT (tcp://, ipc://, inproc://);\n"
+"                           repeatable; replaces the configured endpoints\n"
+"  -l, --log-level LEVEL    debug, info, notice, warning or error (default info)\n"
+"      --syslog             log to syslog instead of stderr\n"
+"      --session-timeout MS expire clients silent this long (default 15000)\n"
+"      --heartbeat MS       PING clients silent this long (default 5000)\n"
+"      --pub-credit N       publisher credit window (default 1000)\n"
+"      --max-payload BYTES  largest accepted payload (default 1048576)\n"
+"      --queue-limit N      default subscription queue_limit (default 10000)\n"
+"      --metrics ADDR       serve Prometheus /metrics on ADDR (e.g. 127.0.0.1:9460)\n"
+"      --stats-interval MS  publish $sys.stats every MS milliseconds (0: off)\n"
+"  -s, --set KEY=VALUE      set any configuration key (see busd.json(5))\n"
+"  -d, --daemon             detach from the terminal (after binding)\n"
+"  -p, --pidfile FILE       write the process id to FILE\n"
+"  -u, --user USER          drop privileges to USER after binding\n"
+"  -h, --help               show this help\n"
+"  -V, --version            show the version\n\n"
+"Signals: SIGTERM/SIGINT drain and stop; SIGHUP reloads the configuration.\n"
+"Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.\n");
+}
+
+/*  Build a configuration: defaults, then the file, then the flags.          */
+static config_t *
+s_load (const char *file, override_t *overrides, int count, char *errors, size_t size)
+{
+    config_t *config = config_new ();
+    if (!config)
+        return NULL;
+    errors [0] = 0;
+    int rc = 0;
+    if (file)
+        rc = config_load_file (config, file, errors, size);
+    bool bind_override = false;
+    for (int i = 0; i < count; i++) {
+        char err [300];
+        if (streq (overrides [i].key, "bind") && !bind_override) {
+            //  Command-line endpoints replace the configured ones.
+            for (int b = 0; b < config->bind_count; b++)
+                free (config->binds [b]);
+            config->bind_count = 0;
+            bind_override = true;
+        }
+        if (config_set (config, overrides [i].key, overrides [i].value, err, sizeof err)) {
+            size_t len = strlen (errors);
+            snprintf (errors + len, size - len, "command line: %s\n", err);
+            rc = -EINVAL;
+        }
+    }
+    if (config->bind_count == 0) {
+        config->binds [0] = strdup (BUSD_DEFAULT_ENDPOINT_BROKER);
+        config->bind_count = 1;
+    }
+    if (rc == 0)
+        rc = config_validate (config, errors, size);
+    if (rc)
+        config_destroy (&config);
+    return config;
+}
+
+static int
+s_write_pidfile (const char *path)
+{
+    FILE *file = fopen (path, "w");
+    if (!file) {
+        log_error ("cannot write pidfile %s: %s", path, strerror (errno));
+        return -errno;
+    }
+    fprintf (file, "%d\n", (int) getpid ());
+    fclose (file);
+    return 0;
+}
+
+static int
+s_drop_privileges (const char *user)
+{
+    struct passwd *pw = getpwnam (user);
+    if (!pw) {
+        log_error ("--user %s: no such user", user);
+        return -EINVAL;
+    }
+    if (initgroups (pw->pw_name, pw->pw_gid) || setgid (pw->pw_gid) || setuid (pw->pw_uid)) {
+        log_error ("--user %s: cannot switch user: %s", user, strerror (errno));
+        return -EPERM;
+    }
+    log_info ("running as user %s", user);
+    return 0;
+}
+
+/*  Fork before any ZeroMQ thread exists.  The parent waits on a pipe for
+    the child to say it is bound (or failed) so `busd --daemon` exits with
+    the truth.  Returns the write end in the child.                          */
+static int
+s_daemonize (void)
+{
+    int fds [2];
+    if (pipe (fds))
+        return -1;
+    pid_t pid = fork ();
+    if (pid < 0)
+        return -1;
+    if (pid > 0) {
+        close (fds [1]);
+        char status = 1;
+        if (read (fds [0], &status, 1) != 1)
+            status = 1;
+        _exit (status);
+    }
+    close (fds [0]);
+    setsid ();
+    if (fork () > 0)
+        _exit (0);
+    umask (022);
+    int null = open ("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2 (null, STDIN_FILENO);
+        dup2 (null, STDOUT_FILENO);
+        close (null);
+    }
+    return fds [1];
+}
+
+static void
+s_report (int fd, char status)
+{
+    if (fd >= 0) {
+        if (write (fd, &status, 1) != 1)
+            log_warning ("cannot report start-up status to the parent");
+        close (fd);
+    }
+}
+
+int
+main (int argc, char **argv)
+{
+    static const struct option options [] = {
+        { "config",          required_argument, 0, 'c' },
+        { "check-config",    no_argument,       0, 'C' },
+        { "bind",            required_argument, 0, 'b' },
+        { "log-level",       required_argument, 0, 'l' },
+        { "syslog",          no_argument,       0, 'S' },
+        { "session-timeout", required_argument, 0, 1 },
+        { "heartbeat",       required_argument, 0, 2 },
+        { "pub-credit",      required_argument, 0, 3 },
+        { "max-payload",     required_argument, 0, 4 },
+        { "queue-limit",     required_argument, 0, 5 },
+        { "metrics",         required_argument, 0, 6 },
+        { "stats-interval",  required_argument, 0, 7 },
+        { "set",             required_argument, 0, 's' },
+        { "daemon",          no_argument,       0, 'd' },
+        { "pidfile",         required_argument, 0, 'p' },
+        { "user",            required_argument, 0, 'u' },
+        { "help",            no_argument,       0, 'h' },
+        { "version",         no_argument,       0, 'V' },
+        { 0, 0, 0, 0 }
+    };
+    static const char *keys [] = { NULL, "session_timeout_ms", "heartbeat_ms", "pub_credit",
+                                   "max_payload", "queue_limit", "metrics_bind",
+                                   "stats_interval_ms" };
+    override_t overrides [MAX_OVERRIDES];
+    int count = 0;
+    const char *file = NULL, *pidfile = NULL, *user = NULL;
+    bool check = false, daemon = false;
+    int opt;
+    while ((opt = getopt_long (argc, argv, "c:b:l:s:dp:u:hV", options, NULL)) != -1) {
+        if (count >= MAX_OVERRIDES) {
+            fprintf (stderr, "busd: too many options\n");
+            return 2;
+        }
+        switch (opt) {
+            case 'c': file = optarg; break;
+            case 'C': check = true; break;
+            case 'b': overrides [count++] = (override_t) { "bind", optarg }; break;
+            case 'l': overrides [count++] = (override_t) { "log_level", optarg }; break;
+            case 'S': overrides [count++] = (override_t) { "syslog", "true" }; break;
+            case 1: case 2: case 3: case 4: case 5: case 6: case 7:
+                overrides [count++] = (override_t) { keys [opt], optarg };
+                break;
+            case 's': {
+                char *eq = strchr (optarg, '=');
+                if (!eq) {
+                    fprintf (stderr, "busd: --set wants KEY=VALUE, got '%s'\n", optarg);
+                    return 2;
+                }
+                *eq = 0;
+                overrides [count++] = (override_t) { optarg, eq + 1 };
+                break;
+            }
+            case 'd': daemon = true; break;
+            case 'p': pidfile = optarg; break;
+            case 'u': user = optarg; break;
+            case 'h': s_usage (stdout); return 0;
+            case 'V': printf ("busd %s (BUSP/1)\n", PACKAGE_VERSION); return 0;
+            default: s_usage (stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "busd: unexpected argument '%s' (see busd --help)\n", argv [optind]);
+        return 2;
+    }
+    char errors [8192];
+    config_t *config = s_load (file, overrides, count, errors, sizeof errors);
+    if (check) {
+        if (config) {
+            printf ("configuration OK%s%s\n", file ? ": " : "", file ? file : "");
+            config_destroy (&config);
+            return 0;
+        }
+        fputs (errors, stderr);
+        return 2;
+    }
+    if (!config) {
+        fputs (errors, stderr);
+        fprintf (stderr, "busd: configuration invalid; nothing started\n");
+        return 2;
+    }
+    int report_fd = -1;
+    if (daemon) {
+        report_fd = s_daemonize ();
+        if (report_fd < 0) {
+            fprintf (stderr, "busd: cannot daemonize: %s\n", strerror (errno));
+            return 1;
+        }
+        if (!config->syslog)
+            config->syslog = true;
+    }
+    //  Ours, not czmq's: SIGTERM must drain, SIGHUP must reload.
+    zsys_handler_set (NULL);
+    zsys_init ();
+    log_use_syslog (config->syslog);
+    log_set_level (config->log_level);
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset (&sa.sa_mask);
+    sigaction (SIGTERM, &sa, NULL);
+    sigaction (SIGINT, &sa, NULL);
+    sigaction (SIGHUP, &sa, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    srandom ((unsigned) getpid () ^ (unsigned) time (NULL));
+
+    broker_t *broker = broker_new (config);
+    if (!broker || broker_bind (broker)) {
+        broker_destroy (&broker);
+        config_destroy (&config);
+        s_report (report_fd, 1);
+        zsys_shutdown ();
+        return 1;
+    }
+    if (user && s_drop_privileges (user)) {
+        broker_destroy (&broker);
+        config_destroy (&config);
+        s_report (report_fd, 1);
+        zsys_shutdown ();
+        return 1;
+    }
+    if (pidfile && s_write_pidfile (pidfile)) {
+        broker_destroy (&broker);
+        config_destroy (&config);
+        s_report (report_fd, 1);
+        zsys_shutdown ();
+        return 1;
+    }
+    s_report (report_fd, 0);
+    if (daemon) {
+        int null = open ("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2 (null, STDERR_FILENO);
+            close (null);
+        }
+    }
+    notify_send ("READY=1\nSTATUS=accepting clients");
+
+    int rc;
+    while ((rc = broker_run (broker, &s_stop, &busd_reload_requested)) == 1) {
+        busd_reload_requested = 0;
+        notify_send ("RELOADING=1");
+        const char *path = config->file ? config->file : file;
+        char reload_errors [8192];
+        config_t *fresh = s_load (path, overrides, count, reload_errors, sizeof reload_errors);
+        if (!fresh) {
+            log_error ("reload failed; keeping the running configuration:\n%s", reload_errors);
+        }
+        else {
+            char restart [512];
+            int changed = config_diff (config, fresh, restart, sizeof restart);
+            if (restart [0])
+                log_warning ("reload: %s cannot change without a restart (kept as running)", restart);
+            //  Keys that cannot change keep their running values.
+            for (int i = 0; i < fresh->bind_count; i++)
+                free (fresh->binds [i]);
+            fresh->bind_count = config->bind_count;
+            for (int i = 0; i < config->bind_count; i++) {
+                fresh->binds [i] = config->binds [i];
+                config->binds [i] = NULL;
+            }
+            config->bind_count = 0;
+            fresh->sndhwm = config->sndhwm;
+            char *metrics = fresh->metrics_bind;
+            fresh->metrics_bind = config->metrics_bind;
+            config->metrics_bind = metrics;
+            log_use_syslog (fresh->syslog);
+            log_set_level (fresh->log_level);
+            broker_apply_config (broker, fresh);
+            config_destroy (&config);
+            config = fresh;
+            log_notice ("configuration reloaded (%d setting%s changed)", changed, changed == 1 ? "" : "s");
+        }
+        notify_send ("READY=1");
+    }
+    notify_send ("STOPPING=1");
+    broker_destroy (&broker);
+    config_destroy (&config);
+    if (pidfile)
+        unlink (pidfile);
+    log_notice ("stopped");
+    zsys_shutdown ();
+    return rc < 0 ? 1 : 0;
+}

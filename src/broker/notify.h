@@ -1,0 +1,13 @@
+/*  notify.h — tell a service manager (systemd Type=notify) our state.
+
+    Uses libsystemd's sd_notify when busd was configured with it, else the
+    same datagram on $NOTIFY_SOCKET by hand: the protocol is one line of
+    KEY=VALUE pairs, and busd must work the same without libsystemd.        */
+#ifndef BUSD_NOTIFY_H_INCLUDED
+#define BUSD_NOTIFY_H_INCLUDED
+
+/*  Send a state string ("READY=1", "RELOADING=1", "STOPPING=1"...).
+    Returns 1 when sent, 0 when no manager listens, negative on error.      */
+int notify_send (const char *state);
+
+#endif

@@ -1,0 +1,323 @@
+/*  sub.c — one subscription: its credit, its deliveries, its acks.
+
+    In-flight deliveries (ack: explicit) sit in a ring in delivery_id order.
+    Because ack_wait is fixed per subscription that is also deadline order,
+    so the timeout scan only looks at the front, and an ACK finds its entry
+    by binary search over the ids; acknowledged entries become holes that
+    are trimmed from the front.                                              */
+#include "broker.h"
+#include "clock.h"
+#include "backoff.h"
+#include "dlq.h"
+
+sub_t *
+sub_new (session_t *session, uint32_t sub_id, const char *pattern)
+{
+    sub_t *self = calloc (1, sizeof (sub_t));
+    if (!self)
+        return NULL;
+    self->session = session;
+    self->sub_id = sub_id;
+    self->pattern = strdup (pattern);
+    if (!self->pattern) {
+        free (self);
+        return NULL;
+    }
+    return self;
+}
+
+static inline inflight_t *
+s_at (sub_t *self, size_t i)
+{
+    return &self->inflight [(self->inflight_head + i) % self->inflight_cap];
+}
+
+void
+sub_free (sub_t **self_p)
+{
+    sub_t *self = *self_p;
+    if (!self)
+        return;
+    *self_p = NULL;
+    for (size_t i = 0; i < self->inflight_len; i++)
+        event_unref (&s_at (self, i)->event);
+    free (self->inflight);
+    free (self->pattern);
+    free (self);
+}
+
+size_t
+sub_inflight (const sub_t *self)
+{
+    return self->inflight_live;
+}
+
+void
+sub_describe (const sub_t *self, char *buf, size_t size)
+{
+    if (self->channel && self->channel->group)
+        snprintf (buf, size, "%s", self->channel->group);
+    else
+        snprintf (buf, size, "%s/%u", self->session->name, self->sub_id);
+}
+
+static int
+s_inflight_push (sub_t *self, uint64_t id, event_t *ev, uint16_t attempt, int64_t deadline)
+{
+    if (self->inflight_len == self->inflight_cap) {
+        size_t cap = self->inflight_cap ? self->inflight_cap * 2 : 64;
+        inflight_t *ring = malloc (cap * sizeof (inflight_t));
+        if (!ring)
+            return -ENOMEM;
+        for (size_t i = 0; i < self->inflight_len; i++)
+            ring [i] = *s_at (self, i);
+        free (self->inflight);
+        self->inflight = ring;
+        self->inflight_cap = cap;
+        self->inflight_head = 0;
+    }
+    inflight_t *slot = s_at (self, self->inflight_len++);
+    slot->delivery_id = id;
+    slot->event = ev;
+    slot->attempt = attempt;
+    slot->deadline_ms = deadline;
+    self->inflight_live++;
+    return 0;
+}
+
+static void
+s_trim (sub_t *self)
+{
+    while (self->inflight_len && !s_at (self, 0)->event) {
+        self->inflight_head = (self->inflight_head + 1) % self->inflight_cap;
+        self->inflight_len--;
+    }
+}
+
+static inflight_t *
+s_find (sub_t *self, uint64_t delivery_id)
+{
+    size_t lo = 0, hi = self->inflight_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        inflight_t *slot = s_at (self, mid);
+        if (slot->delivery_id == delivery_id)
+            return slot->event ? slot : NULL;
+        if (slot->delivery_id < delivery_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+int
+sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
+{
+    broker_t *broker = self->session->broker;
+    busp_header_t d = {
+        .command = BUSP_DELIVER, .sub_id = self->sub_id,
+        .delivery_id = self->next_delivery_id + 1,
+        .stream_seq = ev->stream_seq, .ts_us = ev->ts_us,
+        .attempt = (uint16_t) (attempt + 1),
+        .topic = busp_strn (ev->topic, ev->topic_len),
+        .msg_id = busp_strn (ev->msg_id, ev->msg_id_len)
+    };
+    int rc = broker_send (broker, self->session, &d, &ev->payload,
+                          ev->has_headers ? &ev->headers : NULL);
+    if (rc)
+        return rc;
+    self->next_delivery_id++;
+    self->credit--;
+    self->delivered++;
+    self->session->delivered++;
+    broker->stats.delivered++;
+    if (attempt)
+        broker->stats.redelivered++;
+    if (self->ack_explicit) {
+        int64_t deadline = busp_mono_ms () + self->ack_wait_ms;
+        if (s_inflight_push (self, d.delivery_id, event_ref (ev), d.attempt, deadline)) {
+            log_error ("out of memory tracking delivery %llu of '%s'",
+                       (unsigned long long) d.delivery_id, self->pattern);
+            event_unref (&ev);
+        }
+    }
+    return 0;
+}
+
+int
+sub_send_gap (sub_t *self, uint64_t dropped)
+{
+    busp_header_t g = { .command = BUSP_GAP, .sub_id = self->sub_id, .dropped = dropped };
+    int rc = broker_send (self->session->broker, self->session, &g, NULL, NULL);
+    if (rc == 0) {
+        self->gaps_sent++;
+        self->session->broker->stats.gaps++;
+    }
+    return rc;
+}
+
+void
+sub_send_subend (sub_t *self, uint16_t code, const char *reason)
+{
+    busp_header_t e = { .command = BUSP_SUBEND, .sub_id = self->sub_id, .code = code,
+                        .name = busp_str (reason) };
+    broker_send (self->session->broker, self->session, &e, NULL, NULL);
+}
+
+/*  Take the event out of an in-flight slot, leaving a hole.                 */
+static event_t *
+s_take (sub_t *self, inflight_t *slot)
+{
+    event_t *ev = slot->event;
+    slot->event = NULL;
+    self->inflight_live--;
+    return ev;
+}
+
+int
+sub_ack (sub_t *self, uint64_t delivery_id)
+{
+    inflight_t *slot = s_find (self, delivery_id);
+    if (!slot)
+        return -ENOENT;
+    event_t *ev = s_take (self, slot);
+    event_unref (&ev);
+    self->acked++;
+    s_trim (self);
+    return 0;
+}
+
+static void
+s_give_up (sub_t *self, event_t *ev, uint16_t attempts, const char *reason)
+{
+    char name [300];
+    sub_describe (self, name, sizeof name);
+    self->dead_lettered++;
+    broker_dead_letter (self->session->broker, ev, reason, attempts, name);
+    event_unref (&ev);
+}
+
+/*  Redeliver or, past max_deliver, dead-letter.                             */
+static void
+s_retry (sub_t *self, event_t *ev, uint16_t attempts, int64_t delay_ms)
+{
+    if (attempts >= self->max_deliver) {
+        char reason [64];
+        snprintf (reason, sizeof reason, "max_deliver %u reached", self->max_deliver);
+        s_give_up (self, ev, attempts, reason);
+        return;
+    }
+    self->redelivered++;
+    channel_redeliver (self->channel, ev, attempts, busp_mono_ms () + delay_ms);
+}
+
+int
+sub_nack (sub_t *self, uint64_t delivery_id, uint8_t action, uint32_t delay_ms,
+          const char *reason)
+{
+    inflight_t *slot = s_find (self, delivery_id);
+    if (!slot)
+        return -ENOENT;
+    uint16_t attempts = slot->attempt;
+    event_t *ev = s_take (self, slot);
+    s_trim (self);
+    if (action == BUSP_NACK_DEADLETTER) {
+        s_give_up (self, ev, attempts, reason ? reason : "dead-lettered by subscriber");
+        return 0;
+    }
+    int64_t delay = delay_ms;
+    if (delay == 0) {
+        const config_t *config = self->session->broker->config;
+        backoff_t policy = { config->backoff_initial_ms, config->backoff_max_ms,
+                             config->backoff_multiplier, config->backoff_jitter };
+        delay = backoff_delay_ms (&policy, attempts, (double) random () / ((double) RAND_MAX + 1));
+    }
+    s_retry (self, ev, attempts, delay);
+    return 0;
+}
+
+void
+sub_check_timeouts (sub_t *self, int64_t now_ms)
+{
+    while (self->inflight_len) {
+        inflight_t *slot = s_at (self, 0);
+        if (slot->event && slot->deadline_ms > now_ms)
+            break;
+        if (slot->event) {
+            uint16_t attempts = slot->attempt;
+            event_t *ev = s_take (self, slot);
+            s_retry (self, ev, attempts, 0);
+        }
+        self->inflight_head = (self->inflight_head + 1) % self->inflight_cap;
+        self->inflight_len--;
+    }
+}
+
+void
+sub_drain_inflight (sub_t *self, sub_inflight_fn *fn, void *arg)
+{
+    for (size_t i = 0; i < self->inflight_len; i++) {
+        inflight_t *slot = s_at (self, i);
+        if (slot->event)
+            fn (s_take (self, slot), slot->attempt, arg);
+    }
+    self->inflight_len = 0;
+    self->inflight_head = 0;
+}
+
+/*  ------------------------------------------------------------------
+    Dead letters                                                            */
+
+void
+broker_dead_letter (broker_t *self, event_t *ev, const char *reason,
+                    uint16_t attempts, const char *subscription)
+{
+    self->stats.dead_lettered++;
+    int64_t now = busp_wall_us ();
+    dlq_add (self->dlq, ev, reason, attempts, subscription, now);
+    log_info ("dead letter on '%s' from %s: %s (after %u attempts)", ev->topic, subscription,
+              reason, attempts);
+
+    char topic [300];
+    int topic_len = snprintf (topic, sizeof topic, "$dlq.%s", ev->topic);
+    if (topic_len > 255)
+        return;                 /*  retained, not routable (PROTOCOL §6)    */
+    //  Original headers plus the x- headers that say why.
+    cJSON *headers = NULL;
+    if (ev->has_headers)
+        headers = cJSON_ParseWithLength (zmq_msg_data (&ev->headers), zmq_msg_size (&ev->headers));
+    if (!cJSON_IsObject (headers)) {
+        cJSON_Delete (headers);
+        headers = cJSON_CreateObject ();
+    }
+    char number [32];
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-reason");
+    cJSON_AddStringToObject (headers, "x-reason", reason);
+    snprintf (number, sizeof number, "%u", attempts);
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-attempts");
+    cJSON_AddStringToObject (headers, "x-attempts", number);
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-subscription");
+    cJSON_AddStringToObject (headers, "x-subscription", subscription);
+    snprintf (number, sizeof number, "%llu", (unsigned long long) ev->stream_seq);
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-original-seq");
+    cJSON_AddStringToObject (headers, "x-original-seq", number);
+    char *text = cJSON_PrintUnformatted (headers);
+    cJSON_Delete (headers);
+    if (!text)
+        return;
+    zmq_msg_t payload, hdrs;
+    zmq_msg_init (&payload);
+    zmq_msg_copy (&payload, &ev->payload);
+    zmq_msg_init_size (&hdrs, strlen (text));
+    memcpy (zmq_msg_data (&hdrs), text, strlen (text));
+    free (text);
+    event_t *dead = event_new (topic, (size_t) topic_len, ev->msg_id, ev->msg_id_len,
+                               &payload, &hdrs, now);
+    zmq_msg_close (&payload);
+    zmq_msg_close (&hdrs);
+    if (!dead)
+        return;
+    broker_route (self, dead, NULL);
+    event_unref (&dead);
+}

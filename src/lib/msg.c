@@ -1,0 +1,150 @@
+/*  msg.c — busd_msg_t: one delivery, GAP or SUBEND handed to the application.
+
+    A message is a single allocation: the fixed fields and every string the
+    application may ask for (topic, msg_id, reason, headers) live in one
+    block, NUL-terminated so the accessors can return them as C strings.
+    The payload stays the zmq_msg_t that came off the socket, so the bytes
+    are never copied between the wire and the application.                  */
+#include "msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*  Copy a view into the text block and return where it landed.             */
+static const char *
+s_put (char **cursor, const char *s, size_t len)
+{
+    char *at = *cursor;
+    if (len)
+        memcpy (at, s, len);
+    at [len] = '\0';
+    *cursor = at + len + 1;
+    return at;
+}
+
+busd_msg_t *
+busd_msg_new (busd_msg_kind_t kind, uint32_t sub_id,
+              const char *topic, size_t topic_len,
+              const char *msg_id, size_t msg_id_len,
+              const char *reason, size_t reason_len,
+              const char *headers, size_t headers_len)
+{
+    size_t text = topic_len + msg_id_len + reason_len + 3
+                + (headers ? headers_len + 1 : 0);
+    busd_msg_t *self = malloc (sizeof (busd_msg_t) + text);
+    if (!self)
+        return NULL;
+    self->next = NULL;
+    zmq_msg_init (&self->payload);
+    self->kind = kind;
+    self->sub_id = sub_id;
+    self->epoch = 0;
+    self->attempt = 0;
+    self->code = 0;
+    self->delivery_id = 0;
+    self->stream_seq = 0;
+    self->dropped = 0;
+    self->ts_us = 0;
+    char *cursor = self->text;
+    s_put (&cursor, topic, topic_len);
+    self->msg_id = s_put (&cursor, msg_id, msg_id_len);
+    self->reason = s_put (&cursor, reason, reason_len);
+    self->headers = headers ? s_put (&cursor, headers, headers_len) : NULL;
+    return self;
+}
+
+BUSD_EXPORT void
+busd_msg_destroy (busd_msg_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    busd_msg_t *self = *self_p;
+    zmq_msg_close (&self->payload);
+    free (self);
+    *self_p = NULL;
+}
+
+BUSD_EXPORT busd_msg_kind_t
+busd_msg_kind (const busd_msg_t *m)
+{
+    return m ? m->kind : 0;
+}
+
+BUSD_EXPORT uint32_t
+busd_msg_sub_id (const busd_msg_t *m)
+{
+    return m ? m->sub_id : 0;
+}
+
+BUSD_EXPORT const char *
+busd_msg_topic (const busd_msg_t *m)
+{
+    return m ? m->text : "";
+}
+
+/*  zmq_msg_data takes a non-const message although it only reads it.      */
+BUSD_EXPORT const void *
+busd_msg_payload (const busd_msg_t *m)
+{
+    return m ? zmq_msg_data ((zmq_msg_t *) &m->payload) : NULL;
+}
+
+BUSD_EXPORT size_t
+busd_msg_size (const busd_msg_t *m)
+{
+    return m ? zmq_msg_size (&m->payload) : 0;
+}
+
+BUSD_EXPORT const char *
+busd_msg_msg_id (const busd_msg_t *m)
+{
+    return m ? m->msg_id : "";
+}
+
+BUSD_EXPORT const char *
+busd_msg_headers (const busd_msg_t *m)
+{
+    return m ? m->headers : NULL;
+}
+
+BUSD_EXPORT uint64_t
+busd_msg_delivery_id (const busd_msg_t *m)
+{
+    return m ? m->delivery_id : 0;
+}
+
+BUSD_EXPORT uint64_t
+busd_msg_stream_seq (const busd_msg_t *m)
+{
+    return m ? m->stream_seq : 0;
+}
+
+BUSD_EXPORT int64_t
+busd_msg_ts_us (const busd_msg_t *m)
+{
+    return m ? m->ts_us : 0;
+}
+
+BUSD_EXPORT uint16_t
+busd_msg_attempt (const busd_msg_t *m)
+{
+    return m ? m->attempt : 0;
+}
+
+BUSD_EXPORT uint64_t
+busd_msg_dropped (const busd_msg_t *m)
+{
+    return m ? m->dropped : 0;
+}
+
+BUSD_EXPORT uint16_t
+busd_msg_code (const busd_msg_t *m)
+{
+    return m ? m->code : 0;
+}
+
+BUSD_EXPORT const char *
+busd_msg_reason (const busd_msg_t *m)
+{
+    return m ? m->reason : "";
+}

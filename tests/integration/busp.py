@@ -1,0 +1,209 @@
+"""busp.py — a BUSP/1 client written from doc/protocol.md alone, in Python.
+
+It builds every frame by hand with struct, so the tests that use it check
+the broker against the written contract, not against libbusd's reading of
+it.  Also used to start a real busd on a free port for those tests.
+"""
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import zmq
+
+SIG = 0xB5
+HELLO, WELCOME, PUB, PUBACK, REJECT = 0x01, 0x02, 0x10, 0x12, 0x13
+SUB, UNSUB, CREDIT, ACK, NACK, SUBOK = 0x20, 0x21, 0x22, 0x23, 0x24, 0x25
+DELIVER, GAP, SUBEND, PING, PONG, ERROR, BYE, CTL, CTLREPLY = (
+    0x26, 0x27, 0x2F, 0x30, 0x31, 0x3E, 0x3F, 0x40, 0x41)
+
+
+def s8(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return struct.pack("B", len(b)) + b
+
+
+def hello(name="py", version=1):
+    return struct.pack(">BBH", SIG, HELLO, version) + s8(name)
+
+
+def pub(seq, topic, msg_id=""):
+    return struct.pack(">BBQ", SIG, PUB, seq) + s8(topic) + s8(msg_id)
+
+
+def sub(sub_id, pattern):
+    return struct.pack(">BBI", SIG, SUB, sub_id) + s8(pattern)
+
+
+def unsub(sub_id):
+    return struct.pack(">BBI", SIG, UNSUB, sub_id)
+
+
+def credit(sub_id, n):
+    return struct.pack(">BBII", SIG, CREDIT, sub_id, n)
+
+
+def ack(sub_id, delivery_id):
+    return struct.pack(">BBIQ", SIG, ACK, sub_id, delivery_id)
+
+
+def nack(sub_id, delivery_id, action, delay_ms):
+    return struct.pack(">BBIQBI", SIG, NACK, sub_id, delivery_id, action, delay_ms)
+
+
+def ping(nonce):
+    return struct.pack(">BBQ", SIG, PING, nonce)
+
+
+def ctl(request_id):
+    return struct.pack(">BBI", SIG, CTL, request_id)
+
+
+def bye():
+    return struct.pack(">BB", SIG, BYE)
+
+
+def _str(buf, off):
+    n = buf[off]
+    return buf[off + 1:off + 1 + n].decode("utf-8", "replace"), off + 1 + n
+
+
+def parse(frames):
+    """Decode a broker->client message into a dict (header fields + body)."""
+    h = frames[0]
+    assert h[0] == SIG, "bad signature from broker"
+    cmd = h[1]
+    d = {"cmd": cmd, "frames": frames}
+    if cmd == WELCOME:
+        d["version"], = struct.unpack_from(">H", h, 2)
+        d["broker_id"], off = _str(h, 4)
+        d["pub_credit"], d["max_payload"] = struct.unpack_from(">II", h, off)
+        assert off + 8 == len(h)
+    elif cmd == PUBACK:
+        d["seq"], d["credit"] = struct.unpack_from(">QI", h, 2)
+        assert len(h) == 14
+    elif cmd == REJECT:
+        d["seq"], d["code"] = struct.unpack_from(">QH", h, 2)
+        d["reason"], off = _str(h, 12)
+        assert off == len(h)
+    elif cmd == SUBOK:
+        d["sub_id"], = struct.unpack_from(">I", h, 2)
+        assert len(h) == 6
+    elif cmd == DELIVER:
+        (d["sub_id"], d["delivery_id"], d["stream_seq"], d["ts_us"],
+         d["attempt"]) = struct.unpack_from(">IQQqH", h, 2)
+        d["topic"], off = _str(h, 32)
+        d["msg_id"], off = _str(h, off)
+        assert off == len(h)
+        d["payload"] = frames[1] if len(frames) > 1 else b""
+        d["headers"] = frames[2] if len(frames) > 2 else b""
+    elif cmd == GAP:
+        d["sub_id"], d["dropped"] = struct.unpack_from(">IQ", h, 2)
+        assert len(h) == 14
+    elif cmd == SUBEND:
+        d["sub_id"], d["code"] = struct.unpack_from(">IH", h, 2)
+        d["reason"], off = _str(h, 8)
+        assert off == len(h)
+    elif cmd == ERROR:
+        d["code"], = struct.unpack_from(">H", h, 2)
+        d["reason"], off = _str(h, 4)
+        assert off == len(h)
+    elif cmd in (PING, PONG):
+        d["nonce"], = struct.unpack_from(">Q", h, 2)
+        assert len(h) == 10
+    elif cmd == CTLREPLY:
+        d["request_id"], d["code"] = struct.unpack_from(">IH", h, 2)
+        assert len(h) == 8
+    else:
+        raise AssertionError("unknown command 0x%02x from broker" % cmd)
+    if cmd in (WELCOME, SUBOK, CTLREPLY) and len(frames) > 1 and frames[1]:
+        import json
+        d["json"] = json.loads(frames[1])
+    return d
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Broker:
+    """A real busd process on a free port."""
+
+    def __init__(self, *args, port=None):
+        self.port = port or free_port()
+        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        binary = os.environ.get("BUSD_BIN", "src/broker/busd")
+        self.log = open("busd-%d.log" % self.port, "wb")
+        self.proc = subprocess.Popen([binary, "--bind", self.endpoint] + list(args),
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                c = Client(self.endpoint, timeout=200)
+                c.hello()
+                c.close()
+                return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("busd did not start on %s" % self.endpoint)
+
+    def stop(self, sig=signal.SIGTERM):
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=30)
+        self.log.close()
+        return rc
+
+
+class Client:
+    def __init__(self, endpoint, timeout=3000):
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVTIMEO, timeout)
+        self.sock.connect(endpoint)
+        self.seq = 0
+
+    def send(self, *frames):
+        self.sock.send_multipart([f if isinstance(f, bytes) else f.encode() for f in frames])
+
+    def recv(self):
+        return parse(self.sock.recv_multipart())
+
+    def expect(self, cmd, skip=(PING,)):
+        while True:
+            d = self.recv()
+            if d["cmd"] == PING and PING in skip:
+                self.send(struct.pack(">BBQ", SIG, PONG, d["nonce"]))
+                continue
+            assert d["cmd"] == cmd, "expected 0x%02x, got %r" % (cmd, d)
+            return d
+
+    def hello(self, name="py"):
+        self.send(hello(name))
+        self.seq = 0
+        return self.expect(WELCOME)
+
+    def publish(self, topic, payload=b"", msg_id="", headers=None):
+        self.seq += 1
+        frames = [pub(self.seq, topic, msg_id), payload]
+        if headers is not None:
+            frames.append(headers)
+        self.send(*frames)
+        return self.seq
+
+    def ctl(self, request, request_id=1):
+        import json
+        self.send(ctl(request_id), json.dumps(request))
+        d = self.expect(CTLREPLY)
+        assert d["request_id"] == request_id
+        return d
+
+    def close(self):
+        self.sock.close()
