@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "dedup.h"
 #include "dlq.h"
+#include "metrics.h"
 #include <errno.h>
 
 #define BATCH_MAX       1024
@@ -197,6 +198,7 @@ broker_destroy (broker_t **self_p)
     dedup_destroy (&self->dedup);
     dlq_destroy (&self->dlq);
     zloop_destroy (&self->loop);
+    metrics_destroy (&self->metrics);
     zsock_destroy (&self->router_sock);
     zlistx_destroy (&self->bound);
     free (self);
@@ -234,6 +236,12 @@ broker_bind (broker_t *self)
             snprintf (last, sizeof last, "%s", endpoint);
         zlistx_add_end (self->bound, last);
         log_notice ("busd %s listening on %s", PACKAGE_VERSION, last);
+    }
+    if (self->config->metrics_bind) {
+        self->metrics = metrics_new (self->config->metrics_bind);
+        if (!self->metrics)
+            return -EADDRINUSE;
+        metrics_update (self->metrics, self);
     }
     return 0;
 }
@@ -904,6 +912,28 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+/*  The broker's own statistics as an event on $sys.stats, so dashboards
+    can subscribe instead of polling CTL.                                    */
+static void
+s_publish_sys_stats (broker_t *self)
+{
+    cJSON *stats = ctl_stats (self);
+    char *text = cJSON_PrintUnformatted (stats);
+    cJSON_Delete (stats);
+    if (!text)
+        return;
+    zmq_msg_t payload;
+    zmq_msg_init_size (&payload, strlen (text));
+    memcpy (zmq_msg_data (&payload), text, strlen (text));
+    free (text);
+    event_t *ev = event_new ("$sys.stats", 10, "", 0, &payload, NULL, busp_wall_us ());
+    zmq_msg_close (&payload);
+    if (!ev)
+        return;
+    broker_route (self, ev, NULL);
+    event_unref (&ev);
+}
+
 static int
 s_on_session_scan (zloop_t *loop, int timer_id, void *arg)
 {
@@ -935,6 +965,15 @@ s_on_session_scan (zloop_t *loop, int timer_id, void *arg)
         session_end (session, "expired");
     }
     ptrvec_free (&expired);
+    if (self->metrics && now - self->last_metrics_ms >= 1000) {
+        metrics_update (self->metrics, self);
+        self->last_metrics_ms = now;
+    }
+    if (self->config->stats_interval_ms > 0
+    &&  now - self->last_sys_stats_ms >= self->config->stats_interval_ms) {
+        s_publish_sys_stats (self);
+        self->last_sys_stats_ms = now;
+    }
     s_end_batch (self);
     return 0;
 }

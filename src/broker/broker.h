@@ -163,6 +163,13 @@ struct broker {
     volatile sig_atomic_t *reload_flag;
     uint64_t throttled_sessions;
     zlistx_t *bound;            /*  endpoints actually bound (strings)      */
+    struct metrics *metrics;    /*  /metrics snapshot, NULL when off        */
+    int64_t last_metrics_ms;
+    int64_t last_sys_stats_ms;
+    /*  The plugin host adds its own lines to /metrics and CTL stats.        */
+    void (*plugin_metrics) (void *arg, void (*add) (void *sbuf, const char *fmt, ...), void *sbuf);
+    cJSON *(*plugin_stats) (void *arg);
+    void *plugin_metrics_arg;
 };
 
 /*  ---- broker.c: lifecycle and wire I/O -------------------------------- */

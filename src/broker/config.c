@@ -203,12 +203,14 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
                 return -EINVAL;
             }
             double v = item->valuedouble;
-            if (k->type == T_INT && v != (double) (int64_t) v) {
-                snprintf (err, err_size, "must be a whole number");
+            //  Range first: converting a double outside int64_t's range
+            //  (1e300) to check that it is whole would be undefined.
+            if (!(v >= k->min && v <= k->max)) {
+                snprintf (err, err_size, "%g is out of range %.0f..%.0f", v, k->min, k->max);
                 return -EINVAL;
             }
-            if (v < k->min || v > k->max) {
-                snprintf (err, err_size, "%g is out of range %.0f..%.0f", v, k->min, k->max);
+            if (k->type == T_INT && v != (double) (int64_t) v) {
+                snprintf (err, err_size, "must be a whole number");
                 return -EINVAL;
             }
             if (k->type == T_INT)
@@ -242,6 +244,11 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
             return s_set_str ((char **) field, item->valuestring);
         case T_BINDS: {
             if (cJSON_IsString (item)) {
+                if (!strstr (item->valuestring, "://")) {
+                    snprintf (err, err_size, "'%s' is not an endpoint like tcp://127.0.0.1:7460",
+                              item->valuestring);
+                    return -EINVAL;
+                }
                 s_clear_binds (self);
                 self->binds [0] = strdup (item->valuestring);
                 self->bind_count = self->binds [0] ? 1 : 0;
@@ -284,21 +291,62 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
     return -EINVAL;
 }
 
-/*  1-based line of the first occurrence of "key" in the text: good enough
-    to point an operator at the right place.                                 */
+/*  Replace line comments (//) and block comments outside strings with
+    spaces, keeping the newlines, so the text parses as plain JSON at the
+    same offsets.                                                            */
+static void
+s_blank_comments (char *text)
+{
+    char *p = text;
+    while (*p) {
+        if (*p == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p [1])
+                    p++;
+            if (*p)
+                p++;
+        }
+        else
+        if (p [0] == '/' && p [1] == '/') {
+            while (*p && *p != '\n')
+                *p++ = ' ';
+        }
+        else
+        if (p [0] == '/' && p [1] == '*') {
+            p [0] = p [1] = ' ';
+            for (p += 2; *p && !(p [0] == '*' && p [1] == '/'); p++)
+                if (*p != '\n')
+                    *p = ' ';
+            if (*p) {
+                p [0] = p [1] = ' ';
+                p += 2;
+            }
+        }
+        else
+            p++;
+    }
+}
+
+/*  1-based line of position at in text.                                    */
+static int
+s_line_at (const char *text, const char *at)
+{
+    int line = 1;
+    for (const char *p = text; p < at; p++)
+        if (*p == '\n')
+            line++;
+    return line;
+}
+
+/*  1-based line of the first occurrence of "key" in the text (comments
+    blanked): good enough to point an operator at the right place.           */
 static int
 s_line_of (const char *text, const char *key)
 {
     char quoted [300];
     snprintf (quoted, sizeof quoted, "\"%s\"", key);
     const char *at = strstr (text, quoted);
-    if (!at)
-        return 0;
-    int line = 1;
-    for (const char *p = text; p < at; p++)
-        if (*p == '\n')
-            line++;
-    return line;
+    return at ? s_line_at (text, at) : 0;
 }
 
 int
@@ -331,36 +379,32 @@ config_load_file (config_t *self, const char *path, char *errors, size_t errors_
         return -EINVAL;
     }
     text [size] = 0;
-    char *original = strdup (text);
-    if (!original) {
-        free (text);
-        return -ENOMEM;
-    }
-    //  cJSON_Minify drops // and /* */ comments, which operators expect
-    //  to be able to write; line numbers are then taken from the original.
-    cJSON_Minify (text);
+    //  Operators expect to write // and block comments.  They are blanked
+    //  rather than removed (cJSON_Minify would also squeeze out whitespace),
+    //  so offsets in the parsed text are offsets in the file and line
+    //  numbers come straight from it.
+    s_blank_comments (text);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts (text, &end, 1);
     if (!root) {
-        //  Locate the error in the original text by the context around it.
-        int line = 0;
-        if (end && *end) {
-            char context [24];
-            snprintf (context, sizeof context, "%s", end);
-            const char *at = strstr (original, context);
-            if (at) {
-                line = 1;
-                for (const char *p = original; p < at; p++)
-                    if (*p == '\n')
-                        line++;
-            }
-        }
-        if (line)
-            s_append (errors, errors_size, "%s:%d: JSON syntax error near '%.20s'\n", path, line, end);
+        if (!end || end < text || end > text + size)
+            end = text + size;
+        //  cJSON may stop past the culprit (at the end of the text, or
+        //  after whitespace): point at the last thing it read.
+        const char *at = end;
+        while (at > text && (*at == 0 || strchr (" \t\r\n", *at)))
+            at--;
+        int line = s_line_at (text, at);
+        int near = (int) strcspn (at, "\r\n");
+        if (near > 20)
+            near = 20;
+        if (*at && !strchr (" \t\r\n", *at))
+            s_append (errors, errors_size, "%s:%d: JSON syntax error near '%.*s'\n",
+                      path, line, near, at);
         else
-            s_append (errors, errors_size, "%s: JSON syntax error near '%.20s'\n", path, end ? end : "");
+            s_append (errors, errors_size, "%s:%d: JSON syntax error (the text ends early)\n",
+                      path, line);
         free (text);
-        free (original);
         return -EINVAL;
     }
     int rc = 0;
@@ -372,7 +416,7 @@ config_load_file (config_t *self, const char *path, char *errors, size_t errors_
     if (rc == 0)
     cJSON_ArrayForEach (item, root) {
         const keydef_t *k = s_find (item->string);
-        int line = s_line_of (original, item->string);
+        int line = s_line_of (text, item->string);
         if (!k) {
             const char *hint = config_closest_key (item->string);
             s_append (errors, errors_size, "%s:%d: unknown key '%s'%s%s%s\n", path, line,
@@ -389,7 +433,6 @@ config_load_file (config_t *self, const char *path, char *errors, size_t errors_
     }
     cJSON_Delete (root);
     free (text);
-    free (original);
     if (rc == 0) {
         free (self->file);
         self->file = strdup (path);
@@ -416,8 +459,14 @@ config_set (config_t *self, const char *key, const char *value, char *err, size_
         item = cJSON_CreateNumber (v);
     }
     else
-    if (k->type == T_BOOL)
-        item = cJSON_CreateBool (strcmp (value, "true") == 0 || strcmp (value, "1") == 0);
+    if (k->type == T_BOOL) {
+        bool yes = strcmp (value, "true") == 0 || strcmp (value, "1") == 0;
+        if (!yes && strcmp (value, "false") != 0 && strcmp (value, "0") != 0) {
+            snprintf (err, err_size, "%s: '%s' is not true or false", key, value);
+            return -EINVAL;
+        }
+        item = cJSON_CreateBool (yes);
+    }
     else
     if (k->type == T_BINDS) {
         //  Repeated --bind flags accumulate (the first replaces the default).

@@ -77,6 +77,11 @@ ctl_stats (broker_t *self)
     ADD ("dlq_evicted", dlq_evicted (self->dlq));
     ADD ("uptime_s", (busp_mono_ms () - self->started_ms) / 1000);
 #undef ADD
+    if (self->plugin_stats) {
+        cJSON *plugins = self->plugin_stats (self->plugin_metrics_arg);
+        if (plugins)
+            cJSON_AddItemToObject (json, "plugins", plugins);
+    }
     return json;
 }
 

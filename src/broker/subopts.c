@@ -11,7 +11,9 @@ s_uint (const cJSON *item, double min, double max, uint64_t *out)
     if (!cJSON_IsNumber (item))
         return false;
     double v = item->valuedouble;
-    if (v != (double) (uint64_t) v || v < min || v > max)
+    //  Range first: converting a negative or huge double to uint64_t to
+    //  check that it is whole would be undefined.
+    if (!(v >= min && v <= max) || v != (double) (uint64_t) v)
         return false;
     *out = (uint64_t) v;
     return true;
@@ -37,8 +39,13 @@ subopts_parse (subopts_t *opts, const config_t *config, const void *json, size_t
     opts->max_deliver = (uint32_t) config->max_deliver;
     if (!json || size == 0)
         return 0;
-    cJSON *root = cJSON_ParseWithLength (json, size);
-    if (!cJSON_IsObject (root)) {
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts (json, size, &end, false);
+    //  Nothing but whitespace may follow the object.
+    if (root && end)
+        while (end < (const char *) json + size && strchr (" \t\r\n", *end) && *end)
+            end++;
+    if (!cJSON_IsObject (root) || !end || end != (const char *) json + size) {
         cJSON_Delete (root);
         snprintf (err, err_size, "options must be a JSON object");
         return -EINVAL;

@@ -167,6 +167,7 @@ class Client:
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVTIMEO, timeout)
+        self.sock.setsockopt(zmq.SNDTIMEO, timeout)
         self.sock.connect(endpoint)
         self.seq = 0
 

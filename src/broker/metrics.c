@@ -1,0 +1,209 @@
+/*  metrics.c — see metrics.h.                                               */
+#include "broker.h"
+#include "metrics.h"
+#include "clock.h"
+#include "dlq.h"
+#include "dedup.h"
+#include <pthread.h>
+#include <arpa/inet.h>
+#ifdef HAVE_MHD
+#   include <microhttpd.h>
+#endif
+
+struct metrics {
+#ifdef HAVE_MHD
+    struct MHD_Daemon *daemon;
+#endif
+    pthread_mutex_t lock;
+    char *text;
+};
+
+#ifdef HAVE_MHD
+static enum MHD_Result
+s_answer (void *cls, struct MHD_Connection *connection, const char *url,
+          const char *method, const char *version, const char *upload_data,
+          size_t *upload_data_size, void **con_cls)
+{
+    metrics_t *self = cls;
+    struct MHD_Response *response;
+    unsigned int status = MHD_HTTP_OK;
+    if (strcmp (method, "GET") != 0 && strcmp (method, "HEAD") != 0) {
+        static const char msg [] = "method not allowed\n";
+        response = MHD_create_response_from_buffer (sizeof msg - 1, (void *) msg,
+                                                    MHD_RESPMEM_PERSISTENT);
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+    }
+    else
+    if (strcmp (url, "/metrics") != 0) {
+        static const char msg [] = "not found: busd serves /metrics\n";
+        response = MHD_create_response_from_buffer (sizeof msg - 1, (void *) msg,
+                                                    MHD_RESPMEM_PERSISTENT);
+        status = MHD_HTTP_NOT_FOUND;
+    }
+    else {
+        pthread_mutex_lock (&self->lock);
+        char *copy = strdup (self->text ? self->text : "");
+        pthread_mutex_unlock (&self->lock);
+        if (!copy)
+            return MHD_NO;
+        response = MHD_create_response_from_buffer (strlen (copy), copy, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header (response, "Content-Type", "text/plain; version=0.0.4");
+    }
+    enum MHD_Result rc = MHD_queue_response (connection, status, response);
+    MHD_destroy_response (response);
+    return rc;
+}
+#endif
+
+metrics_t *
+metrics_new (const char *address)
+{
+#ifdef HAVE_MHD
+    char host [128] = "127.0.0.1";
+    const char *colon = strrchr (address, ':');
+    const char *port_text = colon ? colon + 1 : address;
+    if (colon && colon != address) {
+        size_t len = (size_t) (colon - address);
+        if (len >= sizeof host) {
+            log_error ("metrics_bind '%s': host too long", address);
+            return NULL;
+        }
+        memcpy (host, address, len);
+        host [len] = 0;
+    }
+    char *end;
+    long port = strtol (port_text, &end, 10);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port) };
+    if (*end || port <= 0 || port > 65535 || inet_pton (AF_INET, host, &addr.sin_addr) != 1) {
+        log_error ("metrics_bind '%s' is not HOST:PORT with an IPv4 host (e.g. 127.0.0.1:9460)",
+                   address);
+        return NULL;
+    }
+    metrics_t *self = calloc (1, sizeof (metrics_t));
+    if (!self)
+        return NULL;
+    pthread_mutex_init (&self->lock, NULL);
+    self->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                                     0, NULL, NULL, s_answer, self,
+                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+                                     MHD_OPTION_CONNECTION_LIMIT, 16u,
+                                     MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                     MHD_OPTION_END);
+    if (!self->daemon) {
+        log_error ("cannot serve /metrics on %s (port in use?)", address);
+        pthread_mutex_destroy (&self->lock);
+        free (self);
+        return NULL;
+    }
+    log_notice ("serving Prometheus metrics on http://%s:%ld/metrics", host, port);
+    return self;
+#else
+    log_error ("metrics_bind is set but busd was built without libmicrohttpd");
+    return NULL;
+#endif
+}
+
+void
+metrics_destroy (metrics_t **self_p)
+{
+    metrics_t *self = *self_p;
+    if (!self)
+        return;
+    *self_p = NULL;
+#ifdef HAVE_MHD
+    MHD_stop_daemon (self->daemon);
+#endif
+    pthread_mutex_destroy (&self->lock);
+    free (self->text);
+    free (self);
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} sbuf_t;
+
+static void
+s_add (void *arg, const char *fmt, ...)
+{
+    sbuf_t *s = arg;
+    va_list args;
+    va_start (args, fmt);
+    int n = vsnprintf (NULL, 0, fmt, args);
+    va_end (args);
+    if (n < 0)
+        return;
+    if (s->len + (size_t) n + 1 > s->cap) {
+        size_t cap = (s->cap + (size_t) n + 1) * 2;
+        char *grown = realloc (s->buf, cap);
+        if (!grown)
+            return;
+        s->buf = grown;
+        s->cap = cap;
+    }
+    va_start (args, fmt);
+    vsnprintf (s->buf + s->len, s->cap - s->len, fmt, args);
+    va_end (args);
+    s->len += (size_t) n;
+}
+
+static void
+s_metric (sbuf_t *s, const char *name, const char *type, const char *help, double value)
+{
+    s_add (s, "# HELP busd_%s %s\n# TYPE busd_%s %s\nbusd_%s %.0f\n",
+           name, help, name, type, name, value);
+}
+
+void
+metrics_update (metrics_t *self, broker_t *broker)
+{
+    const stats_t *st = &broker->stats;
+    sbuf_t s = { 0 };
+    s_metric (&s, "events_accepted_total", "counter", "PUBs accepted", (double) st->accepted);
+    s_metric (&s, "events_rejected_total", "counter", "PUBs rejected", (double) st->rejected);
+    s_metric (&s, "events_duplicate_total", "counter", "PUBs dropped by the dedup window", (double) st->duplicates);
+    s_metric (&s, "events_unrouted_total", "counter", "accepted PUBs that matched no subscription", (double) st->unrouted);
+    s_metric (&s, "events_delivered_total", "counter", "DELIVERs sent (redeliveries included)", (double) st->delivered);
+    s_metric (&s, "events_redelivered_total", "counter", "redeliveries sent", (double) st->redelivered);
+    s_metric (&s, "events_dead_lettered_total", "counter", "events sent to the dead-letter store", (double) st->dead_lettered);
+    s_metric (&s, "gaps_total", "counter", "GAP messages sent", (double) st->gaps);
+    s_metric (&s, "bytes_in_total", "counter", "payload bytes accepted", (double) st->events_in_bytes);
+    s_metric (&s, "protocol_errors_total", "counter", "malformed messages answered with ERROR 400", (double) st->protocol_errors);
+    s_metric (&s, "send_failures_total", "counter", "sends refused by the socket", (double) st->send_failures);
+    s_metric (&s, "acks_total", "counter", "ACKs received", (double) st->acks);
+    s_metric (&s, "nacks_total", "counter", "NACKs received", (double) st->nacks);
+    s_metric (&s, "sessions_expired_total", "counter", "sessions expired by silence", (double) st->sessions_expired);
+    s_metric (&s, "sessions", "gauge", "live sessions", (double) zhashx_size (broker->sessions));
+    s_metric (&s, "throttled_publishers", "gauge", "publishers currently throttled", (double) broker->throttled_sessions);
+    s_metric (&s, "queued_bytes", "gauge", "bytes waiting in subscription queues", (double) broker->queued_bytes);
+    s_metric (&s, "dead_letters_stored", "gauge", "dead letters kept for dlq-list/replay", (double) dlq_size (broker->dlq));
+    s_metric (&s, "dedup_entries", "gauge", "msg_ids in the dedup window", (double) dedup_size (broker->dedup));
+    s_metric (&s, "uptime_seconds", "gauge", "seconds since start", (double) ((busp_mono_ms () - broker->started_ms) / 1000));
+
+    //  Per-policy drops and queue depth, summed over channels.
+    double dropped [5] = { 0 }, queued [5] = { 0 };
+    size_t subscriptions = 0;
+    for (size_t i = 0; i < broker->all_channels.size; i++) {
+        channel_t *channel = broker->all_channels.items [i];
+        dropped [channel->policy] += (double) channel->dropped;
+        queued [channel->policy] += (double) (queue_len (channel->queue) + queue_len (channel->redeliveries));
+        subscriptions += channel->members.size;
+    }
+    s_metric (&s, "subscriptions", "gauge", "live subscriptions", (double) subscriptions);
+    s_add (&s, "# HELP busd_events_dropped_total events dropped by overflow policy (live subscriptions)\n"
+               "# TYPE busd_events_dropped_total counter\n");
+    for (int p = 0; p < 5; p++)
+        s_add (&s, "busd_events_dropped_total{policy=\"%s\"} %.0f\n", policy_name ((policy_t) p), dropped [p]);
+    s_add (&s, "# HELP busd_events_queued events waiting for subscriber credit\n"
+               "# TYPE busd_events_queued gauge\n");
+    for (int p = 0; p < 5; p++)
+        s_add (&s, "busd_events_queued{policy=\"%s\"} %.0f\n", policy_name ((policy_t) p), queued [p]);
+    if (broker->plugin_metrics)
+        broker->plugin_metrics (broker->plugin_metrics_arg, s_add, &s);
+    if (!s.buf)
+        return;
+    pthread_mutex_lock (&self->lock);
+    free (self->text);
+    self->text = s.buf;
+    pthread_mutex_unlock (&self->lock);
+}
