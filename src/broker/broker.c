@@ -28,6 +28,12 @@ ptrvec_add (ptrvec_t *vec, void *item)
 {
     if (ptrvec_contains (vec, item))
         return -EEXIST;
+    return ptrvec_push (vec, item);
+}
+
+int
+ptrvec_push (ptrvec_t *vec, void *item)
+{
     if (vec->size == vec->cap) {
         size_t cap = vec->cap ? vec->cap * 2 : 4;
         void **items = realloc (vec->items, cap * sizeof (void *));
@@ -147,7 +153,8 @@ broker_new (config_t *config)
     zhashx_set_key_destructor (self->sessions, s_rid_free);
     zlistx_set_destructor (self->bound, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_duplicator (self->bound, (zlistx_duplicator_fn *) strdup);
-    self->started_ms = busp_mono_ms ();
+    broker_clock (self);
+    self->started_ms = self->now_ms;
     self->started_wall_us = busp_wall_us ();
     uint8_t rnd [8];
     FILE *urandom = fopen ("/dev/urandom", "rb");
@@ -202,6 +209,7 @@ broker_destroy (broker_t **self_p)
     zsock_destroy (&self->router_sock);
     zlistx_destroy (&self->bound);
     free (self);
+    event_pool_release ();
 }
 
 int
@@ -289,7 +297,6 @@ broker_send (broker_t *self, session_t *session, const busp_header_t *h,
             zmq_msg_send (&copy, self->router, 0);
         }
     }
-    session->last_sent_ms = busp_mono_ms ();
     return 0;
 }
 
@@ -464,7 +471,7 @@ s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
     session->last_pub_seq = h->seq;
     if (!session->pub_dirty) {
         session->pub_dirty = true;
-        ptrvec_add (&self->dirty_sessions, session);
+        ptrvec_push (&self->dirty_sessions, session);
     }
     if (session->credit == 0) {
         s_reject (self, session, h->seq, BUSP_E_LIMIT, "no publisher credit");
@@ -513,12 +520,12 @@ s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
             return;
         }
     }
-    if (h->msg_id.len && dedup_seen (self->dedup, h->msg_id.data, h->msg_id.len, busp_mono_ms ())) {
+    if (h->msg_id.len && dedup_seen (self->dedup, h->msg_id.data, h->msg_id.len, self->now_ms)) {
         self->stats.duplicates++;
         return;
     }
     event_t *ev = event_new (h->topic.data, h->topic.len, h->msg_id.data, h->msg_id.len,
-                             payload, headers, busp_wall_us ());
+                             payload, headers, self->now_wall_us);
     if (!ev) {
         s_reject (self, session, h->seq, BUSP_E_INTERNAL, "out of memory");
         return;
@@ -527,7 +534,7 @@ s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
     self->stats.events_in_bytes += size;
     session->accepted++;
     if (h->msg_id.len)
-        dedup_add (self->dedup, h->msg_id.data, h->msg_id.len, busp_mono_ms ());
+        dedup_add (self->dedup, h->msg_id.data, h->msg_id.len, self->now_ms);
     if (broker_route (self, ev, session) == 0)
         self->stats.unrouted++;
     event_unref (&ev);
@@ -727,7 +734,7 @@ s_handle (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
             self->last_session = session;
     }
     if (session)
-        session->last_seen_ms = busp_mono_ms ();
+        session->last_seen_ms = self->now_ms;
 
     if (nframes < 2) {
         self->stats.protocol_errors++;
@@ -850,10 +857,18 @@ s_end_batch (broker_t *self)
     self->dead_sessions.size = 0;
 }
 
+void
+broker_clock (broker_t *self)
+{
+    self->now_ms = busp_mono_ms ();
+    self->now_wall_us = busp_wall_us ();
+}
+
 static int
 s_on_router (zloop_t *loop, zsock_t *sock, void *arg)
 {
     broker_t *self = arg;
+    broker_clock (self);
     zmq_msg_t frames [MAX_FRAMES];
     for (int n = 0; n < BATCH_MAX; n++) {
         zmq_msg_init (&frames [0]);
@@ -901,7 +916,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     //  (a flag set by CTL reload, a signal that landed between polls).
     if (self->stop_flag && (*self->stop_flag || *self->reload_flag) && !self->draining)
         return -1;
-    int64_t now = busp_mono_ms ();
+    broker_clock (self);
+    int64_t now = self->now_ms;
     for (size_t i = 0; i < self->all_channels.size; i++) {
         channel_t *channel = self->all_channels.items [i];
         if (!channel->dead)
@@ -926,7 +942,7 @@ s_publish_sys_stats (broker_t *self)
     zmq_msg_init_size (&payload, strlen (text));
     memcpy (zmq_msg_data (&payload), text, strlen (text));
     free (text);
-    event_t *ev = event_new ("$sys.stats", 10, "", 0, &payload, NULL, busp_wall_us ());
+    event_t *ev = event_new ("$sys.stats", 10, "", 0, &payload, NULL, self->now_wall_us);
     zmq_msg_close (&payload);
     if (!ev)
         return;
@@ -938,7 +954,8 @@ static int
 s_on_session_scan (zloop_t *loop, int timer_id, void *arg)
 {
     broker_t *self = arg;
-    int64_t now = busp_mono_ms ();
+    broker_clock (self);
+    int64_t now = self->now_ms;
     ptrvec_t expired = { 0 };
     session_t *session = zhashx_first (self->sessions);
     while (session) {

@@ -46,6 +46,10 @@ typedef struct {
 } ptrvec_t;
 
 int ptrvec_add (ptrvec_t *vec, void *item);      /*  0, -EEXIST, -ENOMEM   */
+/*  Append without the membership check (caller keeps a flag instead).      */
+int ptrvec_push (ptrvec_t *vec, void *item);
+/*  Refresh the broker's batch clocks.                                      */
+void broker_clock (broker_t *self);
 bool ptrvec_remove (ptrvec_t *vec, void *item);
 bool ptrvec_contains (const ptrvec_t *vec, const void *item);
 void ptrvec_free (ptrvec_t *vec);
@@ -110,7 +114,6 @@ struct session {
     char id_hex [80];
     int64_t created_ms;
     int64_t last_seen_ms;
-    int64_t last_sent_ms;
     int64_t ping_sent_ms;       /*  0: no PING outstanding                  */
     uint64_t ping_nonce;
     uint64_t last_pub_seq;      /*  last PUB processed                      */
@@ -155,6 +158,11 @@ struct broker {
     stats_t stats;
     uint64_t queued_bytes;      /*  across every queue: the broker-wide cap */
     uint64_t nonce;
+    /*  Clocks read once per batch or timer run: per-event clock reads cost
+        more than the routing itself, and within a batch they would differ
+        by microseconds.                                                    */
+    int64_t now_ms;
+    int64_t now_wall_us;
     int64_t started_ms;
     int64_t started_wall_us;
     bool draining;

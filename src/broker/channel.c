@@ -91,7 +91,7 @@ channel_mark_dirty (channel_t *self)
 {
     if (!self->dirty && !self->dead) {
         self->dirty = true;
-        ptrvec_add (&self->broker->dirty_channels, self);
+        ptrvec_push (&self->broker->dirty_channels, self);
     }
 }
 
@@ -266,7 +266,7 @@ channel_offer (channel_t *self, event_t *ev, session_t *publisher)
 void
 channel_redeliver (channel_t *self, event_t *ev, uint16_t attempt, int64_t not_before_ms)
 {
-    if (not_before_ms > busp_mono_ms ()) {
+    if (not_before_ms > self->broker->now_ms) {
         delayed_t *d = malloc (sizeof (delayed_t));
         if (d) {
             d->event = ev;

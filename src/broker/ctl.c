@@ -172,7 +172,7 @@ s_replay_one (broker_t *self, uint64_t id)
     if (orig->has_headers)
         zmq_msg_copy (&headers, &orig->headers);
     event_t *ev = event_new (orig->topic, orig->topic_len, orig->msg_id, orig->msg_id_len,
-                             &payload, orig->has_headers ? &headers : NULL, busp_wall_us ());
+                             &payload, orig->has_headers ? &headers : NULL, self->now_wall_us);
     zmq_msg_close (&payload);
     zmq_msg_close (&headers);
     if (!ev)

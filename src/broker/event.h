@@ -43,6 +43,9 @@ event_ref (event_t *self)
 /*  Drop one reference; frees the event with the last; nulls *self_p.        */
 void event_unref (event_t **self_p);
 
+/*  Free the blocks kept for reuse (at exit, for leak checkers).             */
+void event_pool_release (void);
+
 /*  Bytes this event holds on behalf of queues (payload + headers + names),
     the unit of every byte limit.                                            */
 size_t event_bytes (const event_t *self);

@@ -38,7 +38,7 @@ session_new (broker_t *broker, const uint8_t *rid, size_t rid_len,
             self->name [i] = '?';
     for (size_t i = 0; i < rid_len && i < 32; i++)
         snprintf (self->id_hex + i * 2, 3, "%02x", rid [i]);
-    self->created_ms = self->last_seen_ms = busp_mono_ms ();
+    self->created_ms = self->last_seen_ms = broker->now_ms;
     self->subs = zhashx_new ();
     if (!self->subs) {
         free (self);

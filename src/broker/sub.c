@@ -135,7 +135,7 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
     if (attempt)
         broker->stats.redelivered++;
     if (self->ack_explicit) {
-        int64_t deadline = busp_mono_ms () + self->ack_wait_ms;
+        int64_t deadline = broker->now_ms + self->ack_wait_ms;
         if (s_inflight_push (self, d.delivery_id, event_ref (ev), d.attempt, deadline)) {
             log_error ("out of memory tracking delivery %llu of '%s'",
                        (unsigned long long) d.delivery_id, self->pattern);
@@ -209,7 +209,7 @@ s_retry (sub_t *self, event_t *ev, uint16_t attempts, int64_t delay_ms)
         return;
     }
     self->redelivered++;
-    channel_redeliver (self->channel, ev, attempts, busp_mono_ms () + delay_ms);
+    channel_redeliver (self->channel, ev, attempts, self->session->broker->now_ms + delay_ms);
 }
 
 int
