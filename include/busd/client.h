@@ -203,8 +203,10 @@ BUSD_EXPORT int busd_ctl (busd_client_t *self, const char *request_json,
 BUSD_EXPORT const char *busd_strerror (int code);
 BUSD_EXPORT const char *busd_version (void);
 
-/*  Process any pending traffic (PUBACKs, PINGs, heartbeats, reconnect)
-    without waiting.  Useful for a publisher that is otherwise idle.        */
+/*  Process any pending traffic (PUBACKs, PINGs, heartbeats, reconnect);
+    when none is pending, wait up to timeout_ms (0: not at all) for some.
+    Returns 0 (also when nothing came) or a negative code.  An otherwise
+    idle client should call it now and then so its session stays alive.   */
 BUSD_EXPORT int busd_client_poll (busd_client_t *self, int timeout_ms);
 
 /*  The client's socket file descriptor (ZMQ_FD) for integration in an

@@ -18,8 +18,10 @@
 
     The hot paths (busd_publish with credit, busd_receive with a queued
     delivery) make no system call of their own: the socket is drained only
-    when the call would otherwise wait, or every PUB_DRAIN_EVERY publishes so
-    PUBACKs and PINGs are not left waiting behind a busy publisher.         */
+    when the call would otherwise wait, or every PUB_DRAIN_EVERY publishes
+    (or PUB_DRAIN_MS) so PUBACKs and PINGs are not left waiting behind a
+    busy publisher, nor a slow one left unanswered until its session
+    expires.                                                                */
 #include "busd/client.h"
 #include "busp.h"
 #include "topic.h"
@@ -43,6 +45,7 @@
 #define LINGER_MS                   500     /*  long enough for BYE to leave */
 #define RECONNECT_IVL_MS            100
 #define PUB_DRAIN_EVERY             64
+#define PUB_DRAIN_MS                10
 #define DRAIN_MAX                   4096    /*  per pump, so timers still run */
 
 typedef enum {
@@ -90,6 +93,7 @@ struct busd_client {
     int64_t hello_ms;
     int64_t heard_ms;
     int64_t ping_ms;
+    int64_t drain_ms;           /*  last time the socket was drained       */
     uint64_t ping_nonce;
     uint32_t epoch;
     uint64_t reconnects;
@@ -808,8 +812,9 @@ s_drain (busd_client_t *self)
             break;
         handled++;
     }
+    self->drain_ms = busp_mono_ms ();
     if (handled)
-        self->heard_ms = busp_mono_ms ();
+        self->heard_ms = self->drain_ms;
     return handled;
 }
 
@@ -1136,7 +1141,8 @@ busd_publish (busd_client_t *self, const char *topic,
     if (self->fatal)
         return self->fatal;
 
-    if (!s_can_publish (self) || ++self->pubs_since_drain >= PUB_DRAIN_EVERY) {
+    if (!s_can_publish (self) || ++self->pubs_since_drain >= PUB_DRAIN_EVERY
+    ||  busp_mono_ms () - self->drain_ms >= PUB_DRAIN_MS) {
         self->pubs_since_drain = 0;
         int rc = s_drain (self);
         if (rc >= 0)

@@ -15,6 +15,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,32 @@ s_raw_close (raw_t *raw)
 }
 
 /*  ------------------------------------------------------------------------
+    No broker                                                               */
+
+START_TEST (test_no_broker)
+{
+    /*  A port a broker just left: nothing listens there now.               */
+    testbroker_t *broker = testbroker_start (NULL);
+    ck_assert_ptr_nonnull (broker);
+    char endpoint [64];
+    snprintf (endpoint, sizeof (endpoint), "%s", testbroker_endpoint (broker));
+    s_stop (&broker);
+    busd_client_options_t opts;
+    busd_client_options_init (&opts);
+    opts.endpoint = endpoint;
+    opts.connect_timeout_ms = 300;
+    int err = 0;
+    busd_client_t *client = busd_client_new (&opts, &err);
+    ck_assert_ptr_null (client);
+    ck_assert_int_eq (err, -ETIMEDOUT);
+    opts.endpoint = "nonsense://x";
+    client = busd_client_new (&opts, &err);
+    ck_assert_ptr_null (client);
+    ck_assert_int_lt (err, 0);
+}
+END_TEST
+
+/*  ------------------------------------------------------------------------
     pub -> sub                                                              */
 
 START_TEST (test_pub_sub)
@@ -257,6 +284,12 @@ START_TEST (test_pub_sub)
     s_flush (pub);
     s_assert_quiet (sub);
     ck_assert_int_eq (busd_unsubscribe (sub, id, WAIT_MS), -ENOENT);
+
+    /*  A refused SUB: SUBEND's code and reason come back.                  */
+    ck_assert_int_eq (busd_subscribe (sub, "user.*", "{\"bogus\": 1}", WAIT_MS), BUSD_ESUBEND);
+    const char *reason = NULL;
+    ck_assert_uint_eq (busd_client_last_error (sub, &reason), 400);
+    ck_assert_msg (strstr (reason, "bogus"), "SUBEND reason does not name the key: %s", reason);
 
     /*  Control: stats counts what just happened.                           */
     char *reply = NULL;
@@ -366,6 +399,32 @@ START_TEST (test_fanout)
         busd_client_destroy (&subs [i]);
     }
     busd_client_destroy (&pub);
+    s_stop (&broker);
+}
+END_TEST
+
+/*  ------------------------------------------------------------------------
+    One client publishing to itself: deliveries that arrive while it waits
+    for publisher credit are queued, never dropped                          */
+
+START_TEST (test_self_loop)
+{
+    testbroker_t *broker = testbroker_start ("--pub-credit", "8", NULL);
+    ck_assert_ptr_nonnull (broker);
+    busd_client_t *client = s_client (broker, "loop");
+    uint32_t id = s_subscribe (client, "loop.#", "{\"credit\": 10000}");
+    enum { NEVENTS = 5000 };
+    for (uint64_t n = 1; n <= NEVENTS; n++)
+        s_publish_seq (client, "loop.event", n, WAIT_MS);
+    s_flush (client);
+    for (uint64_t n = 1; n <= NEVENTS; n++) {
+        busd_msg_t *msg = s_deliver (client, WAIT_MS);
+        ck_assert_uint_eq (busd_msg_sub_id (msg), id);
+        ck_assert_uint_eq (s_payload_seq (msg), n);
+        busd_msg_destroy (&msg);
+    }
+    s_assert_quiet (client);
+    busd_client_destroy (&client);
     s_stop (&broker);
 }
 END_TEST
@@ -686,6 +745,127 @@ START_TEST (test_broker_restart)
 END_TEST
 
 /*  ------------------------------------------------------------------------
+    Explicit acknowledgement and automatic credit                           */
+
+START_TEST (test_explicit_ack)
+{
+    testbroker_t *broker = testbroker_start (NULL);
+    ck_assert_ptr_nonnull (broker);
+    busd_client_t *sub = s_client (broker, "sub");
+    busd_client_t *pub = s_client (broker, "pub");
+    /*  Window 2: credit comes back one ACK at a time.                      */
+    uint32_t id = s_subscribe (sub, "mail.*", "{\"credit\": 2, \"ack\": \"explicit\"}");
+    for (uint64_t n = 1; n <= 4; n++)
+        s_publish_seq (pub, "mail.send", n, WAIT_MS);
+    s_flush (pub);
+    busd_msg_t *first = s_deliver (sub, WAIT_MS);
+    busd_msg_t *second = s_deliver (sub, WAIT_MS);
+    ck_assert_uint_eq (s_payload_seq (first), 1);
+    ck_assert_uint_eq (s_payload_seq (second), 2);
+    s_assert_quiet (sub);           /*  receiving alone earns no credit     */
+
+    ck_assert_int_eq (busd_ack (sub, first), 0);
+    busd_msg_destroy (&first);
+    busd_msg_t *third = s_deliver (sub, WAIT_MS);
+    ck_assert_uint_eq (s_payload_seq (third), 3);
+    s_assert_quiet (sub);
+
+    /*  NACK for redelivery after 10 ms: its credit lets event 4 through
+        first; the redelivery then waits for the next credit (ACK of 3) and
+        comes back with attempt 2 under a new delivery_id.                 */
+    uint64_t delivery_id = busd_msg_delivery_id (second);
+    ck_assert_int_eq (busd_nack (sub, second, BUSD_NACK_RETRY, 10, "try again"), 0);
+    busd_msg_destroy (&second);
+    busd_msg_t *fourth = s_deliver (sub, WAIT_MS);
+    ck_assert_uint_eq (s_payload_seq (fourth), 4);
+    s_assert_quiet (sub);
+    ck_assert_int_eq (busd_ack (sub, third), 0);
+    busd_msg_destroy (&third);
+    busd_msg_t *again = s_deliver (sub, WAIT_MS);
+    ck_assert_uint_eq (s_payload_seq (again), 2);
+    ck_assert_uint_eq (busd_msg_attempt (again), 2);
+    ck_assert_uint_gt (busd_msg_delivery_id (again), delivery_id);
+    ck_assert_int_eq (busd_ack (sub, again), 0);
+    ck_assert_int_eq (busd_ack (sub, fourth), 0);
+    busd_msg_destroy (&again);
+    busd_msg_destroy (&fourth);
+    s_assert_quiet (sub);
+
+    char *reply = NULL;
+    ck_assert_int_eq (busd_ctl (sub, "{\"cmd\":\"stats\"}", &reply, WAIT_MS), 200);
+    ck_assert_msg (strstr (reply, "\"inflight\":0") || strstr (reply, "\"inflight\": 0"),
+                   "deliveries still in flight after ACK: %s", reply);
+    free (reply);
+    ck_assert_int_eq (busd_unsubscribe (sub, id, WAIT_MS), 0);
+    busd_client_destroy (&pub);
+    busd_client_destroy (&sub);
+    s_stop (&broker);
+}
+END_TEST
+
+/*  ------------------------------------------------------------------------
+    Session expiry: a client that went quiet gets 401 and starts again      */
+
+START_TEST (test_session_expiry)
+{
+    testbroker_t *broker = testbroker_start ("--heartbeat", "100", "--session-timeout", "400",
+                                             NULL);
+    ck_assert_ptr_nonnull (broker);
+    busd_client_t *sub = s_client (broker, "sub");
+    busd_client_t *pub = s_client (broker, "pub");
+    uint32_t id = s_subscribe (sub, "tick", NULL);
+    /*  Neither client calls the library for longer than the timeout.       */
+    struct timespec nap = { 1, 0 };
+    nanosleep (&nap, NULL);
+    s_await_recovery (sub, id, 1);
+    s_publish_seq (pub, "tick", 1, WAIT_MS);
+    s_flush (pub);
+    ck_assert_uint_eq (busd_client_reconnects (pub), 1);
+    busd_msg_t *msg = s_deliver (sub, WAIT_MS);
+    ck_assert_uint_eq (busd_msg_sub_id (msg), id);
+    ck_assert_uint_eq (s_payload_seq (msg), 1);
+    busd_msg_destroy (&msg);
+    busd_client_destroy (&pub);
+    busd_client_destroy (&sub);
+    s_stop (&broker);
+}
+END_TEST
+
+/*  ------------------------------------------------------------------------
+    A silent broker (stopped, not dead): the client gives up on the session
+    after session_timeout_ms and starts a new one when the broker answers   */
+
+START_TEST (test_silent_broker)
+{
+    testbroker_t *broker = testbroker_start ("--heartbeat", "100", "--session-timeout", "500",
+                                             NULL);
+    ck_assert_ptr_nonnull (broker);
+    busd_client_t *sub = s_client (broker, "sub");
+    busd_client_t *pub = s_client (broker, "pub");
+    uint32_t id = s_subscribe (sub, "quiet.*", NULL);
+    ck_assert_int_eq (kill (testbroker_pid (broker), SIGSTOP), 0);
+    ck_assert_int_eq (busd_publish (pub, "quiet.x", "1", 1, NULL, 0), 0);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq (busd_client_poll (sub, 50), 0);
+    /*  The publisher has heard nothing for longer than the session timeout
+        too: it is waiting for a WELCOME now, with no credit.              */
+    ck_assert_int_eq (busd_flush (pub, 300), -ETIMEDOUT);
+    ck_assert_int_eq (busd_publish (pub, "quiet.y", "2", 1, NULL, 0), BUSD_ENOCREDIT);
+    ck_assert_int_eq (kill (testbroker_pid (broker), SIGCONT), 0);
+    s_await_recovery (sub, id, 1);
+    s_flush (pub);
+    ck_assert_uint_ge (busd_client_reconnects (pub), 1);
+    busd_msg_t *msg = s_deliver (sub, WAIT_MS);
+    ck_assert_str_eq (busd_msg_topic (msg), "quiet.x");
+    busd_msg_destroy (&msg);
+    s_assert_quiet (sub);
+    busd_client_destroy (&pub);
+    busd_client_destroy (&sub);
+    s_stop (&broker);
+}
+END_TEST
+
+/*  ------------------------------------------------------------------------
     One million events                                                      */
 
 #define MILLION      1000000
@@ -764,13 +944,18 @@ s_suite (void)
     Suite *suite = suite_create ("relay");
     TCase *tc = tcase_create ("core");
     tcase_set_timeout (tc, 60);
+    tcase_add_test (tc, test_no_broker);
     tcase_add_test (tc, test_pub_sub);
     tcase_add_test (tc, test_wildcards);
     tcase_add_test (tc, test_fanout);
+    tcase_add_test (tc, test_self_loop);
     tcase_add_test (tc, test_sub_credit);
     tcase_add_test (tc, test_pub_credit);
     tcase_add_test (tc, test_reject);
     tcase_add_test (tc, test_broker_restart);
+    tcase_add_test (tc, test_explicit_ack);
+    tcase_add_test (tc, test_session_expiry);
+    tcase_add_test (tc, test_silent_broker);
     suite_add_tcase (suite, tc);
     TCase *big = tcase_create ("million");
     tcase_set_timeout (big, 120);
