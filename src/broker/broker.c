@@ -406,8 +406,13 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
         broker_send_error (self, session, rid, BUSP_E_SHUTDOWN, "broker is shutting down");
         return;
     }
-    if (session)
+    if (session) {
+        //  The old session's PUBs in this batch are still owed their
+        //  PUBACK; the client reads everything before WELCOME as old.
+        if (session->pub_dirty)
+            session_puback (session);
         session_end (session, "new HELLO on a live session");
+    }
     session = session_new (self, rid + 1, rid [0], h->name.data, h->name.len);
     if (!session) {
         broker_send_error (self, NULL, rid, BUSP_E_INTERNAL, "out of memory");
@@ -575,11 +580,6 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         s_subend (self, session, h->sub_id, BUSP_E_MALFORMED, err);
         return;
     }
-    if (opts.has_durable) {
-        s_subend (self, session, h->sub_id, BUSP_E_NOT_FOUND,
-                  "no durable stream covers the pattern");
-        return;
-    }
     channel_t *channel = NULL;
     char key [520];
     if (opts.has_group) {
@@ -593,6 +593,11 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
             s_subend (self, session, h->sub_id, BUSP_E_CONFLICT, reason);
             return;
         }
+    }
+    if (opts.has_durable) {
+        s_subend (self, session, h->sub_id, BUSP_E_NOT_FOUND,
+                  "no durable stream covers the pattern");
+        return;
     }
     sub_t *sub = sub_new (session, h->sub_id, pattern);
     if (!sub) {
@@ -630,6 +635,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     cJSON_AddStringToObject (info, "ack", opts.ack_explicit ? "explicit" : "none");
     cJSON_AddStringToObject (info, "overflow", policy_name (channel->policy));
     cJSON_AddNumberToObject (info, "queue_limit", channel->queue_limit);
+    cJSON_AddNumberToObject (info, "queue_bytes", (double) channel->queue_bytes_limit);
     if (opts.has_group) {
         cJSON_AddStringToObject (info, "group", opts.group);
         cJSON_AddNumberToObject (info, "members", (double) channel->members.size);
@@ -652,7 +658,13 @@ s_handle_unsub (broker_t *self, session_t *session, const busp_header_t *h)
         return;
     }
     zhashx_delete (session->subs, (void *) ((uintptr_t) h->sub_id + 1));
-    channel_remove_member (sub->channel, sub);
+    //  Nothing is dropped silently, not even on the way out.
+    channel_t *channel = sub->channel;
+    if (channel->members.size == 1 && channel->pending_gap) {
+        sub_send_gap (sub, channel->pending_gap);
+        channel->pending_gap = 0;
+    }
+    channel_remove_member (channel, sub);
     s_subend (self, session, h->sub_id, BUSP_OK, "unsubscribed");
     sub_free (&sub);
 }
@@ -667,7 +679,11 @@ s_handle_credit (broker_t *self, session_t *session, const busp_header_t *h)
         broker_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
         return;
     }
+    //  Saturate: credit is a u32 on the wire and a client adding to a huge
+    //  window must not wrap it.
     sub->credit += h->credit;
+    if (sub->credit > UINT32_MAX)
+        sub->credit = UINT32_MAX;
     channel_mark_dirty (sub->channel);
 }
 
@@ -1025,7 +1041,9 @@ s_drain (broker_t *self)
                 }
             }
         }
-        if (waiting == 0)
+        //  plugins.c hook: plugin threads finish while we still read.
+        bool plugins_busy = self->plugin_drain && self->plugin_drain (self->plugin_metrics_arg);
+        if (waiting == 0 && !plugins_busy)
             break;
         //  Let clients send CREDIT and ACKs while we drain.
         zmq_pollitem_t item = { self->router, 0, ZMQ_POLLIN, 0 };

@@ -177,6 +177,10 @@ struct broker {
     /*  The plugin host adds its own lines to /metrics and CTL stats.        */
     void (*plugin_metrics) (void *arg, void (*add) (void *sbuf, const char *fmt, ...), void *sbuf);
     cJSON *(*plugin_stats) (void *arg);
+    /*  plugins.c: called repeatedly by the final drain; the first call asks
+        plugin threads to finish, and it returns true while any still runs
+        (they need the broker to take their last ACKs).                      */
+    bool (*plugin_drain) (void *arg);
     void *plugin_metrics_arg;
 };
 

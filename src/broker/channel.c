@@ -111,6 +111,11 @@ s_kill (channel_t *self)
         return;
     self->dead = true;
     broker_t *broker = self->broker;
+    //  What still waits goes with the queue: count it, never hide it.
+    uint64_t discarded = queue_len (self->queue) + queue_len (self->redeliveries)
+                       + zlistx_size (self->delayed);
+    self->dropped += discarded;
+    broker->stats.dropped += discarded;
     if (self->key)
         zhashx_delete (broker->groups, self->key);
     ptrvec_remove (&broker->all_channels, self);
@@ -237,7 +242,6 @@ channel_offer (channel_t *self, event_t *ev, session_t *publisher)
                 char reason [96];
                 snprintf (reason, sizeof reason, "queue_limit %u reached (overflow: disconnect)",
                           self->queue_limit);
-                self->broker->stats.dropped += queue_len (self->queue);
                 channel_end_all (self, BUSP_E_LIMIT, reason);
                 return;
             }
@@ -368,10 +372,15 @@ channel_end_all (channel_t *self, uint16_t code, const char *reason)
 {
     log_notice ("ending subscription '%s'%s%s: %s", self->pattern,
                 self->group ? " of group " : "", self->group ? self->group : "", reason);
+    uint64_t lost = self->pending_gap + queue_len (self->queue) + queue_len (self->redeliveries)
+                  + zlistx_size (self->delayed);
     s_kill (self);
     while (self->members.size) {
         sub_t *sub = self->members.items [0];
         session_t *session = sub->session;
+        //  The queue dies with the subscription: say how much went with it.
+        if (lost)
+            sub_send_gap (sub, lost);
         sub_send_subend (sub, code, reason);
         zhashx_delete (session->subs, (void *) ((uintptr_t) sub->sub_id + 1));
         channel_remove_member (self, sub);

@@ -290,6 +290,14 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
     if (streq (name, "dlq-replay"))
         s_dlq_replay (self, session, request_id, req);
     else
+    if (streq (name, "plugins")) {
+        //  Filled by the plugin host (plugins.c) through its hook.
+        cJSON *json = cJSON_CreateObject ();
+        cJSON *list = self->plugin_stats ? self->plugin_stats (self->plugin_metrics_arg) : NULL;
+        cJSON_AddItemToObject (json, "plugins", list ? list : cJSON_CreateArray ());
+        s_reply (self, session, request_id, BUSP_OK, json);
+    }
+    else
     if (streq (name, "reload")) {
         busd_reload_requested = 1;
         s_reply (self, session, request_id, BUSP_OK, cJSON_CreateObject ());

@@ -6,6 +6,7 @@
     before the first socket: a daemon decides itself what SIGTERM means.   */
 #include "broker.h"
 #include "notify.h"
+#include "plugins.h"
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -93,6 +94,9 @@ s_load (const char *file, override_t *overrides, int count, char *errors, size_t
     }
     if (rc == 0)
         rc = config_validate (config, errors, size);
+    //  plugins.c: every plugin entry's fields (files are checked at load).
+    if (rc == 0)
+        rc = plugins_check_config (config, false, errors, size);
     if (rc)
         config_destroy (&config);
     return config;
@@ -240,6 +244,10 @@ main (int argc, char **argv)
     }
     char errors [8192];
     config_t *config = s_load (file, overrides, count, errors, sizeof errors);
+    //  plugins.c: --check-config also wants every plugin file to exist; at
+    //  start a missing one is only logged and busd runs the rest.
+    if (check && config && plugins_check_config (config, true, errors, sizeof errors))
+        config_destroy (&config);
     if (check) {
         if (config) {
             printf ("configuration OK%s%s\n", file ? ": " : "", file ? file : "");
@@ -311,6 +319,11 @@ main (int argc, char **argv)
     }
     notify_send ("READY=1\nSTATUS=accepting clients");
 
+    //  plugins.c: instance threads connect over inproc:// while the loop
+    //  starts; nothing here waits for them.
+    plugins_t *plugins = plugins_new (broker);
+    if (!plugins)
+        log_error ("plugins: out of memory; no plugin started");
     int rc;
     while ((rc = broker_run (broker, &s_stop, &busd_reload_requested)) == 1) {
         busd_reload_requested = 0;
@@ -342,6 +355,7 @@ main (int argc, char **argv)
             log_use_syslog (fresh->syslog);
             log_set_level (fresh->log_level);
             broker_apply_config (broker, fresh);
+            plugins_reload (plugins, fresh);        /*  plugins.c */
             config_destroy (&config);
             config = fresh;
             log_notice ("configuration reloaded (%d setting%s changed)", changed, changed == 1 ? "" : "s");
@@ -349,6 +363,13 @@ main (int argc, char **argv)
         notify_send ("READY=1");
     }
     notify_send ("STOPPING=1");
+    //  plugins.c: after the drain (which let plugins finish), before the
+    //  broker's sockets go.  A thread stuck in a plugin keeps ZeroMQ alive,
+    //  so then we leave without tearing it down.
+    if (plugins_destroy (&plugins) == -EBUSY) {
+        log_error ("stopped with a plugin thread still running");
+        _exit (1);
+    }
     broker_destroy (&broker);
     config_destroy (&config);
     if (pidfile)

@@ -97,6 +97,16 @@ subopts_parse (subopts_t *opts, const config_t *config, const void *json, size_t
             opts->queue_limit = (uint32_t) v;
         }
         else
+        if (streq (key, "queue_bytes")) {
+            //  busd extension: the per-subscription byte limit (default
+            //  from the broker's queue_bytes setting).
+            if (!s_uint (item, 1024, 1e15, &v)) {
+                rc = s_fail (err, err_size, "option '%s' must be an integer 1024..10^15", key);
+                break;
+            }
+            opts->queue_bytes = v;
+        }
+        else
         if (streq (key, "ack_wait_ms")) {
             if (!s_uint (item, 1, 4294967295.0, &v)) {
                 rc = s_fail (err, err_size, "option '%s' must be an integer 1..4294967295", key);

@@ -172,13 +172,15 @@ s_request (ctl_args_t *args)
     if (strcmp (cmd, "raw") == 0) {
         if (extra != 1)
             tool_usage_error ("raw needs exactly one JSON request, e.g. '{\"cmd\":\"stats\"}'");
-        cJSON *json = cJSON_Parse (args->words [1]);
+        //  The whole argument must be one object: cJSON_Parse alone would
+        //  accept '{...} garbage' and send half of what the user typed.
+        cJSON *json = cJSON_ParseWithOpts (args->words [1], NULL, true);
         if (!json || !cJSON_IsObject (json)) {
             cJSON_Delete (json);
             tool_usage_error ("raw: the request is not a JSON object");
         }
-        //  Re-serialised so that the broker gets one compact object even
-        //  when the user typed a pretty or trailing-garbage-free variant.
+        //  Re-serialised compactly: the broker gets one line whatever the
+        //  user's formatting.
         char *text = cJSON_PrintUnformatted (json);
         cJSON_Delete (json);
         if (!text)

@@ -510,8 +510,11 @@ main (int argc, char **argv)
             goto done;
     }
     rc = tool_connect (&args.conn, &self.client);
-    if (rc != TOOL_EXIT_OK)
+    if (rc != TOOL_EXIT_OK) {
+        if (tool_interrupted)
+            rc = TOOL_EXIT_OK;      //  stopped before anything was sent
         goto done;
+    }
     busd_client_set_reject_handler (self.client, s_on_reject, &self);
 
     self.start_ms = tool_now_ms ();

@@ -36,6 +36,7 @@ typedef struct {
     int idle_ms;                    /*  -W; -1 = no limit                     */
     cJSON *sub_opts;                /*  SUB options given on the command line */
     bool credit_given;
+    bool exact_credit;              /*  credit = COUNT, no automatic top-up  */
     bool ack_explicit;
     bool verbose;
     outmode_t mode;
@@ -296,8 +297,10 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
     if (args->modes_given > 1)
         tool_usage_error ("give only one of --json, --raw and -F");
     //  Credit beyond COUNT would pull events this process will never print;
-    //  in a queue group those would be taken from the other members.
+    //  in a queue group those would be taken from the other members.  With
+    //  exactly COUNT and no top-up, the broker sends no more than we need.
     if (args->count > 0 && !args->credit_given && args->count < 1000) {
+        args->exact_credit = true;
         cJSON_DeleteItemFromObjectCaseSensitive (args->sub_opts, "credit");
         if (!cJSON_AddNumberToObject (args->sub_opts, "credit", (double) args->count))
             s_oom ();
@@ -631,8 +634,17 @@ s_subscribe_all (sub_t *self)
             entry->pattern = pattern;
             entry->live = true;
             self->live++;
+            if (self->args->exact_credit) {
+                int r = busd_subscription_set_auto_credit (self->client, entry->id, false);
+                if (r != 0) {
+                    tool_error ("cannot turn off credit top-up: %s", busd_strerror (r));
+                    rc = TOOL_EXIT_RUNTIME;
+                }
+            }
             continue;
         }
+        if (tool_interrupted)
+            break;          //  SIGINT while waiting for SUBOK: a clean stop
         const char *reason = NULL;
         uint16_t code = busd_client_last_error (self->client, &reason);
         if (id == BUSD_ESUBEND) {
@@ -663,13 +675,19 @@ s_subscribe_all (sub_t *self)
 static void
 s_unsubscribe_all (sub_t *self)
 {
+    //  One budget for all: with the broker gone, each UNSUB would wait its
+    //  full timeout, and BYE ends the subscriptions anyway.
+    int64_t deadline = tool_now_ms () + 2000;
     for (size_t i = 0; i < self->nsubs; i++) {
         sub_entry_t *entry = &self->subs [i];
         if (!entry->live)
             continue;
         entry->live = false;
         self->live--;
-        int rc = busd_unsubscribe (self->client, entry->id, 2000);
+        int64_t left = deadline - tool_now_ms ();
+        if (left <= 0)
+            continue;
+        int rc = busd_unsubscribe (self->client, entry->id, (int) left);
         //  Best effort: BYE follows and ends the subscription anyway.
         if (rc != 0 && self->args->verbose)
             tool_error ("unsubscribe from '%s' failed: %s", entry->pattern,
@@ -790,8 +808,11 @@ main (int argc, char **argv)
         goto done;
     }
     rc = tool_connect (&args.conn, &self.client);
-    if (rc != TOOL_EXIT_OK)
+    if (rc != TOOL_EXIT_OK) {
+        if (tool_interrupted)
+            rc = TOOL_EXIT_OK;
         goto done;
+    }
     rc = s_subscribe_all (&self);
     if (rc == TOOL_EXIT_OK)
         rc = s_receive_loop (&self);

@@ -131,6 +131,9 @@ tool_connect (const tool_conn_t *conn, busd_client_t **client_p)
     int err = 0;
     busd_client_t *client = busd_client_new (&opts, &err);
     if (!client) {
+        //  Ctrl-C while waiting for WELCOME: the user knows why we stop.
+        if (tool_interrupted)
+            return TOOL_EXIT_CONNECT;
         if (err == -ETIMEDOUT)
             tool_error ("cannot connect to %s: no answer from a broker within %.1f s",
                         opts.endpoint, conn->connect_timeout_ms / 1000.0);

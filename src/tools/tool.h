@@ -29,7 +29,7 @@
     "Exit status:\n" \
     "  0  success\n" \
     "  1  runtime error (broker error, I/O error)\n" \
-    "  2  usage error (bad option, argument, topic or pattern)\n" \
+    "  2  usage error (bad option, argument, topic, pattern or input line)\n" \
     "  3  cannot connect (no WELCOME within the connect timeout)\n" \
     "  4  an event was rejected (busd-pub --confirm) or a subscription was\n" \
     "     refused or ended by the broker (busd-sub)\n" \
@@ -77,7 +77,8 @@ bool tool_common_option (tool_conn_t *conn, int opt, const char *arg,
 const char *tool_endpoint (const tool_conn_t *conn);
 
 /*  Connect and wait for WELCOME.  Returns TOOL_EXIT_OK and *client_p, or
-    prints why and returns TOOL_EXIT_CONNECT.                                */
+    prints why and returns TOOL_EXIT_CONNECT (silently when a signal set
+    tool_interrupted: callers that promise exit 0 on SIGINT check it).     */
 int tool_connect (const tool_conn_t *conn, busd_client_t **client_p);
 
 /*  "prog: message\n" on stderr.                                             */

@@ -100,6 +100,22 @@ def drop_new_keeps_oldest(b):
 
 
 @test
+def queue_bytes_limit_drops_by_size(b):
+    s = session(b)
+    d = subscribe(s, 1, "p.bytes", {"credit": 0, "overflow": "drop-new",
+                                    "queue_bytes": 4096})
+    assert d["json"]["queue_bytes"] == 4096
+    p = session(b)
+    publish_all(p, "p.bytes", [b"%04d" % i + b"x" * 996 for i in range(10)])
+    s.send(busp.credit(1, 100))
+    got = drain(s)
+    kept = payloads(got)
+    assert 2 <= len(kept) <= 4, len(kept)
+    assert gap_total(got) + len(kept) == 10
+    assert kept == [b"%04d" % i + b"x" * 996 for i in range(len(kept))]
+
+
+@test
 def latest_conflates_per_topic(b):
     s = session(b)
     subscribe(s, 1, "typing.*", {"credit": 0, "overflow": "latest", "queue_limit": 2})

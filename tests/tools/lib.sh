@@ -81,7 +81,7 @@ start_busd () {
     "$BUSD_BIN" --bind "$BUSD_ENDPOINT" "$@" >"$BUSD_LOG" 2>&1 &
     BUSD_PID=$!
     local i=0
-    while [ $i -lt 100 ]; do
+    while [ $i -lt 300 ]; do
         if "$CTL" --connect-timeout 0.5 --timeout 1 stats >/dev/null 2>&1; then
             return 0
         fi
@@ -89,7 +89,7 @@ start_busd () {
         sleep 0.1
         i=$((i + 1))
     done
-    fail "busd did not answer busd-ctl stats within 10 s"
+    fail "busd did not answer busd-ctl stats within 30 s"
 }
 
 stop_busd () {
@@ -106,16 +106,18 @@ stop_busd () {
 }
 
 # bg CMD...: run CMD in the background, remembered for cleanup; sets BG_PID.
+# The explicit <&0 keeps a redirected stdin: without it a non-interactive
+# shell gives background jobs /dev/null.
 bg () {
-    "$@" &
+    "$@" <&0 &
     BG_PID=$!
     _bg_pids="$_bg_pids $BG_PID"
 }
 
 # wait_rc PID [SECONDS]: wait for a background job and set RC to its exit
-# status; a job still running after SECONDS (default 15) is a failure.
+# status; a job still running after SECONDS (default 90) is a failure.
 wait_rc () {
-    local pid=$1 limit=${2:-15} i=0
+    local pid=$1 limit=${2:-90} i=0
     while kill -0 "$pid" 2>/dev/null; do
         if [ $i -ge $((limit * 10)) ]; then
             kill -KILL "$pid" 2>/dev/null
@@ -138,25 +140,25 @@ busd_stat () {
 # publish that follows is routed to a subscriber started in the background.
 wait_subs () {
     local i=0 n
-    while [ $i -lt 100 ]; do
+    while [ $i -lt 300 ]; do
         n=$(busd_stat subscriptions)
         [ -n "$n" ] && [ "$n" -ge "$1" ] && return 0
         sleep 0.1
         i=$((i + 1))
     done
-    fail "the broker did not reach $1 subscriptions within 10 s (has ${n:-none})"
+    fail "the broker did not reach $1 subscriptions within 30 s (has ${n:-none})"
 }
 
-# wait_stat NAME VALUE: until a counter reaches VALUE (at most 10 s).
+# wait_stat NAME VALUE: until a counter reaches VALUE (at most 30 s).
 wait_stat () {
     local i=0 n
-    while [ $i -lt 100 ]; do
+    while [ $i -lt 300 ]; do
         n=$(busd_stat "$1")
         [ -n "$n" ] && [ "$n" -ge "$2" ] && return 0
         sleep 0.1
         i=$((i + 1))
     done
-    fail "counter $1 did not reach $2 within 10 s (is ${n:-missing})"
+    fail "counter $1 did not reach $2 within 30 s (is ${n:-missing})"
 }
 
 # expect_rc WANT DESCRIPTION CMD...: run CMD (stdout and stderr to $T/out

@@ -13,7 +13,7 @@ json_ok () {
 }
 
 # ---- a subscriber waiting for 5 events
-bg "$SUB" --name ctl-sub -C 5 -W 10 ctl.test
+bg "$SUB" --name ctl-sub -C 5 -W 60 ctl.test >/dev/null
 sub_pid=$BG_PID
 wait_subs 1
 
@@ -82,7 +82,7 @@ expect_rc 0 "busd-ctl raw stats" "$CTL" raw '{"cmd":"stats"}'
 json_ok "raw"
 
 # ---- dead letters: a subscriber that cannot acknowledge (stopped)
-bg "$SUB" -W 30 --ack explicit --ack-wait 200 --max-deliver 1 dlq.test
+bg "$SUB" -W 60 --ack explicit --ack-wait 200 --max-deliver 1 dlq.test >/dev/null 2>&1
 dead_pid=$BG_PID
 wait_subs 1
 kill -STOP "$dead_pid"
@@ -108,7 +108,7 @@ python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["dead_letters"
     || fail "dlq list --topic filters"
 ok "dlq list --topic filters"
 
-bg "$SUB" -C 1 -W 10 dlq.test
+bg "$SUB" -C 1 -W 60 dlq.test >/dev/null
 sub_pid=$BG_PID
 wait_subs 1
 expect_rc 0 "busd-ctl dlq replay --id" "$CTL" dlq replay --id "$dead_id"
@@ -126,5 +126,10 @@ expect_rc 0 "busd-ctl --json dlq replay --topic" "$CTL" --json dlq replay --topi
 python3 -c 'import json, sys; assert json.load(open(sys.argv[1]))["replayed"] == 0' "$T/out" \
     || fail "replaying an empty store replays 0"
 ok "replaying an empty store replays 0"
+
+# ---- reload
+expect_rc 0 "busd-ctl reload" "$CTL" reload
+grep -q "^reloaded$" "$T/out" || fail "reload says reloaded"
+ok "reload says reloaded"
 
 exit 0

@@ -61,7 +61,7 @@ ok "--help documents exit codes, --version names the tool"
 start_busd
 
 # ---- 0: -C count
-bg "$SUB" -C 2 -W 10 x.count
+bg "$SUB" -C 2 -W 60 x.count >/dev/null
 pid=$BG_PID
 wait_subs 1
 "$PUB" -t x.count -m one --count 2 || fail "publish for -C failed"
@@ -73,7 +73,7 @@ ok "busd-sub -C 2 exits 0 after 2 events"
 start=$(date +%s%N)
 expect_rc 5 "busd-sub -W 0.5 with no events" "$SUB" -W 0.5 x.idle
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-[ "$elapsed_ms" -lt 4000 ] || fail "-W 0.5 took $elapsed_ms ms"
+[ "$elapsed_ms" -lt 10000 ] || fail "-W 0.5 took $elapsed_ms ms"
 ok "-W 0.5 gave up after $elapsed_ms ms"
 
 # ---- 4: --confirm on a broker topic, naming 403
@@ -95,11 +95,11 @@ grep -q "line 2" "$T/err" && grep -q "line 3" "$T/err" || fail "bad lines are na
 ok "bad lines are named by number"
 
 # ---- 4: a refused subscription (queue group with other options: 409)
-bg "$SUB" -W 10 --group g1 --queue-limit 10 x.group
+bg "$SUB" -W 60 --group g1 --queue-limit 10 x.group
 pid=$BG_PID
 wait_subs 1
 expect_rc 4 "busd-sub joining a group with other options" \
-    "$SUB" -W 10 --group g1 --queue-limit 20 x.group
+    "$SUB" -W 60 --group g1 --queue-limit 20 x.group
 grep -q "409" "$T/err" || { cat "$T/err" >&2; fail "the refusal names code 409"; }
 ok "the refusal names the broker's code 409"
 
@@ -119,7 +119,7 @@ ok "busd-sub exits 0 on SIGINT"
 ok "busd-sub unsubscribed before exiting"
 
 # ---- 4: the broker ends the only subscription (overflow disconnect)
-bg "$SUB" -W 10 --credit 0 --overflow disconnect --queue-limit 1 x.disc
+bg "$SUB" -W 60 --credit 0 --overflow disconnect --queue-limit 1 x.disc
 pid=$BG_PID
 wait_subs 1
 "$PUB" -t x.disc -m e --count 3 || fail "publish for overflow disconnect failed"
@@ -128,13 +128,15 @@ wait_rc "$pid"
 ok "busd-sub exits 4 when the broker ends its subscription"
 
 # ---- 5: --confirm with a broker that stops answering after WELCOME
+# Read-write open of the FIFO does not block; busd-pub must not inherit
+# fd 3, or it would never see end of file.
 mkfifo "$T/fifo"
-bg "$PUB" --name stalled-pub -l -t x.stall --confirm --timeout 1 <"$T/fifo"
+exec 3<>"$T/fifo"
+bg "$PUB" --name stalled-pub -l -t x.stall --confirm --timeout 1 <"$T/fifo" 3>&-
 pid=$BG_PID
-exec 3>"$T/fifo"
 i=0
 until "$CTL" clients | grep -q stalled-pub; do
-    i=$((i + 1)); [ $i -lt 100 ] || fail "busd-pub did not connect"
+    i=$((i + 1)); [ $i -lt 300 ] || fail "busd-pub did not connect"
     sleep 0.1
 done
 kill -STOP "$BUSD_PID"

@@ -13,14 +13,14 @@ start_busd
 subscribe () {
     local out=$1 n=$2
     shift 2
-    bg "$SUB" -W 10 "$@" >"$out" 2>"$out.err"
+    bg "$SUB" -W 60 "$@" >"$out" 2>"$out.err"
     SUB_PID=$BG_PID
     wait_subs "$n"
 }
 
 # finish WHAT: the subscriber must exit 0 (it got its -C events).
 finish () {
-    wait_rc "$SUB_PID" 20
+    wait_rc "$SUB_PID" 90
     if [ "$RC" -ne 0 ]; then
         cat "$T/sub.out.err" >&2 2>/dev/null
         fail "$1: busd-sub exited $RC"
@@ -181,6 +181,23 @@ grep -Evq '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$
 ok "--id-auto: 5 distinct UUID v4 ids"
 [ "$elapsed_ms" -ge 70 ] || fail "--rate 50 paces 5 events over >= 80 ms (took $elapsed_ms ms)"
 ok "--rate paces events ($elapsed_ms ms for 5 at 50/s)"
+
+# ---- GAP: a stopped subscriber with credit 1 and a one-event drop-new
+# queue gets e1, queues e2, loses e3..e5; the gap goes to stderr.
+subscribe "$T/sub.out" 1 -v -C 2 --credit 1 --overflow drop-new --queue-limit 1 t.gap
+kill -STOP "$SUB_PID"
+for i in 1 2 3 4 5; do
+    "$PUB" -t t.gap -m "e$i" || { kill -CONT "$SUB_PID"; fail "GAP: publish $i failed"; }
+done
+kill -CONT "$SUB_PID"
+finish "GAP"
+sed 's/^\[[^]]*\] //' "$T/sub.out" >"$T/got"
+printf 't.gap e1\nt.gap e2\n' >"$T/want"
+same "$T/got" "$T/want" "events around a gap"
+grep -q '^busd-sub: gap: 3 events dropped on sub 1$' "$T/sub.out.err" \
+    || { cat "$T/sub.out.err" >&2; fail "the gap is reported on stderr"; }
+grep -q '1 gaps (3 events dropped)' "$T/sub.out.err" || fail "-v totals count the gap"
+ok "the gap is reported on stderr and counted"
 
 # ---- --confirm on a normal topic exits 0
 expect_rc 0 "--confirm with all events accepted" "$PUB" -t t.confirm -m ok --confirm --count 10

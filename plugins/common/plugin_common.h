@@ -1,0 +1,78 @@
+/*  plugin_common.h — small pure helpers the shipped plugins share.
+
+    Kept apart from the plugins so they can be unit tested without a host
+    (tests/unit/check_plugin_common.c), and kept free of any busd, czmq or
+    cJSON type so linking them into a plugin adds nothing to the ABI.  The
+    library is a static convenience archive built with -fvisibility=hidden:
+    each plugin carries its own private copy and exports none of it.        */
+#ifndef BUSD_PLUGIN_COMMON_H_INCLUDED
+#define BUSD_PLUGIN_COMMON_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*  A growable byte buffer, always NUL-terminated after a successful append
+    so the text can be handed to printf-like functions.  After a failed
+    append the buffer keeps what it had.                                    */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} pc_buf_t;
+
+void pc_buf_init (pc_buf_t *self);
+void pc_buf_free (pc_buf_t *self);
+void pc_buf_reset (pc_buf_t *self);
+/*  0, or -ENOMEM.                                                           */
+int pc_buf_append (pc_buf_t *self, const void *data, size_t len);
+int pc_buf_append_str (pc_buf_t *self, const char *text);
+int pc_buf_appendf (pc_buf_t *self, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+/*  True when data[0..len) is well-formed UTF-8 (RFC 3629: no overlong
+    forms, no surrogates, nothing above U+10FFFF).  NUL bytes are valid.     */
+bool pc_utf8_valid (const void *data, size_t len);
+
+/*  Append text as a quoted JSON string.  Control characters, '"' and '\\'
+    are escaped; bytes that are not well-formed UTF-8 become U+FFFD, so the
+    output is always valid JSON.  0 or -ENOMEM.                              */
+int pc_json_append_string (pc_buf_t *self, const void *text, size_t len);
+
+/*  Append data encoded as standard base64 with padding (RFC 4648 §4).       */
+int pc_base64_append (pc_buf_t *self, const void *data, size_t len);
+
+/*  Copy up to len bytes of src into dst (dst_size > 0) as one line of
+    printable, valid UTF-8: control characters and runs of white space
+    become one space, malformed bytes become '?', both ends are trimmed.
+    For error reasons built from what a child or a server sent.
+    Returns the length written (dst is always NUL-terminated).              */
+size_t pc_text_sanitize (char *dst, size_t dst_size, const void *src, size_t len);
+
+/*  The last PC_TAIL_SIZE bytes written to a stream (a child's stderr):
+    enough to say why it failed, bounded however much it writes.            */
+#define PC_TAIL_SIZE 200
+typedef struct {
+    char data [PC_TAIL_SIZE];
+    size_t start;               /*  index of the oldest byte                */
+    size_t used;                /*  bytes held, <= PC_TAIL_SIZE             */
+    uint64_t total;             /*  bytes ever written                      */
+} pc_tail_t;
+
+void pc_tail_reset (pc_tail_t *self);
+void pc_tail_write (pc_tail_t *self, const void *data, size_t len);
+/*  The held bytes, oldest first, sanitized as by pc_text_sanitize; starts
+    with "..." when earlier output was dropped.  Returns the length.         */
+size_t pc_tail_text (const pc_tail_t *self, char *dst, size_t dst_size);
+
+/*  Parse an HTTP Retry-After value (RFC 9110 §10.2.3): delta-seconds or an
+    IMF-fixdate, relative to now_s (seconds since the epoch).  A date in the
+    past gives 0.  The delay is capped at max_ms.  0, or -EINVAL when the
+    value is neither form.                                                   */
+int pc_retry_after_parse (const char *value, int64_t now_s, uint32_t max_ms,
+                          uint32_t *delay_ms);
+
+/*  Monotonic milliseconds, for timeouts and fsync intervals.                */
+int64_t pc_mono_ms (void);
+
+#endif

@@ -1,0 +1,607 @@
+/*  busd-plugin-host.c — run one busd plugin out of process, supervised.
+
+    The same plugin that busd loads in-process can run here against any
+    busd endpoint (tcp://, ipc://), for crash isolation: a parent process
+    forks a child that loads the plugin and runs its instances (the same
+    src/pluginhost code busd uses), and restarts the child with a growing
+    backoff when it dies abnormally.  Nothing is lost by a crash: the
+    plugin subscribes with explicit acks in the queue group
+    "plugin.<name>", so the event in flight is redelivered (attempt + 1) to
+    the restarted child once the broker's ack_wait passes or it sees the
+    old session gone.
+
+    The parent never touches ZeroMQ or the plugin (fork after threads is
+    undefined territory); it only forks, waits and forwards signals.        */
+#include "busd/client.h"
+#include "busd/plugin.h"
+#include "entry.h"
+#include "instance.h"
+#include "loader.h"
+#include "clock.h"
+#include <cJSON.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_USAGE      2
+#define EXIT_CONFIG     78      /*  sysexits EX_CONFIG: restarting won't help */
+#define EXIT_DISABLED   3       /*  every instance returned FATAL          */
+#define STOP_DRAIN_MS   5000
+#define BACKOFF_MIN_MS  250
+#define BACKOFF_MAX_MS  10000
+#define STABLE_MS       10000   /*  a child that ran this long resets backoff */
+#define MAX_PATTERNS    PLUGIN_PATTERNS_MAX
+
+static const char *s_prog = "busd-plugin-host";
+static volatile sig_atomic_t s_term = 0;
+static volatile sig_atomic_t s_hup = 0;
+
+static void
+s_usage (FILE *out)
+{
+    fprintf (out,
+"Usage: busd-plugin-host PLUGIN.so [--config FILE] [-e ENDPOINT] [--name NAME]\n"
+"                        [--patterns PATTERN...] [OPTIONS]\n"
+"Run a busd plugin out of process, as a subscriber of a busd broker, and\n"
+"restart it when it crashes.\n\n"
+"  -c, --config FILE       the plugin's entry as JSON, as in busd.json's \"plugins\"\n"
+"                          array: {\"name\", \"patterns\", \"config\", \"instances\",\n"
+"                          \"max_inflight\", \"ack_wait_ms\", \"max_deliver\", \"endpoint\"}\n"
+"  -e, --endpoint ENDPOINT the broker (default: the file's \"endpoint\", then\n"
+"                          $BUSD_ENDPOINT, then " BUSD_DEFAULT_ENDPOINT ")\n"
+"  -n, --name NAME         the plugin's name (queue group plugin.NAME;\n"
+"                          default: the file's, else PLUGIN's base name)\n"
+"  -p, --patterns PATTERN... the patterns to subscribe (replace the file's)\n"
+"      --instances N       instance threads (default: the file's, else 1)\n"
+"      --max-restarts N    give up after N restarts (default: unlimited)\n"
+"      --no-supervise      run the plugin in this process, no restarts\n"
+"  -l, --log-level LEVEL   debug, info, notice, warning or error (default info)\n"
+"  -h, --help              this help\n"
+"  -V, --version           version and plugin ABI\n\n"
+"Exit status: 0 stopped by SIGTERM/SIGINT (or the plugin ended cleanly),\n"
+"1 gave up after --max-restarts, 2 usage, 78 configuration or plugin\n"
+"cannot be loaded.  SIGHUP calls the plugin's reload.\n");
+}
+
+/*  ------------------------------------------------------------------
+    Logging                                                                 */
+
+static void
+s_sink (int level, const char *line)
+{
+    static const char *names [] = { "D", "I", "N", "W", "E" };
+    char stamp [32];
+    time_t now = time (NULL);
+    struct tm tm;
+    localtime_r (&now, &tm);
+    strftime (stamp, sizeof stamp, "%y-%m-%d %H:%M:%S", &tm);
+    fprintf (stderr, "%s[%d]: %s %s %s\n", s_prog, (int) getpid (),
+             names [level < 0 ? 0 : level > 4 ? 4 : level], stamp, line);
+    fflush (stderr);
+}
+
+static int s_level = BUSD_LOG_INFO;
+
+static void
+s_filtered_sink (int level, const char *line)
+{
+    if (level >= s_level)
+        s_sink (level, line);
+}
+
+static int
+s_level_of (const char *name)
+{
+    static const char *names [] = { "debug", "info", "notice", "warning", "error" };
+    for (int i = 0; i < 5; i++)
+        if (strcmp (name, names [i]) == 0)
+            return i;
+    return -1;
+}
+
+/*  ------------------------------------------------------------------
+    Configuration                                                           */
+
+typedef struct {
+    const char *plugin;         /*  positional PLUGIN.so                    */
+    const char *config;
+    const char *endpoint;
+    const char *name;
+    const char *patterns [MAX_PATTERNS];
+    int pattern_count;
+    long instances;             /*  0: not given                            */
+    long max_restarts;          /*  -1: unlimited                           */
+    bool supervise;
+} args_t;
+
+static char *
+s_read_file (const char *path, char *err, size_t size)
+{
+    FILE *file = fopen (path, "rb");
+    if (!file) {
+        snprintf (err, size, "%s: cannot open: %s", path, strerror (errno));
+        return NULL;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    char chunk [4096];
+    size_t n;
+    while ((n = fread (chunk, 1, sizeof chunk, file)) > 0) {
+        char *grown = realloc (text, len + n + 1);
+        if (!grown) {
+            free (text);
+            fclose (file);
+            snprintf (err, size, "%s: out of memory", path);
+            return NULL;
+        }
+        text = grown;
+        memcpy (text + len, chunk, n);
+        len += n;
+    }
+    fclose (file);
+    if (!text) {
+        snprintf (err, size, "%s: the file is empty (expected a JSON object)", path);
+        return NULL;
+    }
+    text [len] = 0;
+    return text;
+}
+
+/*  The entry from the file and the flags (flags win).                       */
+static plugin_entry_t *
+s_build_entry (const args_t *args, char **endpoint_p, char *errors, size_t size)
+{
+    cJSON *json = NULL;
+    if (args->config) {
+        char *text = s_read_file (args->config, errors, size);
+        if (!text)
+            return NULL;
+        cJSON_Minify (text);        /*  drops comments, as busd allows them */
+        json = cJSON_Parse (text);
+        if (!cJSON_IsObject (json)) {
+            const char *near = cJSON_GetErrorPtr ();
+            snprintf (errors, size, "%s: %s%.20s%s", args->config,
+                      json ? "the top level must be a JSON object (one plugin entry)"
+                           : "JSON syntax error near '", json ? "" : near ? near : "",
+                      json ? "" : "'");
+            cJSON_Delete (json);
+            free (text);
+            return NULL;
+        }
+        free (text);
+    }
+    else
+        json = cJSON_CreateObject ();
+    if (!json)
+        return NULL;
+    if (args->plugin) {
+        //  PLUGIN.so on the command line is relative to where we run, not
+        //  to the config file; a bare name not found here is an installed
+        //  plugin.
+        char cwd [PATH_MAX];
+        char *path = NULL;
+        if (args->plugin [0] == '/'
+        ||  (!strchr (args->plugin, '/') && access (args->plugin, F_OK) != 0))
+            path = strdup (args->plugin);
+        else
+        if (getcwd (cwd, sizeof cwd) && asprintf (&path, "%s/%s", cwd, args->plugin) < 0)
+            path = NULL;
+        cJSON_DeleteItemFromObjectCaseSensitive (json, "path");
+        cJSON_AddStringToObject (json, "path", path ? path : args->plugin);
+        free (path);
+    }
+    if (args->name) {
+        cJSON_DeleteItemFromObjectCaseSensitive (json, "name");
+        cJSON_AddStringToObject (json, "name", args->name);
+    }
+    if (!cJSON_GetObjectItemCaseSensitive (json, "name") && args->plugin) {
+        //  Default name: the file's base name without ".so".
+        const char *base = strrchr (args->plugin, '/');
+        char name [PLUGIN_NAME_MAX + 1];
+        snprintf (name, sizeof name, "%s", base ? base + 1 : args->plugin);
+        size_t len = strlen (name);
+        if (len > 3 && strcmp (name + len - 3, ".so") == 0)
+            name [len - 3] = 0;
+        cJSON_AddStringToObject (json, "name", name);
+    }
+    if (args->pattern_count) {
+        cJSON_DeleteItemFromObjectCaseSensitive (json, "patterns");
+        cJSON *patterns = cJSON_AddArrayToObject (json, "patterns");
+        for (int i = 0; patterns && i < args->pattern_count; i++)
+            cJSON_AddItemToArray (patterns, cJSON_CreateString (args->patterns [i]));
+    }
+    if (args->instances) {
+        cJSON_DeleteItemFromObjectCaseSensitive (json, "instances");
+        cJSON_AddNumberToObject (json, "instances", (double) args->instances);
+    }
+    char *base_dir = args->config ? plugin_entry_base_dir (args->config) : NULL;
+    plugin_entry_t *entry = NULL;
+    plugin_entry_parse (json, args->config ? args->config : "command line", base_dir,
+                        BUSD_PLUGINDIR, PLUGIN_ENTRY_CHECK_FILE | PLUGIN_ENTRY_HOST_KEYS,
+                        &entry, errors, size);
+    free (base_dir);
+    const cJSON *endpoint = cJSON_GetObjectItemCaseSensitive (json, "endpoint");
+    const char *chosen = args->endpoint ? args->endpoint
+                       : cJSON_IsString (endpoint) ? endpoint->valuestring
+                       : getenv ("BUSD_ENDPOINT") ? getenv ("BUSD_ENDPOINT")
+                       : BUSD_DEFAULT_ENDPOINT;
+    *endpoint_p = strdup (chosen);
+    cJSON_Delete (json);
+    if (entry && !*endpoint_p)
+        plugin_entry_destroy (&entry);
+    return entry;
+}
+
+/*  ------------------------------------------------------------------
+    The child: the plugin itself                                            */
+
+static int
+s_run_plugin (const plugin_entry_t *entry, const char *endpoint)
+{
+    //  Signals are taken synchronously here; instance threads block them.
+    sigset_t set;
+    sigemptyset (&set);
+    sigaddset (&set, SIGTERM);
+    sigaddset (&set, SIGINT);
+    sigaddset (&set, SIGHUP);
+    pthread_sigmask (SIG_BLOCK, &set, NULL);
+
+    char err [1024];
+    plugin_module_t *module = plugin_module_load (entry->name, entry->path, "busd-plugin-host",
+                                                  false, err, sizeof err);
+    if (!module) {
+        plugin_log (BUSD_LOG_ERROR, "%s", err);
+        return EXIT_CONFIG;
+    }
+    plugin_log (BUSD_LOG_NOTICE, "plugin '%s': %s %s (plugin ABI %u.%u) from %s, %d instance%s "
+                "on %s", entry->name, module->desc.name, module->desc.version,
+                module->desc.abi_major, module->desc.abi_minor, entry->path, entry->instances,
+                entry->instances == 1 ? "" : "s", endpoint);
+    plugin_instance_t *instances [PLUGIN_INSTANCES_MAX] = { NULL };
+    int count = 0;
+    for (int i = 0; i < entry->instances; i++) {
+        instances [count] = plugin_instance_new (module, entry, endpoint, NULL, i + 1);
+        if (!instances [count]) {
+            plugin_log (BUSD_LOG_ERROR, "plugin '%s': out of memory", entry->name);
+            break;
+        }
+        plugin_instance_start (instances [count++]);
+    }
+    int code = 0;
+    while (count) {
+        struct timespec slice = { 0, 100 * 1000000L };
+        int sig = sigtimedwait (&set, NULL, &slice);
+        if (sig == SIGHUP) {
+            plugin_log (BUSD_LOG_NOTICE, "SIGHUP: reloading plugin '%s'", entry->name);
+            for (int i = 0; i < count; i++)
+                plugin_instance_reload (instances [i]);
+            continue;
+        }
+        if (sig == SIGTERM || sig == SIGINT) {
+            plugin_log (BUSD_LOG_NOTICE, "%s: stopping plugin '%s'", strsignal (sig), entry->name);
+            for (int i = 0; i < count; i++)
+                plugin_instance_stop (instances [i], PLUGIN_STOP_SHUTDOWN,
+                                      busp_mono_ms () + STOP_DRAIN_MS);
+            break;
+        }
+        bool alive = false;
+        for (int i = 0; i < count; i++)
+            alive = alive || plugin_instance_alive (instances [i]);
+        if (!alive) {
+            //  Every instance ended by itself: say why with the exit code.
+            for (int i = 0; i < count; i++) {
+                plugin_state_t state = plugin_instance_state (instances [i], NULL, 0);
+                if (state == PLUGIN_STATE_FAILED)
+                    code = 1;
+                else
+                if (state == PLUGIN_STATE_DISABLED && code == 0)
+                    code = EXIT_DISABLED;
+            }
+            break;
+        }
+    }
+    bool stuck = false;
+    plugin_counters_t sum = { 0 };
+    for (int i = 0; i < count; i++) {
+        if (plugin_instance_join (instances [i], STOP_DRAIN_MS + 2000)) {
+            plugin_instance_stop (instances [i], PLUGIN_STOP_NOW, 0);
+            if (plugin_instance_join (instances [i], 2000)) {
+                plugin_log (BUSD_LOG_ERROR, "plugin '%s': an instance is stuck in on_event",
+                            entry->name);
+                stuck = true;
+                continue;
+            }
+        }
+        plugin_instance_counters (instances [i], &sum);
+        char error [600];
+        plugin_state_t state = plugin_instance_state (instances [i], error, sizeof error);
+        if (error [0])
+            plugin_log (BUSD_LOG_NOTICE, "plugin '%s' instance %d: %s: %s", entry->name, i + 1,
+                        plugin_state_name (state), error);
+        plugin_instance_destroy (&instances [i]);
+    }
+    plugin_log (BUSD_LOG_NOTICE, "plugin '%s': delivered %llu, ok %llu, retried %llu, "
+                "dead-lettered %llu, fatal %llu", entry->name,
+                (unsigned long long) sum.delivered, (unsigned long long) sum.ok,
+                (unsigned long long) sum.retried, (unsigned long long) sum.failed,
+                (unsigned long long) sum.fatal);
+    if (stuck)
+        _exit (1);              /*  its code still runs: no dlclose, no atexit */
+    plugin_module_destroy (&module);
+    return code;
+}
+
+/*  ------------------------------------------------------------------
+    The parent: supervision                                                 */
+
+static void
+s_on_signal (int sig)
+{
+    if (sig == SIGHUP)
+        s_hup = 1;
+    else
+        s_term = sig;
+}
+
+static void
+s_describe (int status, char *buf, size_t size)
+{
+    if (WIFSIGNALED (status))
+        snprintf (buf, size, "was killed by signal %d (%s)%s", WTERMSIG (status),
+                  strsignal (WTERMSIG (status)), WCOREDUMP (status) ? ", core dumped" : "");
+    else
+        snprintf (buf, size, "exited with status %d", WEXITSTATUS (status));
+}
+
+/*  Sleep ms unless SIGTERM/SIGINT comes first.                              */
+static void
+s_pause (int ms)
+{
+    int64_t until = busp_mono_ms () + ms;
+    while (!s_term && busp_mono_ms () < until) {
+        struct timespec ts = { 0, 20 * 1000000L };
+        nanosleep (&ts, NULL);
+    }
+}
+
+static int
+s_supervise (const plugin_entry_t *entry, const char *endpoint, long max_restarts)
+{
+    struct sigaction sa;
+    memset (&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigemptyset (&sa.sa_mask);
+    //  No SA_RESTART: waitpid must return so the signal is forwarded.
+    sigaction (SIGTERM, &sa, NULL);
+    sigaction (SIGINT, &sa, NULL);
+    sigaction (SIGHUP, &sa, NULL);
+    long restarts = 0;
+    int backoff = BACKOFF_MIN_MS;
+    while (!s_term) {
+        int64_t started = busp_mono_ms ();
+        fflush (NULL);
+        pid_t pid = fork ();
+        if (pid < 0) {
+            plugin_log (BUSD_LOG_ERROR, "cannot fork: %s", strerror (errno));
+            return 1;
+        }
+        if (pid == 0) {
+            signal (SIGPIPE, SIG_IGN);
+            signal (SIGTERM, SIG_DFL);
+            signal (SIGINT, SIG_DFL);
+            signal (SIGHUP, SIG_DFL);
+            int code = s_run_plugin (entry, endpoint);
+            fflush (NULL);
+            exit (code);
+        }
+        plugin_log (BUSD_LOG_INFO, "started plugin '%s' in process %d", entry->name, (int) pid);
+        int status = 0;
+        bool forwarded = false;
+        while (waitpid (pid, &status, 0) < 0) {
+            if (errno != EINTR) {
+                plugin_log (BUSD_LOG_ERROR, "waitpid: %s", strerror (errno));
+                return 1;
+            }
+            if (s_term && !forwarded) {
+                kill (pid, s_term);
+                forwarded = true;
+            }
+            if (s_hup) {
+                s_hup = 0;
+                kill (pid, SIGHUP);
+            }
+        }
+        char how [128];
+        s_describe (status, how, sizeof how);
+        if (s_term) {
+            plugin_log (BUSD_LOG_NOTICE, "plugin process %d %s; stopped", (int) pid, how);
+            return WIFEXITED (status) ? WEXITSTATUS (status) : 0;
+        }
+        if (WIFEXITED (status) && WEXITSTATUS (status) == 0) {
+            plugin_log (BUSD_LOG_NOTICE, "plugin process %d ended cleanly", (int) pid);
+            return 0;
+        }
+        if (WIFEXITED (status) && WEXITSTATUS (status) == EXIT_CONFIG) {
+            plugin_log (BUSD_LOG_ERROR, "plugin '%s' cannot be loaded; not restarting",
+                        entry->name);
+            return EXIT_CONFIG;
+        }
+        if (max_restarts >= 0 && restarts >= max_restarts) {
+            plugin_log (BUSD_LOG_ERROR, "plugin process %d %s; giving up after %ld restart%s",
+                        (int) pid, how, restarts, restarts == 1 ? "" : "s");
+            return 1;
+        }
+        if (busp_mono_ms () - started >= STABLE_MS)
+            backoff = BACKOFF_MIN_MS;
+        restarts++;
+        plugin_log (BUSD_LOG_WARNING, "plugin process %d %s; restarting in %d ms (restart %ld)",
+                    (int) pid, how, backoff, restarts);
+        s_pause (backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    return 0;
+}
+
+/*  ------------------------------------------------------------------
+    Command line                                                            */
+
+static bool
+s_is (const char *arg, const char *short_name, const char *long_name)
+{
+    return (short_name && strcmp (arg, short_name) == 0) || strcmp (arg, long_name) == 0;
+}
+
+static bool
+s_number (const char *text, long min, long *value)
+{
+    char *end;
+    errno = 0;
+    long v = strtol (text, &end, 10);
+    if (errno || end == text || *end || v < min)
+        return false;
+    *value = v;
+    return true;
+}
+
+int
+main (int argc, char **argv)
+{
+    args_t args = { .max_restarts = -1, .supervise = true };
+    //  Parsed by hand: --patterns takes every following argument up to the
+    //  next option, which getopt cannot express.
+    for (int i = 1; i < argc; i++) {
+        char *arg = argv [i];
+        char *value = NULL;
+        char *eq = strncmp (arg, "--", 2) == 0 ? strchr (arg, '=') : NULL;
+        if (eq) {
+            *eq = 0;
+            value = eq + 1;
+        }
+#define IS(short_, long_) s_is (arg, short_, long_)
+#define VALUE() (value ? value : (i + 1 < argc ? argv [++i] : NULL))
+        if (IS ("-h", "--help")) {
+            s_usage (stdout);
+            return 0;
+        }
+        else
+        if (IS ("-V", "--version")) {
+            printf ("busd-plugin-host %s (plugin ABI %d.%d, BUSP/1)\n", PACKAGE_VERSION,
+                    BUSD_PLUGIN_ABI_MAJOR, BUSD_PLUGIN_ABI_MINOR);
+            return 0;
+        }
+        else
+        if (IS ("-c", "--config") || IS ("-e", "--endpoint") || IS ("-n", "--name")
+        ||  IS (NULL, "--instances") || IS (NULL, "--max-restarts") || IS ("-l", "--log-level")) {
+            const char *v = VALUE ();
+            if (!v) {
+                fprintf (stderr, "%s: %s needs a value (see --help)\n", s_prog, arg);
+                return EXIT_USAGE;
+            }
+            if (IS ("-c", "--config"))
+                args.config = v;
+            else
+            if (IS ("-e", "--endpoint"))
+                args.endpoint = v;
+            else
+            if (IS ("-n", "--name"))
+                args.name = v;
+            else
+            if (IS (NULL, "--instances")) {
+                if (!s_number (v, 1, &args.instances) || args.instances > PLUGIN_INSTANCES_MAX) {
+                    fprintf (stderr, "%s: --instances wants 1..%d, got '%s'\n", s_prog,
+                             PLUGIN_INSTANCES_MAX, v);
+                    return EXIT_USAGE;
+                }
+            }
+            else
+            if (IS (NULL, "--max-restarts")) {
+                if (!s_number (v, 0, &args.max_restarts)) {
+                    fprintf (stderr, "%s: --max-restarts wants a number >= 0, got '%s'\n",
+                             s_prog, v);
+                    return EXIT_USAGE;
+                }
+            }
+            else {
+                s_level = s_level_of (v);
+                if (s_level < 0) {
+                    fprintf (stderr, "%s: --log-level: '%s' is not one of debug, info, notice, "
+                             "warning, error\n", s_prog, v);
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        else
+        if (IS ("-p", "--patterns") || IS (NULL, "--pattern")) {
+            //  --patterns takes every following argument that is not an
+            //  option; --pattern exactly one.
+            bool many = IS ("-p", "--patterns");
+            int before = args.pattern_count;
+            const char *first = VALUE ();
+            if (first && args.pattern_count < MAX_PATTERNS)
+                args.patterns [args.pattern_count++] = first;
+            while (many && i + 1 < argc && argv [i + 1][0] != '-'
+               &&  args.pattern_count < MAX_PATTERNS)
+                args.patterns [args.pattern_count++] = argv [++i];
+            if (args.pattern_count == before) {
+                fprintf (stderr, "%s: %s needs at least one pattern (see --help)\n", s_prog, arg);
+                return EXIT_USAGE;
+            }
+        }
+        else
+        if (IS (NULL, "--no-supervise"))
+            args.supervise = false;
+        else
+        if (arg [0] == '-' && arg [1]) {
+            fprintf (stderr, "%s: unknown option '%s' (see --help)\n", s_prog, arg);
+            return EXIT_USAGE;
+        }
+        else
+        if (!args.plugin)
+            args.plugin = arg;
+        else {
+            fprintf (stderr, "%s: unexpected argument '%s' (one plugin per host; see --help)\n",
+                     s_prog, arg);
+            return EXIT_USAGE;
+        }
+#undef IS
+#undef VALUE
+    }
+    if (!args.plugin && !args.config) {
+        fprintf (stderr, "%s: which plugin? give PLUGIN.so, or --config FILE with a \"path\" "
+                 "(see --help)\n", s_prog);
+        return EXIT_USAGE;
+    }
+    plugin_log_set_sink (s_filtered_sink);
+    char errors [8192] = "";
+    char *endpoint = NULL;
+    plugin_entry_t *entry = s_build_entry (&args, &endpoint, errors, sizeof errors);
+    if (!entry) {
+        fprintf (stderr, "%s", errors);
+        if (errors [0] && errors [strlen (errors) - 1] != '\n')
+            fputc ('\n', stderr);
+        fprintf (stderr, "%s: configuration invalid; nothing started\n", s_prog);
+        free (endpoint);
+        return EXIT_CONFIG;
+    }
+    int code = 0;
+    if (!entry->enabled)
+        plugin_log (BUSD_LOG_NOTICE, "plugin '%s' is disabled in its configuration; nothing to do",
+                    entry->name);
+    else
+    if (args.supervise)
+        code = s_supervise (entry, endpoint, args.max_restarts);
+    else {
+        signal (SIGPIPE, SIG_IGN);
+        code = s_run_plugin (entry, endpoint);
+    }
+    plugin_entry_destroy (&entry);
+    free (endpoint);
+    return code;
+}

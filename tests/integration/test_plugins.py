@@ -1,0 +1,485 @@
+#!/usr/bin/env python3
+"""Subscriber plugins against real busd processes: results mapped to ACK,
+retry with delay and dead letters; credit throttling of a slow plugin;
+load failures (init, ABI, missing file) that leave busd running; config
+errors; SIGHUP adding, replacing and removing plugins; FATAL disabling an
+instance; and busd-plugin-host restarting a crashed plugin whose event is
+then redelivered.  The plugins are tests/plugins/*.c, built by make check."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(__file__))
+import busp  # noqa: E402
+from busp import Client, free_port  # noqa: E402
+
+BUSD = os.environ.get("BUSD_BIN", "src/broker/busd")
+TOP = os.environ.get("BUSD_TOP_BUILDDIR", ".")
+TOOLS = os.environ.get("BUSD_TOOLS", os.path.join(TOP, "src", "tools"))
+HOST = os.path.join(TOOLS, "busd-plugin-host")
+PLUGDIR = os.path.join(TOP, "tests", "plugins", ".libs")
+TESTS = []
+TMP = tempfile.mkdtemp(prefix="busd-plugins-")
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def so(name):
+    return os.path.abspath(os.path.join(PLUGDIR, name + ".so"))
+
+
+def tmp(name):
+    return os.path.join(TMP, name)
+
+
+def write(name, text):
+    with open(tmp(name), "w") as f:
+        f.write(text)
+    return tmp(name)
+
+
+def lines(name):
+    try:
+        with open(tmp(name)) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def wait_until(fn, timeout=10.0, what="condition"):
+    deadline = time.time() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.05)
+
+
+class Busd:
+    """A real busd with a config file listing plugins; its log in TMP."""
+
+    def __init__(self, plugins, name="busd", **settings):
+        self.port = free_port()
+        self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        self.name = name
+        self.settings = dict(settings)
+        self.conf = self.write_config(plugins)
+        self.logpath = tmp("%s-%d.log" % (name, self.port))
+        self.log = open(self.logpath, "wb")
+        self.proc = subprocess.Popen([BUSD, "-c", self.conf], stdout=self.log, stderr=self.log)
+        deadline = time.time() + 10
+        while True:
+            try:
+                c = Client(self.endpoint, timeout=200)
+                c.hello()
+                c.close()
+                break
+            except Exception:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("busd did not start:\n" + self.text())
+                time.sleep(0.05)
+
+    def write_config(self, plugins):
+        conf = {"bind": self.endpoint, "log_level": "debug", "plugins": plugins}
+        conf.update(self.settings)
+        return write("%s-%d.json" % (self.name, self.port), json.dumps(conf, indent=2))
+
+    def text(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def ctl(self, request):
+        c = Client(self.endpoint)
+        try:
+            c.hello("test-ctl")
+            d = c.ctl(request)
+            assert d["code"] == 200, d
+            return d["json"]
+        finally:
+            c.close()
+
+    def plugins(self):
+        return {p["name"]: p for p in self.ctl({"cmd": "plugins"})["plugins"]}
+
+    def wait_plugin(self, name, state="running", timeout=10):
+        def check():
+            p = self.plugins().get(name)
+            return p if p and p["state"] == state else None
+        return wait_until(check, timeout, "plugin '%s' to be %s" % (name, state))
+
+    def publish(self, topic, payloads, headers=None):
+        c = Client(self.endpoint)
+        try:
+            c.hello("test-pub")
+            last = 0
+            for p in payloads:
+                last = c.publish(topic, p if isinstance(p, bytes) else p.encode(),
+                                 headers=headers)
+            while True:
+                d = c.recv()
+                if d["cmd"] == busp.PUBACK and d["seq"] >= last:
+                    return
+                assert d["cmd"] in (busp.PUBACK, busp.PING), d
+        finally:
+            c.close()
+
+    def reload(self, plugins):
+        self.write_config(plugins)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=30)
+        self.log.close()
+        return rc
+
+
+def subscriber(endpoint, pattern, options=None, name="test-sub"):
+    c = Client(endpoint)
+    c.hello(name)
+    c.send(busp.sub(1, pattern), json.dumps(options or {"credit": 100000}))
+    c.expect(busp.SUBOK)
+    return c
+
+
+def entry(name, plugin, patterns, **kw):
+    e = {"name": name, "path": so(plugin), "patterns": patterns}
+    e.update(kw)
+    return e
+
+
+@test
+def ok_plugin_acks_every_event_and_publishes():
+    b = Busd([entry("counter", "ok", ["orders.*"],
+                    config={"file": tmp("ok.txt"), "forward_to": "audit.copy"})])
+    try:
+        p = b.wait_plugin("counter")
+        assert p["version"] == "1.0.0" and p["path"] == so("ok"), p
+        audit = subscriber(b.endpoint, "audit.copy")
+        b.publish("orders.created", ["order-%d" % i for i in range(20)])
+        wait_until(lambda: len(lines("ok.txt")) == 20, what="20 events handled")
+        assert lines("ok.txt")[0] == "orders.created 1 order-0", lines("ok.txt")[0]
+        got = sorted(audit.expect(busp.DELIVER)["payload"] for _ in range(20))
+        assert got == sorted(b"order-%d" % i for i in range(20)), got
+        audit.close()
+        p = wait_until(lambda: b.plugins()["counter"]["ok"] == 20 and b.plugins()["counter"])
+        assert p["delivered"] == 20 and p["retried"] == 0 and p["failed"] == 0, p
+        assert p["metrics"] == {"events": 20} and p["inflight"] == 0, p
+        assert p["state"] == "running" and p["error"] == "", p
+        stats = b.ctl({"cmd": "stats"})
+        assert stats["plugins"][0]["name"] == "counter", stats
+        subs = b.ctl({"cmd": "subscriptions"})["subscriptions"]
+        mine = [s for s in subs if s["group"] == "plugin.counter"]
+        assert mine and mine[0]["ack"] == "explicit" and mine[0]["pattern"] == "orders.*", subs
+    finally:
+        assert b.stop() == 0
+
+
+@test
+def retry_then_ok_honours_the_delay():
+    b = Busd([entry("retrier", "retry-then-ok", ["retry.me"], config={"file": tmp("retry.txt")})])
+    try:
+        b.wait_plugin("retrier")
+        b.publish("retry.me", ["x"])
+        rows = wait_until(lambda: len(lines("retry.txt")) >= 3 and lines("retry.txt"),
+                          what="three attempts")
+        time.sleep(0.3)
+        rows = lines("retry.txt")
+        assert len(rows) == 3, rows
+        attempts = [int(r.split()[1]) for r in rows]
+        times = [int(r.split()[3]) for r in rows]
+        assert attempts == [1, 2, 3], rows
+        assert times[1] - times[0] >= 100 and times[2] - times[1] >= 100, times
+        p = b.plugins()["retrier"]
+        assert p["retried"] == 2 and p["ok"] == 1 and p["delivered"] == 3, p
+        assert b.ctl({"cmd": "dlq-list"})["dead_letters"] == []
+    finally:
+        assert b.stop() == 0
+
+
+@test
+def always_fail_dead_letters_once_with_the_reason():
+    b = Busd([entry("failer", "always-fail", ["signup.*"], config={"file": tmp("fail.txt")})])
+    try:
+        b.wait_plugin("failer")
+        dlq = subscriber(b.endpoint, "$dlq.#")
+        b.publish("signup.new", ["alice"])
+        d = dlq.expect(busp.DELIVER)
+        headers = json.loads(d["headers"])
+        assert d["topic"] == "$dlq.signup.new" and d["payload"] == b"alice", d
+        assert headers["x-reason"] == "always fails", headers
+        assert headers["x-subscription"] == "plugin.failer", headers
+        dlq.close()
+        time.sleep(0.5)
+        letters = b.ctl({"cmd": "dlq-list"})["dead_letters"]
+        assert len(letters) == 1, letters
+        assert letters[0]["reason"] == "always fails", letters
+        assert letters[0]["subscription"] == "plugin.failer", letters
+        assert letters[0]["attempts"] == 1, letters
+        assert lines("fail.txt") == ["fail signup.new 1"], lines("fail.txt")
+        p = b.plugins()["failer"]
+        assert p["failed"] == 1 and p["dead_lettered"] == 1 and p["ok"] == 0, p
+    finally:
+        assert b.stop() == 0
+
+
+@test
+def slow_plugin_is_throttled_by_credit_only():
+    b = Busd([entry("sloth", "slow", ["slow.*"], max_inflight=4,
+                    config={"sleep_ms": 100, "file": tmp("slow.txt")})])
+    try:
+        b.wait_plugin("sloth")
+        fast = subscriber(b.endpoint, "fast.x")
+        b.publish("slow.job", ["s%d" % i for i in range(40)])
+        start = time.time()
+        b.publish("fast.x", ["f%d" % i for i in range(500)])
+        for _ in range(500):
+            fast.expect(busp.DELIVER)
+        took = time.time() - start
+        assert took < 3, "the fast subscriber took %.2f s" % took
+        t0 = time.time()
+        subs = b.ctl({"cmd": "subscriptions"})["subscriptions"]
+        assert time.time() - t0 < 0.5, "CTL took %.2f s" % (time.time() - t0)
+        sloth = [s for s in subs if s["group"] == "plugin.sloth"][0]
+        assert sloth["inflight"] <= 4, sloth
+        assert sloth["queued"] > 0, sloth
+        done = len(lines("slow.txt"))
+        assert done < 40, "the slow plugin should still be busy (%d done)" % done
+        fast.close()
+        wait_until(lambda: len(lines("slow.txt")) == 40, 15, "the slow plugin to finish")
+        p = b.plugins()["sloth"]
+        assert p["ok"] == 40 and p["avg_handle_us"] >= 100000, p
+    finally:
+        assert b.stop() == 0
+
+
+@test
+def init_failure_and_abi_mismatch_leave_busd_running():
+    b = Busd([entry("mailer", "init-fails", ["user.created"]),
+              entry("future", "abi-mismatch", ["user.created"]),
+              entry("counter", "ok", ["user.*"], config={"file": tmp("ok2.txt")})])
+    try:
+        b.wait_plugin("counter")
+        mailer = b.wait_plugin("mailer", "failed")
+        assert "missing api_key" in mailer["error"], mailer
+        future = b.plugins()["future"]
+        assert future["state"] == "failed", future
+        assert "built for plugin ABI 99.0, this busd speaks 1.0" in future["error"], future
+        assert so("abi-mismatch") in future["error"], future
+        log = b.text()
+        assert "plugin 'mailer': init failed: missing api_key" in log, log
+        assert so("abi-mismatch") + ": built for plugin ABI 99.0, this busd speaks 1.0" in log, log
+        b.publish("user.created", ["bob"])
+        wait_until(lambda: lines("ok2.txt") == ["user.created 1 bob"], what="the ok plugin")
+    finally:
+        assert b.stop() == 0
+
+
+@test
+def missing_plugin_file():
+    missing = tmp("nowhere/mailer.so")
+    plugins = [entry("mailer", "ok", ["user.created"]),
+               entry("counter", "ok", ["user.*"], config={"file": tmp("ok3.txt")})]
+    plugins[0]["path"] = missing
+    path = write("missing.json", json.dumps({"plugins": plugins}))
+    r = subprocess.run([BUSD, "--check-config", "-c", path], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0, r
+    assert missing in r.stderr and "mailer" in r.stderr, r.stderr
+    b = Busd(plugins)
+    try:
+        b.wait_plugin("counter")
+        mailer = b.wait_plugin("mailer", "failed")
+        assert missing in mailer["error"] and "cannot load" in mailer["error"], mailer
+        assert "plugin 'mailer': cannot load %s" % missing in b.text()
+        b.publish("user.created", ["carol"])
+        wait_until(lambda: lines("ok3.txt") == ["user.created 1 carol"], what="the ok plugin")
+    finally:
+        assert b.stop() == 0
+
+
+@test
+def config_errors_name_the_plugin_and_key():
+    cases = [
+        ([{"path": so("ok"), "patterns": ["a"]}], "key 'name' is required"),
+        ([entry("a", "ok", ["a"]), entry("a", "ok", ["b"])], "another plugin is already called 'a'"),
+        ([entry("a", "ok", "a.b")], "('a'): key 'patterns'"),
+        ([entry("a", "ok", ["a..b"])], "'a..b' is not a valid pattern"),
+        ([entry("a", "ok", ["a"], patern=["x"])], "('a'): unknown key 'patern'"),
+        ([entry("a", "ok", ["a"], max_inflight=0)], "('a'): key 'max_inflight'"),
+        ([entry("a", "ok", ["a"], config=[1])], "('a'): key 'config': must be an object"),
+        ([entry("a", "ok", ["a"], instances="two")], "('a'): key 'instances': must be a number"),
+        ([entry("a", "ok", ["a"], enabled="yes")], "('a'): key 'enabled'"),
+        (["mailer"], "plugins[0]: must be an object"),
+    ]
+    for plugins, expected in cases:
+        path = write("bad.json", json.dumps({"plugins": plugins}))
+        r = subprocess.run([BUSD, "--check-config", "-c", path], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode != 0 and expected in r.stderr and "bad.json" in r.stderr, \
+            (expected, r.stderr)
+    # a bare name resolves in the plugin directory; relative paths in the
+    # config file's directory
+    os.makedirs(tmp("conf/sub"), exist_ok=True)
+    path = write("conf/rel.json", json.dumps({"plugins": [
+        {"name": "rel", "path": "sub/rel.so", "patterns": ["a"]},
+        {"name": "installed-nowhere", "patterns": ["a"]}]}))
+    r = subprocess.run([BUSD, "--check-config", "-c", path], capture_output=True, text=True,
+                       timeout=30)
+    assert tmp("conf/sub/rel.so") in r.stderr, r.stderr
+    assert "/plugins/installed-nowhere.so" in r.stderr, r.stderr
+    # a disabled plugin's file is not needed; a good config passes
+    path = write("good.json", json.dumps({"plugins": [
+        entry("a", "ok", ["a"]), {"name": "off", "path": "/nope.so", "patterns": ["a"],
+                                  "enabled": False}]}))
+    r = subprocess.run([BUSD, "--check-config", "-c", path], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
+@test
+def sighup_adds_replaces_and_removes_plugins():
+    a = entry("alpha", "ok", ["alpha.*"], config={"file": tmp("alpha1.txt")})
+    b = Busd([a])
+    try:
+        b.wait_plugin("alpha")
+        beta = entry("beta", "ok", ["beta.*"], config={"file": tmp("beta.txt")})
+        b.reload([a, beta])
+        b.wait_plugin("beta")
+        b.publish("beta.one", ["b1"])
+        b.publish("alpha.one", ["a1"])
+        wait_until(lambda: lines("beta.txt") == ["beta.one 1 b1"], what="beta to handle")
+        wait_until(lambda: lines("alpha1.txt") == ["alpha.one 1 a1"], what="alpha to handle")
+        log = b.text()
+        assert "plugin 'beta': added" in log, log
+        assert "1 added, 0 replaced, 0 removed, 1 unchanged" in log, log
+        # alpha's entry changes (another file), beta goes away
+        a2 = entry("alpha", "ok", ["alpha.*"], config={"file": tmp("alpha2.txt")})
+        b.reload([a2])
+        wait_until(lambda: "0 added, 1 replaced, 1 removed, 0 unchanged" in b.text(),
+                   what="the reload")
+        wait_until(lambda: set(b.plugins()) == {"alpha"}, what="beta to go")
+        b.wait_plugin("alpha")
+        # the old generation finishes what the broker already sent it, then
+        # leaves the group to the new one
+        wait_until(lambda: b.text().count("previous generation stopped and released") == 2,
+                   what="old generations to be released")
+        b.publish("alpha.two", ["a2"])
+        wait_until(lambda: lines("alpha2.txt") == ["alpha.two 1 a2"], what="the new alpha")
+        assert lines("alpha1.txt") == ["alpha.one 1 a1"], lines("alpha1.txt")
+        b.publish("beta.two", ["b2"])
+        time.sleep(0.3)
+        assert lines("beta.txt") == ["beta.one 1 b1"], lines("beta.txt")
+        subs = b.ctl({"cmd": "subscriptions"})["subscriptions"]
+        assert [s["group"] for s in subs] == ["plugin.alpha"], subs
+    finally:
+        assert b.stop() == 0
+
+
+@test
+def fatal_disables_the_instance_until_reload():
+    plugins = [entry("doomed", "fatal", ["db.*"], config={"file": tmp("fatal.txt")})]
+    b = Busd(plugins)
+    try:
+        b.wait_plugin("doomed")
+        b.publish("db.write", ["w"])
+        p = b.wait_plugin("doomed", "disabled")
+        assert "database schema is gone" in p["error"], p
+        assert p["fatal"] == 1 and p["running"] == 0, p
+        assert lines("fatal.txt") == ["fatal db.write 1"], lines("fatal.txt")
+        assert b.ctl({"cmd": "subscriptions"})["subscriptions"] == []
+        assert "disabled until the next reload" in b.text()
+        # a reload (same configuration) starts it again
+        b.reload(plugins)
+        b.wait_plugin("doomed")
+    finally:
+        assert b.stop() == 0
+
+
+@test
+def plugin_host_restarts_a_crashed_plugin_and_gets_the_event_again():
+    b = Busd([], name="hostbroker")
+    host = None
+    try:
+        conf = write("crash.json", json.dumps({
+            "name": "crashy", "patterns": ["jobs.*"], "ack_wait_ms": 500,
+            "config": {"file": tmp("crash.txt")}}))
+        hostlog = open(tmp("host.log"), "wb")
+        host = subprocess.Popen([HOST, so("crash"), "--config", conf, "-e", b.endpoint],
+                                stdout=hostlog, stderr=hostlog)
+        wait_until(lambda: any(s["group"] == "plugin.crashy"
+                               for s in b.ctl({"cmd": "subscriptions"})["subscriptions"]),
+                   what="the plugin host to subscribe")
+        b.publish("jobs.build", ["job-1"])
+        wait_until(lambda: "ok jobs.build 2 job-1" in lines("crash.txt"), 15,
+                   "the restarted child to handle attempt 2")
+        assert lines("crash.txt") == ["crash jobs.build 1", "ok jobs.build 2 job-1"], \
+            lines("crash.txt")
+        with open(tmp("host.log")) as f:
+            text = f.read()
+        assert "killed by signal 6" in text and "restarting in" in text, text
+        assert b.proc.poll() is None
+        assert b.ctl({"cmd": "stats"})["dead_lettered"] == 0
+        host.send_signal(signal.SIGTERM)
+        assert host.wait(timeout=20) == 0
+        host = None
+    finally:
+        if host:
+            host.kill()
+            host.wait()
+        assert b.stop() == 0
+
+
+@test
+def plugin_host_command_line():
+    r = subprocess.run([HOST, "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "--max-restarts" in r.stdout, r
+    r = subprocess.run([HOST, "--version"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "plugin ABI 1.0" in r.stdout, r
+    r = subprocess.run([HOST, "--bogus"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r
+    r = subprocess.run([HOST, tmp("none.so"), "-p", "a"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 78 and tmp("none.so") in r.stderr, r
+    r = subprocess.run([HOST, so("abi-mismatch"), "--patterns", "a", "b", "-e",
+                        "tcp://127.0.0.1:%d" % free_port()],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78, r
+    assert "built for plugin ABI 99.0, this busd-plugin-host speaks 1.0" in r.stderr, r.stderr
+    r = subprocess.run([HOST, so("ok")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78 and "key 'patterns' is required" in r.stderr, r.stderr
+
+
+def main():
+    passed = failed = 0
+    for fn in TESTS:
+        try:
+            fn()
+            print("ok - %s" % fn.__name__)
+            passed += 1
+        except Exception:
+            print("FAIL - %s" % fn.__name__)
+            traceback.print_exc(file=sys.stdout)
+            failed += 1
+        sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    if not failed:
+        shutil.rmtree(TMP, ignore_errors=True)
+    else:
+        print("logs and configurations kept in %s" % TMP)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
