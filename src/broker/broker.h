@@ -182,6 +182,10 @@ struct broker {
         (they need the broker to take their last ACKs).                      */
     bool (*plugin_drain) (void *arg);
     void *plugin_metrics_arg;
+    /*  main.c's reload (CTL reload answers with its result).  On success
+        msg holds the keys that need a restart ("" when none), on failure
+        the errors.                                                          */
+    int (*reload_fn) (char *msg, size_t size);
 };
 
 /*  ---- broker.c: lifecycle and wire I/O -------------------------------- */

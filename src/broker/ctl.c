@@ -299,8 +299,22 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
     }
     else
     if (streq (name, "reload")) {
-        busd_reload_requested = 1;
-        s_reply (self, session, request_id, BUSP_OK, cJSON_CreateObject ());
+        if (!self->reload_fn) {
+            busd_reload_requested = 1;
+            s_reply (self, session, request_id, BUSP_OK, cJSON_CreateObject ());
+        }
+        else {
+            char msg [8192] = "";
+            if (self->reload_fn (msg, sizeof msg) == 0) {
+                cJSON *json = cJSON_CreateObject ();
+                cJSON_AddBoolToObject (json, "reloaded", true);
+                if (msg [0])
+                    cJSON_AddStringToObject (json, "restart_needed", msg);
+                s_reply (self, session, request_id, BUSP_OK, json);
+            }
+            else
+                s_error (self, session, request_id, BUSP_E_MALFORMED, msg);
+        }
     }
     else {
         char msg [300];

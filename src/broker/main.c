@@ -61,6 +61,64 @@ s_usage (FILE *out)
 "Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.\n");
 }
 
+/*  What a reload needs: the running configuration and where it came from. */
+typedef struct {
+    config_t **config;
+    const char *file;
+    override_t *overrides;
+    int count;
+    broker_t *broker;
+    plugins_t *plugins;
+} live_t;
+static live_t s_live;
+
+static config_t *s_load (const char *file, override_t *overrides, int count, char *errors,
+                         size_t size);
+
+/*  Reload the configuration file (SIGHUP or CTL reload), on the broker
+    thread between batches.  An invalid file changes nothing.  Returns 0, or
+    -EINVAL with the errors in errors.                                       */
+static int
+s_reload (char *errors, size_t size)
+{
+    notify_send ("RELOADING=1");
+    config_t *config = *s_live.config;
+    const char *path = config->file ? config->file : s_live.file;
+    config_t *fresh = s_load (path, s_live.overrides, s_live.count, errors, size);
+    if (!fresh) {
+        log_error ("reload failed; keeping the running configuration:\n%s", errors);
+        notify_send ("READY=1");
+        return -EINVAL;
+    }
+    char restart [512];
+    int changed = config_diff (config, fresh, restart, sizeof restart);
+    if (restart [0])
+        log_warning ("reload: %s cannot change without a restart (kept as running)", restart);
+    //  Keys that cannot change keep their running values.
+    for (int i = 0; i < fresh->bind_count; i++)
+        free (fresh->binds [i]);
+    fresh->bind_count = config->bind_count;
+    for (int i = 0; i < config->bind_count; i++) {
+        fresh->binds [i] = config->binds [i];
+        config->binds [i] = NULL;
+    }
+    config->bind_count = 0;
+    fresh->sndhwm = config->sndhwm;
+    char *metrics = fresh->metrics_bind;
+    fresh->metrics_bind = config->metrics_bind;
+    config->metrics_bind = metrics;
+    log_use_syslog (fresh->syslog);
+    log_set_level (fresh->log_level);
+    broker_apply_config (s_live.broker, fresh);
+    plugins_reload (s_live.plugins, fresh);        /*  plugins.c */
+    config_destroy (&config);
+    *s_live.config = fresh;
+    log_notice ("configuration reloaded (%d setting%s changed)", changed, changed == 1 ? "" : "s");
+    snprintf (errors, size, "%s", restart);
+    notify_send ("READY=1");
+    return 0;
+}
+
 /*  Build a configuration: defaults, then the file, then the flags.          */
 static config_t *
 s_load (const char *file, override_t *overrides, int count, char *errors, size_t size)
@@ -324,43 +382,14 @@ main (int argc, char **argv)
     plugins_t *plugins = plugins_new (broker);
     if (!plugins)
         log_error ("plugins: out of memory; no plugin started");
+    s_live = (live_t) { .config = &config, .file = file, .overrides = overrides,
+                        .count = count, .broker = broker, .plugins = plugins };
+    broker->reload_fn = s_reload;
     int rc;
     while ((rc = broker_run (broker, &s_stop, &busd_reload_requested)) == 1) {
         busd_reload_requested = 0;
-        notify_send ("RELOADING=1");
-        const char *path = config->file ? config->file : file;
         char reload_errors [8192];
-        config_t *fresh = s_load (path, overrides, count, reload_errors, sizeof reload_errors);
-        if (!fresh) {
-            log_error ("reload failed; keeping the running configuration:\n%s", reload_errors);
-        }
-        else {
-            char restart [512];
-            int changed = config_diff (config, fresh, restart, sizeof restart);
-            if (restart [0])
-                log_warning ("reload: %s cannot change without a restart (kept as running)", restart);
-            //  Keys that cannot change keep their running values.
-            for (int i = 0; i < fresh->bind_count; i++)
-                free (fresh->binds [i]);
-            fresh->bind_count = config->bind_count;
-            for (int i = 0; i < config->bind_count; i++) {
-                fresh->binds [i] = config->binds [i];
-                config->binds [i] = NULL;
-            }
-            config->bind_count = 0;
-            fresh->sndhwm = config->sndhwm;
-            char *metrics = fresh->metrics_bind;
-            fresh->metrics_bind = config->metrics_bind;
-            config->metrics_bind = metrics;
-            log_use_syslog (fresh->syslog);
-            log_set_level (fresh->log_level);
-            broker_apply_config (broker, fresh);
-            plugins_reload (plugins, fresh);        /*  plugins.c */
-            config_destroy (&config);
-            config = fresh;
-            log_notice ("configuration reloaded (%d setting%s changed)", changed, changed == 1 ? "" : "s");
-        }
-        notify_send ("READY=1");
+        s_reload (reload_errors, sizeof reload_errors);
     }
     notify_send ("STOPPING=1");
     //  plugins.c: after the drain (which let plugins finish), before the

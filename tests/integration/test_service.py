@@ -164,6 +164,15 @@ def sighup_reload_changes_limits():
         time.sleep(0.5)
         c.send(busp.sub(3, "c"))
         assert c.expect(busp.SUBOK)["json"]["queue_limit"] == 77
+        # CTL reload answers with the outcome: the error names file and key
+        r = c.ctl({"cmd": "reload"}, 11)
+        assert r["code"] == 400 and "queue_limit" in r["json"]["error"], r
+        assert "reload.json" in r["json"]["error"], r
+        write("reload.json", '{ "bind": "tcp://127.0.0.1:%d", "queue_limit": 55 }' % port)
+        r = c.ctl({"cmd": "reload"}, 12)
+        assert r["code"] == 200 and r["json"]["reloaded"] is True, r
+        c.send(busp.sub(4, "d"))
+        assert c.expect(busp.SUBOK)["json"]["queue_limit"] == 55
         assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
