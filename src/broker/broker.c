@@ -10,6 +10,7 @@
 #include "broker.h"
 #include "topic.h"
 #include "clock.h"
+#include "blob.h"
 #include "dedup.h"
 #include "dlq.h"
 #include "metrics.h"
@@ -88,43 +89,6 @@ policy_name (policy_t policy)
     return "?";
 }
 
-/*  Session index: keys are routing-id blobs, length in the first byte.     */
-static size_t
-s_rid_hash (const void *key)
-{
-    const uint8_t *k = key;
-    size_t hash = 2166136261u;
-    for (size_t i = 0; i <= k [0]; i++)
-        hash = (hash ^ k [i]) * 16777619u;
-    return hash;
-}
-
-static int
-s_rid_compare (const void *a, const void *b)
-{
-    const uint8_t *ka = a, *kb = b;
-    if (ka [0] != kb [0])
-        return ka [0] < kb [0] ? -1 : 1;
-    return memcmp (ka + 1, kb + 1, ka [0]);
-}
-
-static void *
-s_rid_dup (const void *key)
-{
-    const uint8_t *k = key;
-    uint8_t *copy = malloc (k [0] + 1u);
-    if (copy)
-        memcpy (copy, k, k [0] + 1u);
-    return copy;
-}
-
-static void
-s_rid_free (void **key_p)
-{
-    free (*key_p);
-    *key_p = NULL;
-}
-
 /*  ------------------------------------------------------------------
     Lifecycle                                                               */
 
@@ -147,10 +111,11 @@ broker_new (config_t *config)
         broker_destroy (&self);
         return NULL;
     }
-    zhashx_set_key_hasher (self->sessions, s_rid_hash);
-    zhashx_set_key_comparator (self->sessions, s_rid_compare);
-    zhashx_set_key_duplicator (self->sessions, s_rid_dup);
-    zhashx_set_key_destructor (self->sessions, s_rid_free);
+    //  Session index: keys are routing-id blobs (length first, blob.h).
+    zhashx_set_key_hasher (self->sessions, busp_blob_hash);
+    zhashx_set_key_comparator (self->sessions, busp_blob_compare);
+    zhashx_set_key_duplicator (self->sessions, busp_blob_dup);
+    zhashx_set_key_destructor (self->sessions, busp_blob_free);
     zlistx_set_destructor (self->bound, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_duplicator (self->bound, (zlistx_duplicator_fn *) strdup);
     broker_clock (self);

@@ -1,5 +1,6 @@
 /*  dedup.c — see dedup.h.                                                   */
 #include "dedup.h"
+#include "blob.h"
 #include <czmq.h>
 #include <errno.h>
 
@@ -15,25 +16,6 @@ struct dedup {
     zlistx_t *fifo;             /*  entry_t *, oldest first (owns)          */
     uint64_t evicted;
 };
-
-static size_t
-s_hash (const void *key)
-{
-    const uint8_t *k = key;
-    size_t hash = 2166136261u;
-    for (size_t i = 0; i <= k [0]; i++)
-        hash = (hash ^ k [i]) * 16777619u;
-    return hash;
-}
-
-static int
-s_compare (const void *a, const void *b)
-{
-    const uint8_t *ka = a, *kb = b;
-    if (ka [0] != kb [0])
-        return ka [0] < kb [0] ? -1 : 1;
-    return memcmp (ka + 1, kb + 1, ka [0]);
-}
 
 static void
 s_entry_free (void **item_p)
@@ -57,8 +39,8 @@ dedup_new (int64_t window_ms, size_t max_entries)
         return NULL;
     }
     //  Keys point into the entries, which the FIFO owns.
-    zhashx_set_key_hasher (self->index, s_hash);
-    zhashx_set_key_comparator (self->index, s_compare);
+    zhashx_set_key_hasher (self->index, busp_blob_hash);
+    zhashx_set_key_comparator (self->index, busp_blob_compare);
     zhashx_set_key_duplicator (self->index, NULL);
     zhashx_set_key_destructor (self->index, NULL);
     zlistx_set_destructor (self->fifo, s_entry_free);
@@ -84,20 +66,11 @@ dedup_configure (dedup_t *self, int64_t window_ms, size_t max_entries)
     self->max_entries = max_entries;
 }
 
-static void
-s_key (uint8_t *key, const char *msg_id, size_t len)
-{
-    if (len > 255)
-        len = 255;
-    key [0] = (uint8_t) len;
-    memcpy (key + 1, msg_id, len);
-}
-
 bool
 dedup_seen (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms)
 {
     uint8_t key [256];
-    s_key (key, msg_id, len);
+    busp_blob_set (key, msg_id, len);
     entry_t *entry = zhashx_lookup (self->index, key);
     return entry && now_ms - entry->added_ms < self->window_ms;
 }
@@ -123,7 +96,7 @@ dedup_add (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms)
     entry_t *entry = malloc (sizeof (entry_t));
     if (!entry)
         return -ENOMEM;
-    s_key (entry->key, msg_id, len);
+    busp_blob_set (entry->key, msg_id, len);
     entry->added_ms = now_ms;
     if (!zlistx_add_end (self->fifo, entry)) {
         free (entry);

@@ -208,3 +208,31 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+def run_tests(tests, shared_broker=True):
+    """Run test functions in order, print `ok - name` / `FAIL - name` lines
+    and the closing `N passed, M failed`; return the process exit code.
+    With shared_broker each test gets one busd started for the whole run
+    (its clean exit is checked too), else tests take no argument."""
+    import sys
+    import traceback
+    broker = Broker() if shared_broker else None
+    passed = failed = 0
+    for fn in tests:
+        try:
+            fn(broker) if shared_broker else fn()
+            print("ok - %s" % fn.__name__)
+            passed += 1
+        except Exception:
+            print("FAIL - %s" % fn.__name__)
+            traceback.print_exc(file=sys.stdout)
+            failed += 1
+        sys.stdout.flush()
+    if broker:
+        rc = broker.stop()
+        if rc != 0:
+            print("FAIL - busd exited with %d" % rc)
+            failed += 1
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0

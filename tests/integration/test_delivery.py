@@ -3,14 +3,12 @@
 letters, checked against a real busd with hand-built BUSP/1 frames."""
 import json
 import os
-import struct
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
 import busp  # noqa: E402
-from busp import Broker, Client  # noqa: E402
+from busp import Client  # noqa: E402
 
 TESTS = []
 
@@ -290,25 +288,5 @@ def dedup_three_sends_one_delivery(b):
     assert st["duplicates"] >= 2
 
 
-def main():
-    broker = Broker()
-    passed = failed = 0
-    for fn in TESTS:
-        try:
-            fn(broker)
-            print("ok - %s" % fn.__name__)
-            passed += 1
-        except Exception:
-            print("FAIL - %s" % fn.__name__)
-            traceback.print_exc(file=sys.stdout)
-            failed += 1
-    rc = broker.stop()
-    if rc != 0:
-        print("FAIL - busd exited with %d" % rc)
-        failed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(busp.run_tests(TESTS))

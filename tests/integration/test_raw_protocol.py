@@ -8,7 +8,6 @@ import json
 import struct
 import sys
 import time
-import traceback
 
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 import busp  # noqa: E402
@@ -371,25 +370,5 @@ def shutdown_sends_503(b):
     assert rc == 0, rc
 
 
-def main():
-    broker = Broker()
-    passed = failed = 0
-    for fn in TESTS:
-        try:
-            fn(broker)
-            print("ok - %s" % fn.__name__)
-            passed += 1
-        except Exception:
-            print("FAIL - %s" % fn.__name__)
-            traceback.print_exc(file=sys.stdout)
-            failed += 1
-    rc = broker.stop()
-    if rc != 0:
-        print("FAIL - busd exited with %d" % rc)
-        failed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(busp.run_tests(TESTS))

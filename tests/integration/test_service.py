@@ -5,12 +5,10 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -308,20 +306,5 @@ def bad_flags_and_help():
     assert r.returncode == 2 and "pub_credit" in r.stderr, r.stderr
 
 
-def main():
-    passed = failed = 0
-    for fn in TESTS:
-        try:
-            fn()
-            print("ok - %s" % fn.__name__)
-            passed += 1
-        except Exception:
-            print("FAIL - %s" % fn.__name__)
-            traceback.print_exc(file=sys.stdout)
-            failed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(busp.run_tests(TESTS, shared_broker=False))
