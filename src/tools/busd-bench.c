@@ -589,8 +589,9 @@ s_throughput_report (bench_t *bench)
         }
         printf ("]},\"lost\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"out_of_order\":%"
                 PRIu64 ",\"invalid\":%" PRIu64 ",\"gap_dropped\":%" PRIu64
-                ",\"errors\":%d,\"ok\":%s}\n",
-                lost, dups, ooo, invalid, gaps, errors, ok ? "true" : "false");
+                ",\"errors\":%d,\"interrupted\":%s,\"ok\":%s}\n",
+                lost, dups, ooo, invalid, gaps, errors,
+                tool_interrupted ? "true" : "false", ok ? "true" : "false");
     }
     else {
         printf ("busd-bench: %u publisher(s) x %" PRIu64 " events of %zu B -> %u subscriber(s)"
@@ -625,7 +626,9 @@ s_throughput_report (bench_t *bench)
         }
         printf ("Lost %" PRIu64 ", duplicates %" PRIu64 ", out-of-order %" PRIu64
                 ", invalid %" PRIu64 ", GAP-reported %" PRIu64 "%s\n",
-                lost, dups, ooo, invalid, gaps, ok ? "" : "  ** FAILED **");
+                lost, dups, ooo, invalid, gaps,
+                tool_interrupted ? "  (interrupted: the rest was never published)"
+                : ok ? "" : "  ** FAILED **");
     }
     if (fflush (stdout) != 0)
         return TOOL_EXIT_RUNTIME;
