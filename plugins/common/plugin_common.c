@@ -2,10 +2,13 @@
 
     Everything here is a function of its arguments (pc_mono_ms aside), so the
     unit tests can pin every edge: UTF-8 boundaries, JSON escapes, base64
-    padding, the tail ring's wrap-around and Retry-After's two forms.       */
+    padding, the tail ring's wrap-around, Retry-After's two forms and the
+    config checks' messages.                                                */
 #include "plugin_common.h"
 
+#include <cJSON.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -412,6 +415,58 @@ pc_retry_after_parse (const char *value, int64_t now_s, uint32_t max_ms,
     }
     uint64_t ms = seconds > UINT32_MAX / 1000 ? UINT64_MAX : seconds * 1000;
     *delay_ms = ms > max_ms ? max_ms : (uint32_t) ms;
+    return 0;
+}
+
+int
+pc_config_parse (const char *config_json, const char *const *known,
+                 struct cJSON **config_p, char *err, size_t err_size)
+{
+    *config_p = NULL;
+    cJSON *config = cJSON_Parse (config_json ? config_json : "{}");
+    if (!cJSON_IsObject (config)) {
+        snprintf (err, err_size, "config is not a JSON object");
+        cJSON_Delete (config);
+        return -EINVAL;
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach (item, config) {
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp (item->string, *k) == 0;
+        if (ok)
+            continue;
+        int len = snprintf (err, err_size, "config: unknown key \"%s\" (known:", item->string);
+        for (const char *const *k = known; *k && len >= 0 && (size_t) len < err_size; k++) {
+            int more = snprintf (err + len, err_size - (size_t) len, "%s %s",
+                                 k == known ? "" : ",", *k);
+            len = more < 0 ? more : len + more;
+        }
+        if (len >= 0 && (size_t) len < err_size)
+            snprintf (err + len, err_size - (size_t) len, ")");
+        cJSON_Delete (config);
+        return -EINVAL;
+    }
+    *config_p = config;
+    return 0;
+}
+
+int
+pc_config_int (const struct cJSON *config, const char *key, int64_t dflt,
+               int64_t min, int64_t max, int64_t *value, char *err, size_t err_size)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive (config, key);
+    if (!item) {
+        *value = dflt;
+        return 0;
+    }
+    if (!cJSON_IsNumber (item) || item->valuedouble != (double) (int64_t) item->valuedouble
+    ||  item->valuedouble < (double) min || item->valuedouble > (double) max) {
+        snprintf (err, err_size, "config: \"%s\" must be an integer from %" PRId64 " to %" PRId64,
+                  key, min, max);
+        return -EINVAL;
+    }
+    *value = (int64_t) item->valuedouble;
     return 0;
 }
 

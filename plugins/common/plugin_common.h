@@ -1,10 +1,12 @@
 /*  plugin_common.h — small pure helpers the shipped plugins share.
 
     Kept apart from the plugins so they can be unit tested without a host
-    (tests/unit/check_plugin_common.c), and kept free of any busd, czmq or
-    cJSON type so linking them into a plugin adds nothing to the ABI.  The
-    library is a static convenience archive built with -fvisibility=hidden:
-    each plugin carries its own private copy and exports none of it.        */
+    (tests/unit/check_plugin_common.c), and kept free of any busd or czmq
+    type so linking them into a plugin adds nothing to the ABI; the config
+    helpers name cJSON only as an opaque struct, for the plugins that parse
+    their configuration with it.  The library is a static convenience
+    archive built with -fvisibility=hidden: each plugin carries its own
+    private copy and exports none of it.                                    */
 #ifndef BUSD_PLUGIN_COMMON_H_INCLUDED
 #define BUSD_PLUGIN_COMMON_H_INCLUDED
 
@@ -71,6 +73,22 @@ size_t pc_tail_text (const pc_tail_t *self, char *dst, size_t dst_size);
     value is neither form.                                                   */
 int pc_retry_after_parse (const char *value, int64_t now_s, uint32_t max_ms,
                           uint32_t *delay_ms);
+
+/*  A plugin's configuration (the "config" of its entry, as JSON text from
+    host->config_json).  Parse config_json (NULL reads as "{}") into
+    *config_p, which must be an object whose keys are all in the
+    NULL-terminated list known, so a misspelt key is an error instead of a
+    silent default.  0, or -EINVAL with *config_p NULL and the reason in err
+    ("config is not a JSON object", "config: unknown key \"x\" (known: a,
+    b)").  The caller frees *config_p with cJSON_Delete.                     */
+struct cJSON;
+int pc_config_parse (const char *config_json, const char *const *known,
+                     struct cJSON **config_p, char *err, size_t err_size);
+
+/*  The integer setting key of config, within [min, max], or dflt when the
+    key is absent.  0, or -EINVAL with the reason in err.                    */
+int pc_config_int (const struct cJSON *config, const char *key, int64_t dflt,
+                   int64_t min, int64_t max, int64_t *value, char *err, size_t err_size);
 
 /*  Monotonic milliseconds, for timeouts and fsync intervals.                */
 int64_t pc_mono_ms (void);

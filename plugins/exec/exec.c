@@ -193,26 +193,6 @@ nomem:
     return -ENOMEM;
 }
 
-//  An integer setting within [min, max], or the default when absent.
-static int
-s_int_setting (const cJSON *config, const char *key, int64_t dflt, int64_t min, int64_t max,
-               int64_t *value, char *err, size_t err_size)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive (config, key);
-    if (!item) {
-        *value = dflt;
-        return 0;
-    }
-    if (!cJSON_IsNumber (item) || item->valuedouble != (double) (int64_t) item->valuedouble
-    ||  item->valuedouble < (double) min || item->valuedouble > (double) max) {
-        snprintf (err, err_size, "config: \"%s\" must be an integer from %" PRId64 " to %" PRId64,
-                  key, min, max);
-        return -EINVAL;
-    }
-    *value = (int64_t) item->valuedouble;
-    return 0;
-}
-
 static int
 s_settings_read (const char *config_json, settings_t *settings, char *err, size_t err_size)
 {
@@ -220,24 +200,12 @@ s_settings_read (const char *config_json, settings_t *settings, char *err, size_
         "command", "timeout_ms", "kill_grace_ms", "env", "max_concurrency", NULL
     };
     memset (settings, 0, sizeof *settings);
-    cJSON *config = cJSON_Parse (config_json ? config_json : "{}");
-    if (!cJSON_IsObject (config)) {
-        snprintf (err, err_size, "config is not a JSON object");
-        cJSON_Delete (config);
-        return -EINVAL;
-    }
-    int rc = -EINVAL;
+    cJSON *config;
+    int rc = pc_config_parse (config_json, known, &config, err, err_size);
+    if (rc)
+        return rc;
+    rc = -EINVAL;
     const cJSON *item;
-    cJSON_ArrayForEach (item, config) {
-        bool ok = false;
-        for (const char **k = known; *k && !ok; k++)
-            ok = strcmp (item->string, *k) == 0;
-        if (!ok) {
-            snprintf (err, err_size, "config: unknown key \"%s\" (known: command, timeout_ms, "
-                      "kill_grace_ms, env)", item->string);
-            goto done;
-        }
-    }
     const cJSON *command = cJSON_GetObjectItemCaseSensitive (config, "command");
     if (cJSON_IsString (command) && *command->valuestring) {
         //  A string is a shell command line, like crontab's.
@@ -279,9 +247,9 @@ s_settings_read (const char *config_json, settings_t *settings, char *err, size_
         goto done;
     }
     int64_t concurrency;
-    if (s_int_setting (config, "timeout_ms", 30000, 1, 86400000, &settings->timeout_ms, err, err_size)
-    ||  s_int_setting (config, "kill_grace_ms", 2000, 0, 600000, &settings->kill_grace_ms, err, err_size)
-    ||  s_int_setting (config, "max_concurrency", 1, 1, 1000000, &concurrency, err, err_size))
+    if (pc_config_int (config, "timeout_ms", 30000, 1, 86400000, &settings->timeout_ms, err, err_size)
+    ||  pc_config_int (config, "kill_grace_ms", 2000, 0, 600000, &settings->kill_grace_ms, err, err_size)
+    ||  pc_config_int (config, "max_concurrency", 1, 1, 1000000, &concurrency, err, err_size))
         goto done;
     if (concurrency != 1) {
         snprintf (err, err_size, "config: each instance runs one command at a time; for %" PRId64

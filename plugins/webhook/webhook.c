@@ -89,25 +89,6 @@ s_clean_value (char *value)
 }
 
 static int
-s_int_setting (const cJSON *config, const char *key, int64_t dflt, int64_t min, int64_t max,
-               int64_t *value, char *err, size_t err_size)
-{
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive (config, key);
-    if (!item) {
-        *value = dflt;
-        return 0;
-    }
-    if (!cJSON_IsNumber (item) || item->valuedouble != (double) (int64_t) item->valuedouble
-    ||  item->valuedouble < (double) min || item->valuedouble > (double) max) {
-        snprintf (err, err_size, "config: \"%s\" must be an integer from %" PRId64 " to %" PRId64,
-                  key, min, max);
-        return -EINVAL;
-    }
-    *value = (int64_t) item->valuedouble;
-    return 0;
-}
-
-static int
 s_check_url (const char *url, char *err, size_t err_size)
 {
     CURLU *handle = curl_url ();
@@ -142,24 +123,12 @@ s_settings_read (const char *config_json, settings_t *settings, char *err, size_
         "max_retry_after_ms", NULL
     };
     memset (settings, 0, sizeof *settings);
-    cJSON *config = cJSON_Parse (config_json ? config_json : "{}");
-    if (!cJSON_IsObject (config)) {
-        snprintf (err, err_size, "config is not a JSON object");
-        cJSON_Delete (config);
-        return -EINVAL;
-    }
-    int rc = -EINVAL;
+    cJSON *config;
+    int rc = pc_config_parse (config_json, known, &config, err, err_size);
+    if (rc)
+        return rc;
+    rc = -EINVAL;
     const cJSON *item;
-    cJSON_ArrayForEach (item, config) {
-        bool ok = false;
-        for (const char **k = known; *k && !ok; k++)
-            ok = strcmp (item->string, *k) == 0;
-        if (!ok) {
-            snprintf (err, err_size, "config: unknown key \"%s\" (known: url, headers, timeout_ms, "
-                      "content_type, forward_headers, max_retry_after_ms)", item->string);
-            goto done;
-        }
-    }
     const cJSON *url = cJSON_GetObjectItemCaseSensitive (config, "url");
     if (!cJSON_IsString (url) || !*url->valuestring) {
         snprintf (err, err_size, "config: \"url\" is required (where to POST events, "
@@ -180,8 +149,8 @@ s_settings_read (const char *config_json, settings_t *settings, char *err, size_
         goto done;
     }
     settings->forward_headers = !forward || cJSON_IsTrue (forward);
-    if (s_int_setting (config, "timeout_ms", 10000, 1, 86400000, &settings->timeout_ms, err, err_size)
-    ||  s_int_setting (config, "max_retry_after_ms", 3600000, 0, 86400000,
+    if (pc_config_int (config, "timeout_ms", 10000, 1, 86400000, &settings->timeout_ms, err, err_size)
+    ||  pc_config_int (config, "max_retry_after_ms", 3600000, 0, 86400000,
                        &settings->max_retry_after_ms, err, err_size))
         goto done;
     settings->url = strdup (url->valuestring);

@@ -226,11 +226,18 @@ int
 broker_send (broker_t *self, session_t *session, const busp_header_t *h,
              zmq_msg_t *body, zmq_msg_t *extra)
 {
-    if (session->dead || session->gone)
-        return -EHOSTUNREACH;
     uint8_t buf [BUSP_HEADER_MAX];
     int len = busp_encode (h, buf, sizeof buf);
     assert (len > 0);
+    return broker_send_raw (self, session, buf, (size_t) len, body, extra);
+}
+
+int
+broker_send_raw (broker_t *self, session_t *session, const uint8_t *buf, size_t len,
+                 zmq_msg_t *body, zmq_msg_t *extra)
+{
+    if (session->dead || session->gone)
+        return -EHOSTUNREACH;
     if (zmq_send (self->router, session->rid + 1, session->rid [0], ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
         int err = errno;
         self->stats.send_failures++;
@@ -242,7 +249,7 @@ broker_send (broker_t *self, session_t *session, const busp_header_t *h,
             ptrvec_add (&self->gone_sessions, session);
             return -EHOSTUNREACH;
         }
-        log_warning ("send %s to %s failed: %s", busp_command_name (h->command),
+        log_warning ("send %s to %s failed: %s", busp_command_name (buf [1]),
                      session->name, zmq_strerror (err));
         return -EAGAIN;
     }

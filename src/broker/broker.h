@@ -203,6 +203,9 @@ int broker_apply_config (broker_t *self, config_t *config);
     peer is gone; the session is marked dead).                               */
 int broker_send (broker_t *self, session_t *session, const busp_header_t *h,
                  zmq_msg_t *body, zmq_msg_t *extra);
+/*  The same with a header already encoded.                                 */
+int broker_send_raw (broker_t *self, session_t *session, const uint8_t *header, size_t len,
+                     zmq_msg_t *body, zmq_msg_t *extra);
 int broker_send_json (broker_t *self, session_t *session, const busp_header_t *h,
                       cJSON *json);
 void broker_send_error (broker_t *self, session_t *session, const uint8_t *rid,

@@ -1,11 +1,11 @@
 /*  config.c — the settings table and its JSON loader (see config.h).       */
 #include "config.h"
+#include "util.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdarg.h>
 
 typedef enum { T_INT, T_DOUBLE, T_STR, T_BOOL, T_BINDS, T_PLUGINS } ktype_t;
 
@@ -48,18 +48,6 @@ static const keydef_t s_keys [] = {
     { "plugins",            T_PLUGINS, OFF (plugins_json),      0, 0, true },
     { NULL, 0, 0, 0, 0, false }
 };
-
-static void
-s_append (char *buf, size_t size, const char *fmt, ...)
-{
-    size_t len = strlen (buf);
-    if (len + 1 >= size)
-        return;
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (buf + len, size - len, fmt, args);
-    va_end (args);
-}
 
 config_t *
 config_new (void)
@@ -353,32 +341,21 @@ int
 config_load_file (config_t *self, const char *path, char *errors, size_t errors_size)
 {
     errors [0] = 0;
-    FILE *file = fopen (path, "rb");
-    if (!file) {
-        s_append (errors, errors_size, "%s: cannot open: %s\n", path, strerror (errno));
-        return -EINVAL;
-    }
     char *text = NULL;
     size_t size = 0;
-    char chunk [4096];
-    size_t n;
-    while ((n = fread (chunk, 1, sizeof chunk, file)) > 0) {
-        char *grown = realloc (text, size + n + 1);
-        if (!grown) {
-            free (text);
-            fclose (file);
-            return -ENOMEM;
-        }
-        text = grown;
-        memcpy (text + size, chunk, n);
-        size += n;
-    }
-    fclose (file);
-    if (!text) {
-        s_append (errors, errors_size, "%s: the file is empty (expected a JSON object)\n", path);
+    int rc = busp_read_file (path, &text, &size);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc) {
+        busp_appendf (errors, errors_size, "%s: cannot open: %s\n", path, strerror (-rc));
         return -EINVAL;
     }
-    text [size] = 0;
+    if (size == 0) {
+        free (text);
+        busp_appendf (errors, errors_size, "%s: the file is empty (expected a JSON object)\n",
+                      path);
+        return -EINVAL;
+    }
     //  Operators expect to write // and block comments.  They are blanked
     //  rather than removed (cJSON_Minify would also squeeze out whitespace),
     //  so offsets in the parsed text are offsets in the file and line
@@ -399,17 +376,17 @@ config_load_file (config_t *self, const char *path, char *errors, size_t errors_
         if (near > 20)
             near = 20;
         if (*at && !strchr (" \t\r\n", *at))
-            s_append (errors, errors_size, "%s:%d: JSON syntax error near '%.*s'\n",
-                      path, line, near, at);
+            busp_appendf (errors, errors_size, "%s:%d: JSON syntax error near '%.*s'\n",
+                          path, line, near, at);
         else
-            s_append (errors, errors_size, "%s:%d: JSON syntax error (the text ends early)\n",
-                      path, line);
+            busp_appendf (errors, errors_size, "%s:%d: JSON syntax error (the text ends early)\n",
+                          path, line);
         free (text);
         return -EINVAL;
     }
-    int rc = 0;
+    rc = 0;
     if (!cJSON_IsObject (root)) {
-        s_append (errors, errors_size, "%s: the top level must be a JSON object\n", path);
+        busp_appendf (errors, errors_size, "%s: the top level must be a JSON object\n", path);
         rc = -EINVAL;
     }
     const cJSON *item;
@@ -419,15 +396,15 @@ config_load_file (config_t *self, const char *path, char *errors, size_t errors_
         int line = s_line_of (text, item->string);
         if (!k) {
             const char *hint = config_closest_key (item->string);
-            s_append (errors, errors_size, "%s:%d: unknown key '%s'%s%s%s\n", path, line,
-                      item->string, hint ? " (did you mean '" : "", hint ? hint : "",
-                      hint ? "'?)" : "");
+            busp_appendf (errors, errors_size, "%s:%d: unknown key '%s'%s%s%s\n", path, line,
+                          item->string, hint ? " (did you mean '" : "", hint ? hint : "",
+                          hint ? "'?)" : "");
             rc = -EINVAL;
             continue;
         }
         char err [256] = "";
         if (s_apply (self, k, item, err, sizeof err)) {
-            s_append (errors, errors_size, "%s:%d: key '%s': %s\n", path, line, k->key, err);
+            busp_appendf (errors, errors_size, "%s:%d: key '%s': %s\n", path, line, k->key, err);
             rc = -EINVAL;
         }
     }
@@ -502,15 +479,16 @@ config_validate (const config_t *self, char *errors, size_t errors_size)
     int rc = 0;
     const char *where = self->file ? self->file : "configuration";
     if (self->heartbeat_ms >= self->session_timeout_ms) {
-        s_append (errors, errors_size,
-                  "%s: heartbeat_ms (%lld) must be smaller than session_timeout_ms (%lld)\n",
-                  where, (long long) self->heartbeat_ms, (long long) self->session_timeout_ms);
+        busp_appendf (errors, errors_size,
+                      "%s: heartbeat_ms (%lld) must be smaller than session_timeout_ms (%lld)\n",
+                      where, (long long) self->heartbeat_ms, (long long) self->session_timeout_ms);
         rc = -EINVAL;
     }
     if (self->backoff_initial_ms > self->backoff_max_ms) {
-        s_append (errors, errors_size,
-                  "%s: backoff_initial_ms (%lld) must not exceed backoff_max_ms (%lld)\n",
-                  where, (long long) self->backoff_initial_ms, (long long) self->backoff_max_ms);
+        busp_appendf (errors, errors_size,
+                      "%s: backoff_initial_ms (%lld) must not exceed backoff_max_ms (%lld)\n",
+                      where, (long long) self->backoff_initial_ms,
+                      (long long) self->backoff_max_ms);
         rc = -EINVAL;
     }
     return rc;
@@ -544,7 +522,7 @@ config_diff (const config_t *old, const config_t *cur, char *restart_needed, siz
         if (differs) {
             changed++;
             if (!k->reloadable)
-                s_append (restart_needed, size, "%s%s", restart_needed [0] ? ", " : "", k->key);
+                busp_appendf (restart_needed, size, "%s%s", restart_needed [0] ? ", " : "", k->key);
         }
     }
     return changed;

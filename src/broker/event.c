@@ -5,10 +5,15 @@
     and free were a visible share of the broker's time.  The list is only
     touched by the broker thread, which owns every event.                   */
 #include "event.h"
+#include "busp.h"
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SMALL_NAMES   128       /*  topic + msg_id + 2 NULs that fit        */
+/*  Trailing storage: the names, then the DELIVER header template
+    (32 fixed bytes + two str8).                                             */
+#define TAIL(names)   (2 * (names) + 32)
 #define FREE_MAX      4096      /*  blocks kept for reuse (~0.8 MB)         */
 
 typedef union block {
@@ -28,7 +33,7 @@ s_alloc (size_t names)
         s_free_count--;
         return &block->event;
     }
-    return malloc (sizeof (event_t) + (names <= SMALL_NAMES ? SMALL_NAMES : names));
+    return malloc (sizeof (event_t) + TAIL (names <= SMALL_NAMES ? SMALL_NAMES : names));
 }
 
 static void
@@ -79,6 +84,16 @@ event_new (const char *topic, size_t topic_len,
     zmq_msg_init (&self->payload);
     if (payload)
         zmq_msg_move (&self->payload, payload);
+    //  DELIVER: sig, cmd, sub_id(4), delivery_id(8), stream_seq(8), ts(8),
+    //  attempt(2), str8 topic, str8 msg_id (PROTOCOL §3).
+    self->deliver = (uint8_t *) self->msg_id + msg_id_len + 1;
+    busp_header_t d = {
+        .command = BUSP_DELIVER, .ts_us = ts_us,
+        .topic = busp_strn (topic, topic_len), .msg_id = busp_strn (msg_id, msg_id_len)
+    };
+    int len = busp_encode (&d, self->deliver, 32 + 2 + topic_len + msg_id_len);
+    assert (len > 0);
+    self->deliver_len = (uint16_t) len;
     self->has_headers = headers && zmq_msg_size (headers) > 0;
     zmq_msg_init (&self->headers);
     if (self->has_headers)
@@ -106,4 +121,23 @@ event_bytes (const event_t *self)
     return zmq_msg_size ((zmq_msg_t *) &self->payload)
          + (self->has_headers ? zmq_msg_size ((zmq_msg_t *) &self->headers) : 0)
          + self->topic_len + self->msg_id_len + sizeof (event_t);
+}
+
+static inline void
+s_put (uint8_t *at, uint64_t value, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--) {
+        at [i] = (uint8_t) value;
+        value >>= 8;
+    }
+}
+
+const uint8_t *
+event_deliver_header (event_t *self, uint32_t sub_id, uint64_t delivery_id, uint16_t attempt)
+{
+    s_put (self->deliver + 2, sub_id, 4);
+    s_put (self->deliver + 6, delivery_id, 8);
+    s_put (self->deliver + 14, self->stream_seq, 8);
+    s_put (self->deliver + 30, attempt, 2);
+    return self->deliver;
 }

@@ -23,6 +23,11 @@ typedef struct event {
     zmq_msg_t headers;          /*  valid only when has_headers             */
     char *topic;                /*  NUL-terminated, points into data        */
     char *msg_id;               /*  NUL-terminated ("" when none)           */
+    /*  The DELIVER header, encoded once: every delivery of the event only
+        patches sub_id, delivery_id, stream_seq and attempt in place (the
+        broker thread owns the event, and zmq_send copies the bytes).       */
+    uint8_t *deliver;
+    uint16_t deliver_len;
     char data [];
 } event_t;
 
@@ -42,6 +47,10 @@ event_ref (event_t *self)
 
 /*  Drop one reference; frees the event with the last; nulls *self_p.        */
 void event_unref (event_t **self_p);
+
+/*  Fill the per-delivery fields of ev->deliver; returns the header.         */
+const uint8_t *event_deliver_header (event_t *self, uint32_t sub_id, uint64_t delivery_id,
+                                     uint16_t attempt);
 
 /*  Free the blocks kept for reuse (at exit, for leak checkers).             */
 void event_pool_release (void);

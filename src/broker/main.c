@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "notify.h"
 #include "plugins.h"
+#include "util.h"
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
@@ -335,13 +336,7 @@ main (int argc, char **argv)
     zsys_init ();
     log_use_syslog (config->syslog);
     log_set_level (config->log_level);
-    struct sigaction sa;
-    memset (&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset (&sa.sa_mask);
-    sigaction (SIGTERM, &sa, NULL);
-    sigaction (SIGINT, &sa, NULL);
-    sigaction (SIGHUP, &sa, NULL);
+    busp_catch_signals (s_on_signal);
     signal (SIGPIPE, SIG_IGN);
     srandom ((unsigned) getpid () ^ (unsigned) time (NULL));
 

@@ -115,16 +115,11 @@ int
 sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
 {
     broker_t *broker = self->session->broker;
-    busp_header_t d = {
-        .command = BUSP_DELIVER, .sub_id = self->sub_id,
-        .delivery_id = self->next_delivery_id + 1,
-        .stream_seq = ev->stream_seq, .ts_us = ev->ts_us,
-        .attempt = (uint16_t) (attempt + 1),
-        .topic = busp_strn (ev->topic, ev->topic_len),
-        .msg_id = busp_strn (ev->msg_id, ev->msg_id_len)
-    };
-    int rc = broker_send (broker, self->session, &d, &ev->payload,
-                          ev->has_headers ? &ev->headers : NULL);
+    uint64_t delivery_id = self->next_delivery_id + 1;
+    const uint8_t *header = event_deliver_header (ev, self->sub_id, delivery_id,
+                                                  (uint16_t) (attempt + 1));
+    int rc = broker_send_raw (broker, self->session, header, ev->deliver_len, &ev->payload,
+                              ev->has_headers ? &ev->headers : NULL);
     if (rc)
         return rc;
     self->next_delivery_id++;
@@ -136,9 +131,9 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
         broker->stats.redelivered++;
     if (self->ack_explicit) {
         int64_t deadline = broker->now_ms + self->ack_wait_ms;
-        if (s_inflight_push (self, d.delivery_id, event_ref (ev), d.attempt, deadline)) {
+        if (s_inflight_push (self, delivery_id, event_ref (ev), (uint16_t) (attempt + 1), deadline)) {
             log_error ("out of memory tracking delivery %llu of '%s'",
-                       (unsigned long long) d.delivery_id, self->pattern);
+                       (unsigned long long) delivery_id, self->pattern);
             event_unref (&ev);
         }
     }

@@ -82,6 +82,10 @@ typedef struct sub_s {
 struct busd_client {
     void *ctx;
     bool own_ctx;
+    /*  The last topic that passed the grammar check: publishers mostly
+        repeat one topic, and a compare is cheaper than the check.           */
+    char valid_topic [256];
+    size_t valid_topic_len;
     void *sock;
     char *endpoint;
     char client_name [256];
@@ -1124,8 +1128,13 @@ busd_publish (busd_client_t *self, const char *topic,
     if (!self || !topic || (size && !payload))
         return -EINVAL;
     size_t topic_len = strlen (topic);
-    if (busp_topic_check (topic, topic_len, NULL))
-        return -EINVAL;
+    if (topic_len == 0 || topic_len != self->valid_topic_len
+    ||  memcmp (topic, self->valid_topic, topic_len) != 0) {
+        if (busp_topic_check (topic, topic_len, NULL))
+            return -EINVAL;
+        memcpy (self->valid_topic, topic, topic_len);
+        self->valid_topic_len = topic_len;
+    }
     const char *msg_id = opts && opts->msg_id ? opts->msg_id : "";
     size_t msg_id_len = strlen (msg_id);
     if (msg_id_len > 255)

@@ -5,26 +5,14 @@
     runs even after a failure so one --check-config shows every problem.   */
 #include "entry.h"
 #include "topic.h"
+#include "util.h"
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void
-s_append (char *buf, size_t size, const char *fmt, ...)
-{
-    size_t len = strlen (buf);
-    if (len + 1 >= size)
-        return;
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (buf + len, size - len, fmt, args);
-    va_end (args);
-}
 
 void
 plugin_entry_destroy (plugin_entry_t **self_p)
@@ -169,9 +157,8 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
 {
     *entry_p = NULL;
     if (!cJSON_IsObject (item)) {
-        s_append (errors, errors_size, "%s: must be an object like "
-                  "{\"name\": \"mailer\", \"path\": \"mailer\", \"patterns\": [\"user.created\"]}\n",
-                  where);
+        busp_appendf (errors, errors_size, "%s: must be an object like {\"name\": \"mailer\", "
+                      "\"path\": \"mailer\", \"patterns\": [\"user.created\"]}\n", where);
         return -EINVAL;
     }
     plugin_entry_t *self = calloc (1, sizeof (plugin_entry_t));
@@ -193,27 +180,27 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
     else {
         snprintf (label, sizeof label, "%s", where);
         if (!name)
-            s_append (errors, errors_size, "%s: key 'name' is required (a unique name like \"mailer\")\n",
-                      where);
+            busp_appendf (errors, errors_size,
+                          "%s: key 'name' is required (a unique name like \"mailer\")\n", where);
         else
-            s_append (errors, errors_size, "%s: key 'name': must be a string of 1..%d letters, "
-                      "digits, '_', '-' or '.'\n", where, PLUGIN_NAME_MAX);
+            busp_appendf (errors, errors_size, "%s: key 'name': must be a string of 1..%d letters, "
+                          "digits, '_', '-' or '.'\n", where, PLUGIN_NAME_MAX);
         rc = -EINVAL;
     }
 
     const cJSON *key;
     cJSON_ArrayForEach (key, item)
         if (!s_known_key (key->string, flags)) {
-            s_append (errors, errors_size, "%s: unknown key '%s' (plugin keys: name, path, "
-                      "patterns, config, instances, max_inflight, ack_wait_ms, max_deliver, "
-                      "enabled)\n", label, key->string);
+            busp_appendf (errors, errors_size, "%s: unknown key '%s' (plugin keys: name, path, "
+                          "patterns, config, instances, max_inflight, ack_wait_ms, max_deliver, "
+                          "enabled)\n", label, key->string);
             rc = -EINVAL;
         }
 
     const cJSON *path = cJSON_GetObjectItemCaseSensitive (item, "path");
     if (path && (!cJSON_IsString (path) || !*path->valuestring)) {
-        s_append (errors, errors_size, "%s: key 'path': must be a non-empty string (a file, "
-                  "or the name of an installed plugin)\n", label);
+        busp_appendf (errors, errors_size, "%s: key 'path': must be a non-empty string (a file, "
+                      "or the name of an installed plugin)\n", label);
         rc = -EINVAL;
     }
     else
@@ -222,15 +209,16 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
 
     const cJSON *patterns = cJSON_GetObjectItemCaseSensitive (item, "patterns");
     if (!patterns) {
-        s_append (errors, errors_size, "%s: key 'patterns' is required (an array like "
-                  "[\"user.created\", \"order.*\"])\n", label);
+        busp_appendf (errors, errors_size, "%s: key 'patterns' is required (an array like "
+                      "[\"user.created\", \"order.*\"])\n", label);
         rc = -EINVAL;
     }
     else
     if (!cJSON_IsArray (patterns) || cJSON_GetArraySize (patterns) == 0
     ||  cJSON_GetArraySize (patterns) > PLUGIN_PATTERNS_MAX) {
-        s_append (errors, errors_size, "%s: key 'patterns': must be an array of 1..%d patterns\n",
-                  label, PLUGIN_PATTERNS_MAX);
+        busp_appendf (errors, errors_size,
+                      "%s: key 'patterns': must be an array of 1..%d patterns\n",
+                      label, PLUGIN_PATTERNS_MAX);
         rc = -EINVAL;
     }
     else {
@@ -245,9 +233,10 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
             const char *why = "must be a string";
             if (!cJSON_IsString (p)
             ||  busp_pattern_check (p->valuestring, strlen (p->valuestring), &why)) {
-                s_append (errors, errors_size, "%s: key 'patterns' [%d]: %s%s%s%s\n", label, index,
-                          cJSON_IsString (p) ? "'" : "", cJSON_IsString (p) ? p->valuestring : "",
-                          cJSON_IsString (p) ? "' is not a valid pattern: " : "", why);
+                busp_appendf (errors, errors_size, "%s: key 'patterns' [%d]: %s%s%s%s\n",
+                              label, index, cJSON_IsString (p) ? "'" : "",
+                              cJSON_IsString (p) ? p->valuestring : "",
+                              cJSON_IsString (p) ? "' is not a valid pattern: " : "", why);
                 rc = -EINVAL;
             }
             else
@@ -258,8 +247,8 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
 
     const cJSON *config = cJSON_GetObjectItemCaseSensitive (item, "config");
     if (config && !cJSON_IsObject (config)) {
-        s_append (errors, errors_size, "%s: key 'config': must be an object (the plugin's own "
-                  "settings)\n", label);
+        busp_appendf (errors, errors_size, "%s: key 'config': must be an object (the plugin's own "
+                      "settings)\n", label);
         rc = -EINVAL;
     }
     else
@@ -275,7 +264,7 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
         const cJSON *v = cJSON_GetObjectItemCaseSensitive (item, ints [i].key);
         char why [128];
         if (v && !s_int (v, ints [i].min, ints [i].max, &ints [i].value, why, sizeof why)) {
-            s_append (errors, errors_size, "%s: key '%s': %s\n", label, ints [i].key, why);
+            busp_appendf (errors, errors_size, "%s: key '%s': %s\n", label, ints [i].key, why);
             rc = -EINVAL;
         }
     }
@@ -286,7 +275,7 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
 
     const cJSON *enabled = cJSON_GetObjectItemCaseSensitive (item, "enabled");
     if (enabled && !cJSON_IsBool (enabled)) {
-        s_append (errors, errors_size, "%s: key 'enabled': must be true or false\n", label);
+        busp_appendf (errors, errors_size, "%s: key 'enabled': must be true or false\n", label);
         rc = -EINVAL;
     }
     else
@@ -295,8 +284,8 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
 
     const cJSON *endpoint = cJSON_GetObjectItemCaseSensitive (item, "endpoint");
     if (endpoint && (!cJSON_IsString (endpoint) || !strstr (endpoint->valuestring, "://"))) {
-        s_append (errors, errors_size, "%s: key 'endpoint': must be an endpoint like "
-                  "tcp://127.0.0.1:7460\n", label);
+        busp_appendf (errors, errors_size, "%s: key 'endpoint': must be an endpoint like "
+                      "tcp://127.0.0.1:7460\n", label);
         rc = -EINVAL;
     }
 
@@ -305,20 +294,20 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
     if (rc == 0 && (flags & PLUGIN_ENTRY_CHECK_FILE) && self->enabled && self->path) {
         struct stat st;
         if (stat (self->path, &st)) {
-            s_append (errors, errors_size, "%s: key 'path': cannot load %s: %s\n", label,
-                      self->path, strerror (errno));
+            busp_appendf (errors, errors_size, "%s: key 'path': cannot load %s: %s\n", label,
+                          self->path, strerror (errno));
             rc = -EINVAL;
         }
         else
         if (!S_ISREG (st.st_mode)) {
-            s_append (errors, errors_size, "%s: key 'path': %s is not a regular file\n", label,
-                      self->path);
+            busp_appendf (errors, errors_size, "%s: key 'path': %s is not a regular file\n", label,
+                          self->path);
             rc = -EINVAL;
         }
         else
         if (access (self->path, R_OK)) {
-            s_append (errors, errors_size, "%s: key 'path': cannot read %s: %s\n", label,
-                      self->path, strerror (errno));
+            busp_appendf (errors, errors_size, "%s: key 'path': cannot read %s: %s\n", label,
+                          self->path, strerror (errno));
             rc = -EINVAL;
         }
     }
@@ -351,8 +340,8 @@ plugin_entry_list_parse (const char *json_text, const char *file, const char *pl
     cJSON *array = cJSON_Parse (json_text);
     if (!cJSON_IsArray (array)) {
         cJSON_Delete (array);
-        s_append (errors, errors_size, "%s: key 'plugins': must be an array of plugin objects\n",
-                  where);
+        busp_appendf (errors, errors_size,
+                      "%s: key 'plugins': must be an array of plugin objects\n", where);
         return -EINVAL;
     }
     size_t size = (size_t) cJSON_GetArraySize (array);
@@ -360,8 +349,8 @@ plugin_entry_list_parse (const char *json_text, const char *file, const char *pl
     char *base_dir = plugin_entry_base_dir (file);
     if ((size && !list) || !base_dir) {
         if (!base_dir)
-            s_append (errors, errors_size, "%s: cannot resolve the directory of the "
-                      "configuration file: %s\n", where, strerror (errno));
+            busp_appendf (errors, errors_size, "%s: cannot resolve the directory of the "
+                          "configuration file: %s\n", where, strerror (errno));
         free (list);
         free (base_dir);
         cJSON_Delete (array);
@@ -383,8 +372,9 @@ plugin_entry_list_parse (const char *json_text, const char *file, const char *pl
         }
         for (size_t i = 0; i < count; i++)
             if (strcmp (list [i]->name, entry->name) == 0) {
-                s_append (errors, errors_size, "%s ('%s'): key 'name': another plugin is already "
-                          "called '%s' (names must be unique)\n", at, entry->name, entry->name);
+                busp_appendf (errors, errors_size, "%s ('%s'): key 'name': another plugin is "
+                              "already called '%s' (names must be unique)\n", at, entry->name,
+                              entry->name);
                 rc = -EINVAL;
             }
         list [count++] = entry;

@@ -106,16 +106,23 @@ plugin_log_set_level (int level)
     s_level = level;
 }
 
+const char *
+plugin_log_stamp (int level, char *stamp, size_t size)
+{
+    static const char *names [] = { "D", "I", "N", "W", "E" };
+    time_t now = time (NULL);
+    struct tm tm;
+    if (!localtime_r (&now, &tm) || strftime (stamp, size, "%y-%m-%d %H:%M:%S", &tm) == 0)
+        snprintf (stamp, size, "-");
+    return names [level < 0 ? 0 : level > 4 ? 4 : level];
+}
+
 static void
 s_default_sink (int level, const char *line)
 {
-    static const char *names [] = { "D", "I", "N", "W", "E" };
     char stamp [32];
-    time_t now = time (NULL);
-    struct tm tm;
-    localtime_r (&now, &tm);
-    strftime (stamp, sizeof stamp, "%y-%m-%d %H:%M:%S", &tm);
-    fprintf (stderr, "%s: %s %s\n", names [level < 0 ? 0 : level > 4 ? 4 : level], stamp, line);
+    const char *letter = plugin_log_stamp (level, stamp, sizeof stamp);
+    fprintf (stderr, "%s: %s %s\n", letter, stamp, line);
     fflush (stderr);
 }
 

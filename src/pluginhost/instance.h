@@ -93,5 +93,8 @@ typedef void (plugin_log_fn) (int level, const char *line);
 void plugin_log_set_sink (plugin_log_fn *sink);
 void plugin_log_set_level (int level);
 void plugin_log (int level, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+/*  For sinks that write to stderr: the level's letter (D, I, N, W or E)
+    and, in stamp, the local time as "yy-mm-dd HH:MM:SS".                   */
+const char *plugin_log_stamp (int level, char *stamp, size_t size);
 
 #endif

@@ -83,22 +83,11 @@ s_usage (FILE *out)
 }
 
 static void
-s_oom (void)
-{
-    tool_error ("out of memory");
-    exit (TOOL_EXIT_RUNTIME);
-}
-
-static void
 s_add_id (ctl_args_t *args, const char *id)
 {
     if (!*id)
         tool_usage_error ("--id needs a non-empty dead-letter id");
-    const char **bigger = realloc (args->ids, (args->nids + 1) * sizeof *bigger);
-    if (!bigger)
-        s_oom ();
-    args->ids = bigger;
-    args->ids [args->nids++] = id;
+    tool_list_add (&args->ids, &args->nids, id);
 }
 
 static void
@@ -139,8 +128,7 @@ s_parse_args (ctl_args_t *args, int argc, char **argv)
                 break;
             case OPT_ID: s_add_id (args, optarg); break;
             default:
-                fprintf (stderr, "Try '%s --help' for more information.\n", tool_progname ());
-                exit (TOOL_EXIT_USAGE);
+                tool_try_help ();
         }
     }
     args->words = argv + optind;
@@ -184,13 +172,13 @@ s_request (ctl_args_t *args)
         char *text = cJSON_PrintUnformatted (json);
         cJSON_Delete (json);
         if (!text)
-            s_oom ();
+            tool_oom ();
         return text;
     }
 
     cJSON *req = cJSON_CreateObject ();
     if (!req)
-        s_oom ();
+        tool_oom ();
     const char *name = NULL;
     if (strcmp (cmd, "stats") == 0 || strcmp (cmd, "clients") == 0
     ||  strcmp (cmd, "subscriptions") == 0 || strcmp (cmd, "reload") == 0) {
@@ -204,9 +192,9 @@ s_request (ctl_args_t *args)
             tool_usage_error ("dlq list takes no arguments besides --topic and --limit");
         name = "dlq-list";
         if (args->topic && !cJSON_AddStringToObject (req, "topic", args->topic))
-            s_oom ();
+            tool_oom ();
         if (args->limit_given && !cJSON_AddNumberToObject (req, "limit", (double) args->limit))
-            s_oom ();
+            tool_oom ();
     }
     else
     if (dlq_replay) {
@@ -216,11 +204,11 @@ s_request (ctl_args_t *args)
             tool_usage_error ("dlq replay needs either --id ID... or --topic PATTERN");
         name = "dlq-replay";
         if (args->topic && !cJSON_AddStringToObject (req, "topic", args->topic))
-            s_oom ();
+            tool_oom ();
         if (args->nids > 0) {
             cJSON *ids = cJSON_AddArrayToObject (req, "ids");
             if (!ids)
-                s_oom ();
+                tool_oom ();
             for (size_t i = 0; i < args->nids; i++) {
                 //  Ids are numbers in dlq-list; send digits as numbers so
                 //  the broker compares like with like.
@@ -229,7 +217,7 @@ s_request (ctl_args_t *args)
                 cJSON *item = digits ? cJSON_CreateNumber (strtod (id, NULL))
                                      : cJSON_CreateString (id);
                 if (!item || !cJSON_AddItemToArray (ids, item))
-                    s_oom ();
+                    tool_oom ();
             }
         }
     }
@@ -240,11 +228,11 @@ s_request (ctl_args_t *args)
         tool_usage_error ("unknown command '%s'", cmd);
 
     if (!cJSON_AddStringToObject (req, "cmd", name))
-        s_oom ();
+        tool_oom ();
     char *text = cJSON_PrintUnformatted (req);
     cJSON_Delete (req);
     if (!text)
-        s_oom ();
+        tool_oom ();
     return text;
 }
 
@@ -307,11 +295,11 @@ s_print_table (const cJSON *rows, const column_t *cols, size_t ncols)
     size_t *width = calloc (ncols, sizeof *width);
     int rc = TOOL_EXIT_OK;
     if (!cells || !width)
-        s_oom ();
+        tool_oom ();
     for (size_t c = 0; c < ncols; c++) {
         cells [c] = strdup (cols [c].header);
         if (!cells [c])
-            s_oom ();
+            tool_oom ();
     }
     size_t r = 1;
     const cJSON *row;
@@ -321,7 +309,7 @@ s_print_table (const cJSON *rows, const column_t *cols, size_t ncols)
                               ? cJSON_GetObjectItemCaseSensitive (row, cols [c].key) : NULL;
             cells [r * ncols + c] = s_cell (item, cols [c].kind);
             if (!cells [r * ncols + c])
-                s_oom ();
+                tool_oom ();
         }
         r++;
     }
@@ -363,7 +351,7 @@ s_print_stats (const cJSON *reply)
     cJSON_ArrayForEach (item, reply) {
         char *text = s_cell (item, CELL_PLAIN);
         if (!text)
-            s_oom ();
+            tool_oom ();
         printf ("%s %s\n", item->string ? item->string : "?", text);
         free (text);
     }
@@ -445,7 +433,7 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
         const cJSON *n = cJSON_GetObjectItemCaseSensitive (reply, "replayed");
         char *text = s_cell (n, CELL_PLAIN);
         if (!text)
-            s_oom ();
+            tool_oom ();
         printf ("replayed %s\n", text);
         free (text);
         return TOOL_EXIT_OK;
@@ -457,7 +445,7 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
     //  raw: the reply, indented for reading.
     char *text = cJSON_Print (reply);
     if (!text)
-        s_oom ();
+        tool_oom ();
     puts (text);
     free (text);
     return TOOL_EXIT_OK;

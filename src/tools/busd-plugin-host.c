@@ -18,6 +18,7 @@
 #include "instance.h"
 #include "loader.h"
 #include "clock.h"
+#include "util.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -76,14 +77,9 @@ s_usage (FILE *out)
 static void
 s_sink (int level, const char *line)
 {
-    static const char *names [] = { "D", "I", "N", "W", "E" };
     char stamp [32];
-    time_t now = time (NULL);
-    struct tm tm;
-    localtime_r (&now, &tm);
-    strftime (stamp, sizeof stamp, "%y-%m-%d %H:%M:%S", &tm);
-    fprintf (stderr, "%s[%d]: %s %s %s\n", s_prog, (int) getpid (),
-             names [level < 0 ? 0 : level > 4 ? 4 : level], stamp, line);
+    const char *letter = plugin_log_stamp (level, stamp, sizeof stamp);
+    fprintf (stderr, "%s[%d]: %s %s %s\n", s_prog, (int) getpid (), letter, stamp, line);
     fflush (stderr);
 }
 
@@ -124,34 +120,20 @@ typedef struct {
 static char *
 s_read_file (const char *path, char *err, size_t size)
 {
-    FILE *file = fopen (path, "rb");
-    if (!file) {
-        snprintf (err, size, "%s: cannot open: %s", path, strerror (errno));
-        return NULL;
-    }
     char *text = NULL;
     size_t len = 0;
-    char chunk [4096];
-    size_t n;
-    while ((n = fread (chunk, 1, sizeof chunk, file)) > 0) {
-        char *grown = realloc (text, len + n + 1);
-        if (!grown) {
-            free (text);
-            fclose (file);
-            snprintf (err, size, "%s: out of memory", path);
-            return NULL;
-        }
-        text = grown;
-        memcpy (text + len, chunk, n);
-        len += n;
-    }
-    fclose (file);
-    if (!text) {
+    int rc = busp_read_file (path, &text, &len);
+    if (rc == 0 && len > 0)
+        return text;
+    if (rc == -ENOMEM)
+        snprintf (err, size, "%s: out of memory", path);
+    else
+    if (rc)
+        snprintf (err, size, "%s: cannot open: %s", path, strerror (-rc));
+    else
         snprintf (err, size, "%s: the file is empty (expected a JSON object)", path);
-        return NULL;
-    }
-    text [len] = 0;
-    return text;
+    free (text);
+    return NULL;
 }
 
 /*  The entry from the file and the flags (flags win).                       */
@@ -374,14 +356,8 @@ s_pause (int ms)
 static int
 s_supervise (const plugin_entry_t *entry, const char *endpoint, long max_restarts)
 {
-    struct sigaction sa;
-    memset (&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigemptyset (&sa.sa_mask);
     //  No SA_RESTART: waitpid must return so the signal is forwarded.
-    sigaction (SIGTERM, &sa, NULL);
-    sigaction (SIGINT, &sa, NULL);
-    sigaction (SIGHUP, &sa, NULL);
+    busp_catch_signals (s_on_signal);
     long restarts = 0;
     int backoff = BACKOFF_MIN_MS;
     while (!s_term) {

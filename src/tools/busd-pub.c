@@ -115,22 +115,13 @@ s_add_header (pub_args_t *args, const char *arg)
         tool_usage_error ("-H: '%s' is not KEY=VALUE", arg);
     size_t klen = (size_t) (eq - arg);
     char *key = strndup (arg, klen);
-    if (!key) {
-        tool_error ("out of memory");
-        exit (TOOL_EXIT_RUNTIME);
-    }
-    if (!args->headers) {
-        args->headers = cJSON_CreateObject ();
-        if (!args->headers) {
-            tool_error ("out of memory");
-            exit (TOOL_EXIT_RUNTIME);
-        }
-    }
+    if (!key)
+        tool_oom ();
+    if (!args->headers && !(args->headers = cJSON_CreateObject ()))
+        tool_oom ();
     cJSON *value = cJSON_CreateString (eq + 1);
-    if (!value) {
-        tool_error ("out of memory");
-        exit (TOOL_EXIT_RUNTIME);
-    }
+    if (!value)
+        tool_oom ();
     //  The last -H for a key wins, as with repeated HTTP-style overrides;
     //  a JSON object with duplicate keys would be ambiguous to receivers.
     if (cJSON_GetObjectItemCaseSensitive (args->headers, key))
@@ -203,9 +194,7 @@ s_parse_args (pub_args_t *args, int argc, char **argv)
                 args->timeout_ms = tool_parse_seconds_ms ("--timeout", optarg);
                 break;
             default:
-                //  getopt_long has already said what was wrong.
-                fprintf (stderr, "Try '%s --help' for more information.\n", tool_progname ());
-                exit (TOOL_EXIT_USAGE);
+                tool_try_help ();
         }
     }
     if (optind < argc)

@@ -132,20 +132,13 @@ s_usage (FILE *out)
 }
 
 static void
-s_oom (void)
-{
-    tool_error ("out of memory");
-    exit (TOOL_EXIT_RUNTIME);
-}
-
-static void
 s_opt_number (sub_args_t *args, const char *key, const char *option,
               const char *arg, uint64_t min, uint64_t max)
 {
     uint64_t value = tool_parse_uint (option, arg, min, max);
     cJSON_DeleteItemFromObjectCaseSensitive (args->sub_opts, key);
     if (!cJSON_AddNumberToObject (args->sub_opts, key, (double) value))
-        s_oom ();
+        tool_oom ();
 }
 
 static void
@@ -153,7 +146,7 @@ s_opt_string (sub_args_t *args, const char *key, const char *arg)
 {
     cJSON_DeleteItemFromObjectCaseSensitive (args->sub_opts, key);
     if (!cJSON_AddStringToObject (args->sub_opts, key, arg))
-        s_oom ();
+        tool_oom ();
 }
 
 static void
@@ -162,11 +155,7 @@ s_add_pattern (sub_args_t *args, const char *pattern)
     const char *why = NULL;
     if (busp_pattern_check (pattern, strlen (pattern), &why) != 0)
         tool_usage_error ("invalid pattern '%s': %s", pattern, why ? why : "bad pattern");
-    const char **bigger = realloc (args->patterns, (args->npatterns + 1) * sizeof *bigger);
-    if (!bigger)
-        s_oom ();
-    args->patterns = bigger;
-    args->patterns [args->npatterns++] = pattern;
+    tool_list_add (&args->patterns, &args->npatterns, pattern);
 }
 
 static void
@@ -225,7 +214,7 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
     args->idle_ms = -1;
     args->sub_opts = cJSON_CreateObject ();
     if (!args->sub_opts)
-        s_oom ();
+        tool_oom ();
 
     int opt;
     while ((opt = getopt_long (argc, argv, "e:t:C:W:vF:NhV", longopts, NULL)) != -1) {
@@ -286,8 +275,7 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
                 s_opt_number (args, "max_deliver", "--max-deliver", optarg, 1, UINT32_MAX);
                 break;
             default:
-                fprintf (stderr, "Try '%s --help' for more information.\n", tool_progname ());
-                exit (TOOL_EXIT_USAGE);
+                tool_try_help ();
         }
     }
     for (int i = optind; i < argc; i++)
@@ -303,7 +291,7 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
         args->exact_credit = true;
         cJSON_DeleteItemFromObjectCaseSensitive (args->sub_opts, "credit");
         if (!cJSON_AddNumberToObject (args->sub_opts, "credit", (double) args->count))
-            s_oom ();
+            tool_oom ();
     }
 }
 

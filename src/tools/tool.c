@@ -37,14 +37,20 @@ tool_progname (void)
     return s_progname;
 }
 
+static void
+s_verror (const char *fmt, va_list ap)
+{
+    fprintf (stderr, "%s: ", s_progname);
+    vfprintf (stderr, fmt, ap);
+    fputc ('\n', stderr);
+}
+
 void
 tool_error (const char *fmt, ...)
 {
     va_list ap;
     va_start (ap, fmt);
-    fprintf (stderr, "%s: ", s_progname);
-    vfprintf (stderr, fmt, ap);
-    fputc ('\n', stderr);
+    s_verror (fmt, ap);
     va_end (ap);
 }
 
@@ -53,12 +59,33 @@ tool_usage_error (const char *fmt, ...)
 {
     va_list ap;
     va_start (ap, fmt);
-    fprintf (stderr, "%s: ", s_progname);
-    vfprintf (stderr, fmt, ap);
-    fputc ('\n', stderr);
+    s_verror (fmt, ap);
     va_end (ap);
+    tool_try_help ();
+}
+
+void
+tool_try_help (void)
+{
     fprintf (stderr, "Try '%s --help' for more information.\n", s_progname);
     exit (TOOL_EXIT_USAGE);
+}
+
+void
+tool_oom (void)
+{
+    tool_error ("out of memory");
+    exit (TOOL_EXIT_RUNTIME);
+}
+
+void
+tool_list_add (const char ***list_p, size_t *count_p, const char *item)
+{
+    const char **bigger = realloc (*list_p, (*count_p + 1) * sizeof *bigger);
+    if (!bigger)
+        tool_oom ();
+    *list_p = bigger;
+    (*list_p) [(*count_p)++] = item;
 }
 
 static void

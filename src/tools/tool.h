@@ -88,6 +88,18 @@ void tool_error (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 void tool_usage_error (const char *fmt, ...)
     __attribute__ ((format (printf, 1, 2), noreturn));
 
+/*  Only the hint to --help, then exit TOOL_EXIT_USAGE: for getopt_long's
+    '?', after it has said itself what was wrong.                           */
+void tool_try_help (void) __attribute__ ((noreturn));
+
+/*  "prog: out of memory", then exit TOOL_EXIT_RUNTIME: while the command
+    line is read nothing is half-done, so there is nothing to clean up.     */
+void tool_oom (void) __attribute__ ((noreturn));
+
+/*  Append item (not copied) to the growable array *list_p of *count_p
+    strings, as repeated options collect their values; exits on OOM.        */
+void tool_list_add (const char ***list_p, size_t *count_p, const char *item);
+
 /*  Parse an unsigned integer in [min, max]; exits TOOL_EXIT_USAGE naming
     the option when arg is not one.                                          */
 uint64_t tool_parse_uint (const char *option, const char *arg,

@@ -10,7 +10,7 @@
     process, not about internal counters.  Nothing is timed as a pass/fail
     criterion: the machines are shared and noisy.                          */
 #include "busd/client.h"
-#include "testbroker.h"
+#include "testclient.h"
 
 #include <check.h>
 #include <errno.h>
@@ -24,20 +24,6 @@
 #include <unistd.h>
 
 #define WAIT_MS 10000
-
-static busd_client_t *
-s_client (testbroker_t *broker, const char *name)
-{
-    busd_client_options_t opts;
-    busd_client_options_init (&opts);
-    opts.endpoint = testbroker_endpoint (broker);
-    opts.client_name = name;
-    opts.connect_timeout_ms = WAIT_MS;
-    int err = 0;
-    busd_client_t *client = busd_client_new (&opts, &err);
-    ck_assert_msg (client, "%s cannot connect: %s", name, busd_strerror (err));
-    return client;
-}
 
 static long
 s_status_kb (pid_t pid, const char *field)
@@ -95,7 +81,7 @@ static void *
 s_slow_subscriber (void *arg)
 {
     slow_ctx_t *ctx = arg;
-    busd_client_t *client = s_client (ctx->broker, "slow-sub");
+    busd_client_t *client = testclient_new (ctx->broker, "slow-sub", WAIT_MS);
     char options [128];
     snprintf (options, sizeof options, "{\"credit\": %d, \"queue_limit\": %d}", SLOW_CREDIT, SLOW_LIMIT);
     int64_t sub = busd_subscribe (client, "slow.events", options, WAIT_MS);
@@ -140,7 +126,7 @@ START_TEST (slow_block_subscriber_bounded_memory)
     ck_assert_int_eq (pthread_create (&thread, NULL, s_slow_subscriber, &ctx), 0);
     while (ctx.done == 0)
         usleep (1000);
-    busd_client_t *pub = s_client (broker, "fast-pub");
+    busd_client_t *pub = testclient_new (broker, "fast-pub", WAIT_MS);
     long baseline = s_status_kb (pid, "VmRSS");
     ck_assert_int_gt (baseline, 0);
     //  Bound: what the broker may hold for this queue (its limit plus the
@@ -195,7 +181,7 @@ static void *
 s_fast_subscriber (void *arg)
 {
     fast_ctx_t *ctx = arg;
-    busd_client_t *client = s_client (ctx->broker, "fast-sub");
+    busd_client_t *client = testclient_new (ctx->broker, "fast-sub", WAIT_MS);
     ck_assert_int_gt (busd_subscribe (client, "fast.events", NULL, WAIT_MS), 0);
     ctx->received = -1;
     while (ctx->received < ctx->events && !ctx->stop) {
@@ -218,7 +204,7 @@ START_TEST (stuck_subscriber_throttles_only_its_publisher)
     testbroker_t *broker = testbroker_start ("--pub-credit", "100", NULL);
     ck_assert_ptr_nonnull (broker);
     //  A subscriber that never grants credit.
-    busd_client_t *stuck = s_client (broker, "stuck-sub");
+    busd_client_t *stuck = testclient_new (broker, "stuck-sub", WAIT_MS);
     ck_assert_int_gt (busd_subscribe (stuck, "slow.events",
                                       "{\"credit\": 0, \"queue_limit\": 50}", WAIT_MS), 0);
     fast_ctx_t fast = { .broker = broker, .events = 100000 };
@@ -229,7 +215,7 @@ START_TEST (stuck_subscriber_throttles_only_its_publisher)
 
     //  The slow topic's publisher runs out of credit: queue_limit plus its
     //  window, then a non-blocking publish says "no credit".
-    busd_client_t *slow_pub = s_client (broker, "slow-pub");
+    busd_client_t *slow_pub = testclient_new (broker, "slow-pub", WAIT_MS);
     long sent = 0;
     int rc = 0;
     while (sent < 10000) {
@@ -242,7 +228,7 @@ START_TEST (stuck_subscriber_throttles_only_its_publisher)
     ck_assert_int_le (sent, 50 + 1 + 100 + 100);
 
     //  Meanwhile a second publisher on another topic runs at full speed.
-    busd_client_t *fast_pub = s_client (broker, "fast-pub");
+    busd_client_t *fast_pub = testclient_new (broker, "fast-pub", WAIT_MS);
     for (long i = 0; i < fast.events; i++) {
         rc = busd_publish (fast_pub, "fast.events", "y", 1, NULL, WAIT_MS);
         ck_assert_msg (rc == 0, "fast publisher blocked at %ld: %s", i, busd_strerror (rc));
@@ -293,7 +279,7 @@ static void *
 s_member (void *arg)
 {
     member_ctx_t *ctx = arg;
-    busd_client_t *client = s_client (ctx->broker, "member");
+    busd_client_t *client = testclient_new (ctx->broker, "member", WAIT_MS);
     ck_assert_int_gt (busd_subscribe (client, "jobs.*",
         "{\"group\": \"workers\", \"ack\": \"explicit\", \"credit\": 100, \"ack_wait_ms\": 60000}",
         WAIT_MS), 0);
@@ -365,7 +351,7 @@ START_TEST (group_member_killed_mid_stream)
         while (!members [i].ready)
             usleep (1000);
     }
-    busd_client_t *pub = s_client (broker, "jobs-pub");
+    busd_client_t *pub = testclient_new (broker, "jobs-pub", WAIT_MS);
     char payload [32] = { 0 };
     for (long i = 0; i < GROUP_EVENTS; i++) {
         memcpy (payload, &i, sizeof i);

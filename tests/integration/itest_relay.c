@@ -10,7 +10,7 @@
     hangs it.                                                               */
 #include "busd/client.h"
 #include "busp.h"
-#include "testbroker.h"
+#include "testclient.h"
 
 #include <check.h>
 #include <errno.h>
@@ -28,20 +28,6 @@
 
 /*  ------------------------------------------------------------------------
     Helpers                                                                 */
-
-static busd_client_t *
-s_client (testbroker_t *broker, const char *name)
-{
-    busd_client_options_t opts;
-    busd_client_options_init (&opts);
-    opts.endpoint = testbroker_endpoint (broker);
-    opts.client_name = name;
-    opts.connect_timeout_ms = WAIT_MS;
-    int err = 0;
-    busd_client_t *client = busd_client_new (&opts, &err);
-    ck_assert_msg (client, "%s cannot connect: %s", name, busd_strerror (err));
-    return client;
-}
 
 static uint32_t
 s_subscribe (busd_client_t *client, const char *pattern, const char *options)
@@ -228,8 +214,8 @@ START_TEST (test_pub_sub)
 {
     testbroker_t *broker = testbroker_start (NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *sub = s_client (broker, "sub");
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *sub = testclient_new (broker, "sub", WAIT_MS);
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
     ck_assert_uint_gt (busd_client_max_payload (pub), 0);
     ck_assert_uint_gt (busd_client_pub_window (pub), 0);
     ck_assert_uint_eq (busd_client_pub_credit (pub), busd_client_pub_window (pub));
@@ -317,8 +303,8 @@ START_TEST (test_wildcards)
 {
     testbroker_t *broker = testbroker_start (NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *sub = s_client (broker, "sub");
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *sub = testclient_new (broker, "sub", WAIT_MS);
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
 
     static const struct {
         const char *pattern;
@@ -381,10 +367,10 @@ START_TEST (test_fanout)
     enum { NSUBS = 4, NEVENTS = 500 };
     busd_client_t *subs [NSUBS];
     for (int i = 0; i < NSUBS; i++) {
-        subs [i] = s_client (broker, "fan");
+        subs [i] = testclient_new (broker, "fan", WAIT_MS);
         s_subscribe (subs [i], i % 2 ? "chat.#" : "chat.*.typing", "{\"credit\": 50}");
     }
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
     for (uint64_t n = 1; n <= NEVENTS; n++)
         s_publish_seq (pub, "chat.room42.typing", n, WAIT_MS);
     s_flush (pub);
@@ -411,7 +397,7 @@ START_TEST (test_self_loop)
 {
     testbroker_t *broker = testbroker_start ("--pub-credit", "8", NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *client = s_client (broker, "loop");
+    busd_client_t *client = testclient_new (broker, "loop", WAIT_MS);
     uint32_t id = s_subscribe (client, "loop.#", "{\"credit\": 10000}");
     enum { NEVENTS = 5000 };
     for (uint64_t n = 1; n <= NEVENTS; n++)
@@ -436,8 +422,8 @@ START_TEST (test_sub_credit)
 {
     testbroker_t *broker = testbroker_start (NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *sub = s_client (broker, "sub");
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *sub = testclient_new (broker, "sub", WAIT_MS);
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
 
     /*  Initial credit 3, no automatic top-up: exactly 3 arrive.            */
     uint32_t id = s_subscribe (sub, "job.*", "{\"credit\": 3}");
@@ -503,7 +489,7 @@ START_TEST (test_pub_credit)
 {
     testbroker_t *broker = testbroker_start ("--pub-credit", "10", NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
     ck_assert_uint_eq (busd_client_pub_window (pub), 10);
     ck_assert_uint_eq (busd_client_pub_credit (pub), 10);
 
@@ -517,7 +503,7 @@ START_TEST (test_pub_credit)
 
     /*  A subscriber that grants nothing, with a tiny blocking queue,
         throttles the publisher: its credit runs out and stays out.        */
-    busd_client_t *sub = s_client (broker, "sub");
+    busd_client_t *sub = testclient_new (broker, "sub", WAIT_MS);
     uint32_t id = s_subscribe (sub, "slow.#",
                                "{\"credit\": 0, \"queue_limit\": 4, \"overflow\": \"block\"}");
     int sent = 0, rc = 0;
@@ -584,7 +570,7 @@ START_TEST (test_reject)
 {
     testbroker_t *broker = testbroker_start ("--max-payload", "1024", NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
     ck_assert_uint_eq (busd_client_max_payload (pub), 1024);
     rejects_t rejects = { 0 };
     busd_client_set_reject_handler (pub, s_on_reject, &rejects);
@@ -687,8 +673,8 @@ START_TEST (test_broker_restart)
     testbroker_t *broker = testbroker_start ("--heartbeat", "100", "--session-timeout", "2000",
                                              NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *sub = s_client (broker, "sub");
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *sub = testclient_new (broker, "sub", WAIT_MS);
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
     uint32_t id = s_subscribe (sub, "order.#", "{\"credit\": 100}");
     for (uint64_t n = 1; n <= 5; n++)
         s_publish_seq (pub, "order.placed", n, WAIT_MS);
@@ -751,8 +737,8 @@ START_TEST (test_explicit_ack)
 {
     testbroker_t *broker = testbroker_start (NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *sub = s_client (broker, "sub");
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *sub = testclient_new (broker, "sub", WAIT_MS);
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
     /*  Window 2: credit comes back one ACK at a time.                      */
     uint32_t id = s_subscribe (sub, "mail.*", "{\"credit\": 2, \"ack\": \"explicit\"}");
     for (uint64_t n = 1; n <= 4; n++)
@@ -811,8 +797,8 @@ START_TEST (test_session_expiry)
     testbroker_t *broker = testbroker_start ("--heartbeat", "100", "--session-timeout", "400",
                                              NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *sub = s_client (broker, "sub");
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *sub = testclient_new (broker, "sub", WAIT_MS);
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
     uint32_t id = s_subscribe (sub, "tick", NULL);
     /*  Neither client calls the library for longer than the timeout.       */
     struct timespec nap = { 1, 0 };
@@ -840,8 +826,8 @@ START_TEST (test_silent_broker)
     testbroker_t *broker = testbroker_start ("--heartbeat", "100", "--session-timeout", "500",
                                              NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *sub = s_client (broker, "sub");
-    busd_client_t *pub = s_client (broker, "pub");
+    busd_client_t *sub = testclient_new (broker, "sub", WAIT_MS);
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
     uint32_t id = s_subscribe (sub, "quiet.*", NULL);
     ck_assert_int_eq (kill (testbroker_pid (broker), SIGSTOP), 0);
     ck_assert_int_eq (busd_publish (pub, "quiet.x", "1", 1, NULL, 0), 0);
@@ -903,7 +889,7 @@ START_TEST (test_million)
 {
     testbroker_t *broker = testbroker_start (NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *sub = s_client (broker, "million-sub");
+    busd_client_t *sub = testclient_new (broker, "million-sub", WAIT_MS);
     uint32_t id = s_subscribe (sub, "bench.*", "{\"credit\": 10000}");
 
     publisher_t publisher = { broker, 0 };

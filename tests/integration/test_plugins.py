@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(__file__))
 import busp  # noqa: E402
@@ -461,25 +460,10 @@ def plugin_host_command_line():
     assert r.returncode == 78 and "key 'patterns' is required" in r.stderr, r.stderr
 
 
-def main():
-    passed = failed = 0
-    for fn in TESTS:
-        try:
-            fn()
-            print("ok - %s" % fn.__name__)
-            passed += 1
-        except Exception:
-            print("FAIL - %s" % fn.__name__)
-            traceback.print_exc(file=sys.stdout)
-            failed += 1
-        sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
-    if not failed:
+if __name__ == "__main__":
+    rc = busp.run_tests(TESTS, shared_broker=False)
+    if rc == 0:
         shutil.rmtree(TMP, ignore_errors=True)
     else:
         print("logs and configurations kept in %s" % TMP)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(rc)

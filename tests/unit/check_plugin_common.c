@@ -3,9 +3,11 @@
     draws, JSON string escaping (checked by the bytes it produces), base64
     against RFC 4648's test vectors, the sanitizer that turns untrusted
     output into one printable line, the stderr tail ring across wrap-around,
-    and Retry-After in both of its forms.                                   */
+    Retry-After in both of its forms, and the config checks with the exact
+    messages an operator reads.                                             */
 #include "plugin_common.h"
 
+#include <cJSON.h>
 #include <check.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -266,6 +268,73 @@ START_TEST (test_retry_after)
 }
 END_TEST
 
+START_TEST (test_config_parse)
+{
+    static const char *known [] = { "url", "timeout_ms", NULL };
+    char err [256] = "";
+    cJSON *config = (cJSON *) 1;
+
+    //  NULL and an empty object both parse; only known keys pass.
+    ck_assert_int_eq (pc_config_parse (NULL, known, &config, err, sizeof err), 0);
+    ck_assert (cJSON_IsObject (config));
+    ck_assert_int_eq (cJSON_GetArraySize (config), 0);
+    cJSON_Delete (config);
+    ck_assert_int_eq (pc_config_parse ("{\"url\": \"x\", \"timeout_ms\": 5}", known,
+                                       &config, err, sizeof err), 0);
+    ck_assert_str_eq (cJSON_GetObjectItemCaseSensitive (config, "url")->valuestring, "x");
+    cJSON_Delete (config);
+
+    config = (cJSON *) 1;
+    ck_assert_int_eq (pc_config_parse ("[1, 2]", known, &config, err, sizeof err), -EINVAL);
+    ck_assert_ptr_null (config);
+    ck_assert_str_eq (err, "config is not a JSON object");
+    ck_assert_int_eq (pc_config_parse ("{oops", known, &config, err, sizeof err), -EINVAL);
+    ck_assert_str_eq (err, "config is not a JSON object");
+
+    //  A misspelt key names itself and every key there is.
+    config = (cJSON *) 1;
+    ck_assert_int_eq (pc_config_parse ("{\"url\": \"x\", \"timeout\": 5}", known,
+                                       &config, err, sizeof err), -EINVAL);
+    ck_assert_ptr_null (config);
+    ck_assert_str_eq (err, "config: unknown key \"timeout\" (known: url, timeout_ms)");
+
+    //  A short buffer truncates the message, never overruns it.
+    char small [24];
+    memset (small, 'x', sizeof small);
+    ck_assert_int_eq (pc_config_parse ("{\"nope\": 1}", known, &config, small, 20), -EINVAL);
+    ck_assert_str_eq (small, "config: unknown key");
+    ck_assert_int_eq (small [20], 'x');
+}
+END_TEST
+
+START_TEST (test_config_int)
+{
+    char err [256] = "";
+    cJSON *config = cJSON_Parse ("{\"a\": 250, \"b\": 2.5, \"c\": \"7\", \"d\": -1, "
+                                 "\"e\": 1e12}");
+    ck_assert_ptr_nonnull (config);
+    int64_t value = 0;
+    ck_assert_int_eq (pc_config_int (config, "a", 9, 0, 1000, &value, err, sizeof err), 0);
+    ck_assert_int_eq (value, 250);
+    ck_assert_int_eq (pc_config_int (config, "absent", 9, 0, 1000, &value, err, sizeof err), 0);
+    ck_assert_int_eq (value, 9);
+    //  Bounds are inclusive.
+    ck_assert_int_eq (pc_config_int (config, "a", 0, 250, 250, &value, err, sizeof err), 0);
+    ck_assert_int_eq (pc_config_int (config, "e", 0, 0, 1000000000000, &value, err, sizeof err), 0);
+    ck_assert_int_eq (value, 1000000000000);
+
+    value = 42;
+    ck_assert_int_eq (pc_config_int (config, "a", 0, 251, 1000, &value, err, sizeof err), -EINVAL);
+    ck_assert_str_eq (err, "config: \"a\" must be an integer from 251 to 1000");
+    ck_assert_int_eq (pc_config_int (config, "b", 0, 0, 10, &value, err, sizeof err), -EINVAL);
+    ck_assert_str_eq (err, "config: \"b\" must be an integer from 0 to 10");
+    ck_assert_int_eq (pc_config_int (config, "c", 0, 0, 10, &value, err, sizeof err), -EINVAL);
+    ck_assert_int_eq (pc_config_int (config, "d", 0, 0, 10, &value, err, sizeof err), -EINVAL);
+    ck_assert_int_eq (value, 42);           //  untouched on error
+    cJSON_Delete (config);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -277,6 +346,8 @@ main (void)
     tcase_add_test (tc, test_sanitize);
     tcase_add_test (tc, test_tail);
     tcase_add_test (tc, test_retry_after);
+    tcase_add_test (tc, test_config_parse);
+    tcase_add_test (tc, test_config_int);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
