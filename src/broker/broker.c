@@ -888,7 +888,9 @@ s_on_router (zloop_t *loop, zsock_t *sock, void *arg)
         s_handle (self, frames, nframes, too_many);
         for (int i = 0; i < nframes; i++)
             zmq_msg_close (&frames [i]);
+        self->stats.messages_in++;
     }
+    self->stats.batches++;
     s_end_batch (self);
     return 0;
 }

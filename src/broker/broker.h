@@ -134,7 +134,7 @@ typedef struct {
     uint64_t accepted, rejected, duplicates, unrouted, delivered, redelivered,
              dropped, dead_lettered, protocol_errors, send_failures, gaps,
              events_in_bytes, events_out, sessions_opened, sessions_expired,
-             acks, nacks, throttle_events;
+             acks, nacks, throttle_events, batches, messages_in;
 } stats_t;
 
 struct broker {

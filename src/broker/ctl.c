@@ -71,6 +71,8 @@ ctl_stats (broker_t *self)
     ADD ("sessions_opened", s->sessions_opened);
     ADD ("sessions_expired", s->sessions_expired);
     ADD ("throttle_events", s->throttle_events);
+    ADD ("batches", s->batches);
+    ADD ("messages_in", s->messages_in);
     ADD ("dedup_entries", dedup_size (self->dedup));
     ADD ("dlq_entries", dlq_size (self->dlq));
     ADD ("dlq_bytes", dlq_bytes (self->dlq));
