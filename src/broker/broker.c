@@ -171,6 +171,13 @@ broker_destroy (broker_t **self_p)
     dlq_destroy (&self->dlq);
     zloop_destroy (&self->loop);
     metrics_destroy (&self->metrics);
+    if (self->router) {
+        //  What was sent is owed to its peers: let ZeroMQ finish writing the
+        //  last DELIVERs, PUBACKs and ERROR 503s (bounded by the drain
+        //  deadline) instead of discarding them with the socket.
+        int linger = (int) (self->config->drain_timeout_ms > 1000 ? self->config->drain_timeout_ms : 1000);
+        zmq_setsockopt (self->router, ZMQ_LINGER, &linger, sizeof linger);
+    }
     zsock_destroy (&self->router_sock);
     zlistx_destroy (&self->bound);
     free (self);
