@@ -63,6 +63,7 @@ s_usage (FILE *out)
         "                           retained dead letters\n"
         "  dlq replay (--id ID... | --topic PATTERN)\n"
         "                           republish dead letters to their original topics\n"
+        "  plugins                  hosted plugins: state, outcomes, handling time\n"
         "  reload                   reload configuration and plugins (as SIGHUP)\n"
         "  raw JSON                 send any CTL request, print the reply\n"
         "\n"
@@ -134,7 +135,7 @@ s_parse_args (ctl_args_t *args, int argc, char **argv)
     args->words = argv + optind;
     args->nwords = argc - optind;
     if (args->nwords == 0)
-        tool_usage_error ("no command: give stats, clients, subscriptions, dlq, reload or raw");
+        tool_usage_error ("no command: give stats, clients, subscriptions, plugins, dlq, reload or raw");
 }
 
 //  ---------------------------------------------------------------------
@@ -181,7 +182,8 @@ s_request (ctl_args_t *args)
         tool_oom ();
     const char *name = NULL;
     if (strcmp (cmd, "stats") == 0 || strcmp (cmd, "clients") == 0
-    ||  strcmp (cmd, "subscriptions") == 0 || strcmp (cmd, "reload") == 0) {
+    ||  strcmp (cmd, "subscriptions") == 0 || strcmp (cmd, "reload") == 0
+    ||  strcmp (cmd, "plugins") == 0) {
         if (extra != 0)
             tool_usage_error ("%s takes no arguments", cmd);
         name = cmd;
@@ -411,6 +413,26 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
             { "THROTTLING", "throttled_publishers", false, CELL_PLAIN }
         };
         const cJSON *rows = s_reply_array (reply, "subscriptions");
+        return rows ? s_print_table (rows, cols, sizeof cols / sizeof cols [0])
+                    : TOOL_EXIT_RUNTIME;
+    }
+    if (strcmp (cmd, "plugins") == 0) {
+        static const column_t cols [] = {
+            { "NAME",      "name",          false, CELL_PLAIN },
+            { "STATE",     "state",         false, CELL_PLAIN },
+            { "VERSION",   "version",       false, CELL_PLAIN },
+            { "INST",      "instances",     true,  CELL_PLAIN },
+            { "DELIVERED", "delivered",     true,  CELL_PLAIN },
+            { "OK",        "ok",            true,  CELL_PLAIN },
+            { "RETRIED",   "retried",       true,  CELL_PLAIN },
+            { "FAILED",    "failed",        true,  CELL_PLAIN },
+            { "DEAD",      "dead_lettered", true,  CELL_PLAIN },
+            { "INFLIGHT",  "inflight",      true,  CELL_PLAIN },
+            { "AVG_US",    "avg_handle_us", true,  CELL_PLAIN },
+            { "PATTERNS",  "patterns",      false, CELL_PLAIN },
+            { "ERROR",     "error",         false, CELL_PLAIN }
+        };
+        const cJSON *rows = s_reply_array (reply, "plugins");
         return rows ? s_print_table (rows, cols, sizeof cols / sizeof cols [0])
                     : TOOL_EXIT_RUNTIME;
     }

@@ -281,6 +281,15 @@ def init_failure_and_abi_mismatch_leave_busd_running():
         assert so("abi-mismatch") + ": built for plugin ABI 99.0, this busd speaks 1.0" in log, log
         b.publish("user.created", ["bob"])
         wait_until(lambda: lines("ok2.txt") == ["user.created 1 bob"], what="the ok plugin")
+        # the operator's view: busd-ctl plugins shows states and the reason
+        tools = os.environ.get("BUSD_TOOLS", "src/tools")
+        r = subprocess.run([os.path.join(tools, "busd-ctl"), "-e", b.endpoint, "plugins"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        rows = {line.split()[0]: line for line in r.stdout.splitlines()[1:] if line.strip()}
+        assert r.stdout.startswith("NAME"), r.stdout
+        assert "running" in rows["counter"] and "failed" in rows["mailer"], r.stdout
+        assert "missing api_key" in rows["mailer"], r.stdout
     finally:
         assert b.stop() == 0
 
