@@ -120,7 +120,6 @@ broker_new (config_t *config)
     zlistx_set_duplicator (self->bound, (zlistx_duplicator_fn *) strdup);
     broker_clock (self);
     self->started_ms = self->now_ms;
-    self->started_wall_us = busp_wall_us ();
     uint8_t rnd [8];
     FILE *urandom = fopen ("/dev/urandom", "rb");
     if (!urandom || fread (rnd, 1, sizeof rnd, urandom) != sizeof rnd) {
@@ -584,7 +583,6 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         return;
     }
     sub->credit = opts.credit;
-    sub->initial_credit = opts.credit;
     sub->ack_explicit = opts.ack_explicit;
     sub->ack_wait_ms = opts.ack_wait_ms;
     sub->max_deliver = opts.max_deliver;
@@ -964,7 +962,6 @@ s_on_session_scan (zloop_t *loop, int timer_id, void *arg)
         &&  (session->ping_sent_ms == 0 || now - session->ping_sent_ms >= self->config->heartbeat_ms)) {
             busp_header_t ping = { .command = BUSP_PING, .nonce = ++self->nonce };
             session->ping_sent_ms = now;
-            session->ping_nonce = ping.nonce;
             broker_send (self, session, &ping, NULL, NULL);
         }
         session = zhashx_next (self->sessions);
@@ -1012,15 +1009,8 @@ s_drain (broker_t *self)
         uint64_t waiting = 0;
         for (size_t i = 0; i < self->all_channels.size; i++) {
             channel_t *channel = self->all_channels.items [i];
-            if (channel->dead)
-                continue;
-            for (size_t m = 0; m < channel->members.size; m++) {
-                sub_t *sub = channel->members.items [m];
-                if (sub->credit > 0 && !sub->session->dead) {
-                    waiting += queue_len (channel->queue) + queue_len (channel->redeliveries);
-                    break;
-                }
-            }
+            if (!channel->dead && channel_has_ready_member (channel))
+                waiting += channel_waiting (channel);
         }
         //  plugins.c hook: plugin threads finish while we still read.
         bool plugins_busy = self->plugin_drain && self->plugin_drain (self->plugin_metrics_arg);
@@ -1036,7 +1026,7 @@ s_drain (broker_t *self)
     for (size_t i = 0; i < self->all_channels.size; i++) {
         channel_t *channel = self->all_channels.items [i];
         if (!channel->dead)
-            left += queue_len (channel->queue) + queue_len (channel->redeliveries);
+            left += channel_waiting (channel);
     }
     if (left)
         log_notice ("stopping with %llu queued events undelivered (no subscriber credit)",

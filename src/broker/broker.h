@@ -71,7 +71,6 @@ struct sub {
     bool ack_explicit;
     uint32_t ack_wait_ms;
     uint32_t max_deliver;
-    uint32_t initial_credit;
     uint64_t next_delivery_id;
     /*  In-flight deliveries in delivery_id order, which is also deadline
         order since ack_wait is fixed per subscription: the oldest is at the
@@ -115,7 +114,6 @@ struct session {
     int64_t created_ms;
     int64_t last_seen_ms;
     int64_t ping_sent_ms;       /*  0: no PING outstanding                  */
-    uint64_t ping_nonce;
     uint64_t last_pub_seq;      /*  last PUB processed                      */
     uint64_t acked_pub_seq;     /*  last PUBACKed                           */
     uint64_t credit;            /*  publisher credit the client holds       */
@@ -133,7 +131,7 @@ struct session {
 typedef struct {
     uint64_t accepted, rejected, duplicates, unrouted, delivered, redelivered,
              dropped, dead_lettered, protocol_errors, send_failures, gaps,
-             events_in_bytes, events_out, sessions_opened, sessions_expired,
+             events_in_bytes, sessions_opened, sessions_expired,
              acks, nacks, throttle_events, batches, messages_in;
 } stats_t;
 
@@ -164,7 +162,6 @@ struct broker {
     int64_t now_ms;
     int64_t now_wall_us;
     int64_t started_ms;
-    int64_t started_wall_us;
     bool draining;
     bool registered;            /*  loop handlers installed             */
     volatile sig_atomic_t *stop_flag;
@@ -250,6 +247,10 @@ void channel_free (channel_t **self_p);
 /*  Timer work: due NACK delays, ack timeouts, stalled sends.               */
 void channel_tick (channel_t *self, int64_t now_ms);
 void channel_mark_dirty (channel_t *self);
+/*  Events waiting in the channel: queue, redeliveries and delayed NACKs.   */
+size_t channel_waiting (const channel_t *self);
+/*  True when a member could take a delivery now.                           */
+bool channel_has_ready_member (const channel_t *self);
 
 /*  ---- sub.c -------------------------------------------------------- */
 sub_t *sub_new (session_t *session, uint32_t sub_id, const char *pattern);

@@ -95,6 +95,13 @@ channel_mark_dirty (channel_t *self)
     }
 }
 
+size_t
+channel_waiting (const channel_t *self)
+{
+    return queue_len (self->queue) + queue_len (self->redeliveries)
+         + zlistx_size (self->delayed);
+}
+
 static void
 s_release_throttles (channel_t *self)
 {
@@ -112,8 +119,7 @@ s_kill (channel_t *self)
     self->dead = true;
     broker_t *broker = self->broker;
     //  What still waits goes with the queue: count it, never hide it.
-    uint64_t discarded = queue_len (self->queue) + queue_len (self->redeliveries)
-                       + zlistx_size (self->delayed);
+    uint64_t discarded = channel_waiting (self);
     self->dropped += discarded;
     broker->stats.dropped += discarded;
     if (self->key)
@@ -127,6 +133,15 @@ static bool
 s_member_ready (const sub_t *sub)
 {
     return sub->credit > 0 && !sub->send_stalled && !sub->session->dead && !sub->session->gone;
+}
+
+bool
+channel_has_ready_member (const channel_t *self)
+{
+    for (size_t i = 0; i < self->members.size; i++)
+        if (s_member_ready (self->members.items [i]))
+            return true;
+    return false;
 }
 
 /*  Next member in round-robin order that has credit, or NULL.               */
@@ -372,8 +387,7 @@ channel_end_all (channel_t *self, uint16_t code, const char *reason)
 {
     log_notice ("ending subscription '%s'%s%s: %s", self->pattern,
                 self->group ? " of group " : "", self->group ? self->group : "", reason);
-    uint64_t lost = self->pending_gap + queue_len (self->queue) + queue_len (self->redeliveries)
-                  + zlistx_size (self->delayed);
+    uint64_t lost = self->pending_gap + channel_waiting (self);
     s_kill (self);
     while (self->members.size) {
         sub_t *sub = self->members.items [0];

@@ -33,8 +33,7 @@ s_totals (broker_t *self, uint64_t *subs, uint64_t *queued, uint64_t *inflight)
     for (size_t i = 0; i < self->all_channels.size; i++) {
         channel_t *channel = self->all_channels.items [i];
         *subs += channel->members.size;
-        *queued += queue_len (channel->queue) + queue_len (channel->redeliveries)
-                 + zlistx_size (channel->delayed);
+        *queued += channel_waiting (channel);
         for (size_t m = 0; m < channel->members.size; m++)
             *inflight += sub_inflight (channel->members.items [m]);
     }

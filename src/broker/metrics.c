@@ -186,7 +186,7 @@ metrics_update (metrics_t *self, broker_t *broker)
     for (size_t i = 0; i < broker->all_channels.size; i++) {
         channel_t *channel = broker->all_channels.items [i];
         dropped [channel->policy] += (double) channel->dropped;
-        queued [channel->policy] += (double) (queue_len (channel->queue) + queue_len (channel->redeliveries));
+        queued [channel->policy] += (double) channel_waiting (channel);
         subscriptions += channel->members.size;
     }
     s_metric (&s, "subscriptions", "gauge", "live subscriptions", (double) subscriptions);
