@@ -357,10 +357,9 @@ static void
 s_hand_back (event_t *ev, uint16_t attempt, void *arg)
 {
     handback_t *hb = arg;
-    if (hb->keep) {
-        hb->channel->broker->stats.redelivered++;
+    //  Counted as redelivered when it is sent again (sub_deliver).
+    if (hb->keep)
         channel_redeliver (hb->channel, ev, attempt, 0);
-    }
     else
         event_unref (&ev);
 }
