@@ -26,6 +26,15 @@ s_push (broker_t *self, const work_item_t *item)
     return 0;
 }
 
+/*  Lift every throttle the channel holds; each publisher that is now free
+    gets its withheld credit back in a PUBACK (session_unthrottle).         */
+static void
+s_lift (channel_t *channel)
+{
+    while (channel->throttled.size)
+        session_unthrottle (channel->throttled.items [0], channel);
+}
+
 static void
 s_item_free (work_item_t *item)
 {
@@ -39,21 +48,43 @@ void
 work_dead_letter (broker_t *self, event_t *ev, const char *reason,
                   uint16_t attempts, const char *subscription)
 {
-    route_dead_letter (self, ev, reason, attempts, subscription);
+    work_item_t item = {
+        .kind = WORK_DEAD_LETTER, .event = event_ref (ev), .attempts = attempts,
+        .reason = strdup (reason), .subscription = strdup (subscription)
+    };
+    if (!item.reason || !item.subscription || s_push (self, &item)) {
+        //  Never silently: the event is still counted and logged as lost.
+        log_error ("out of memory queueing a dead letter of '%s' from %s: event lost",
+                   ev->topic, subscription);
+        self->stats.dropped++;
+        s_item_free (&item);
+    }
 }
 
 void
 work_redeliver (broker_t *self, channel_t *channel, event_t *ev,
                 uint16_t attempts, int64_t not_before_ms)
 {
-    channel_redeliver (channel, ev, attempts, not_before_ms);
+    work_item_t item = {
+        .kind = WORK_REDELIVER, .event = ev, .channel = channel, .attempts = attempts,
+        .not_before_ms = not_before_ms
+    };
+    if (s_push (self, &item)) {
+        log_error ("out of memory queueing a redelivery on '%s': event lost", channel->pattern);
+        self->stats.dropped++;
+        s_item_free (&item);
+    }
 }
 
 void
 work_unthrottle (broker_t *self, channel_t *channel)
 {
-    while (channel->throttled.size)
-        session_unthrottle (channel->throttled.items [0], channel);
+    work_item_t item = { .kind = WORK_UNTHROTTLE, .channel = channel };
+    if (s_push (self, &item)) {
+        //  Lifting now is safe enough when memory is gone: better a deep
+        //  call than a publisher throttled for ever.
+        s_lift (channel);
+    }
 }
 
 void
@@ -80,7 +111,7 @@ s_run (broker_t *self, work_item_t *item)
             item->event = NULL;
             break;
         case WORK_UNTHROTTLE:
-            work_unthrottle (self, item->channel);
+            s_lift (item->channel);
             break;
         case WORK_SESSION_GONE:
             session_end (item->session, "peer gone");
@@ -92,28 +123,31 @@ s_run (broker_t *self, work_item_t *item)
 void
 work_end_batch (broker_t *self)
 {
-    //  Work may find more work (a dead letter overflowing a queue, a send
-    //  to a peer that left): loop by index until nothing is left.
-    for (size_t i = 0; i < self->work.size; i++) {
-        work_item_t item = self->work.items [i];
-        s_run (self, &item);
+    //  Each step may find more work (a dead letter overflowing a queue, a
+    //  pump lifting a throttle, a send to a peer that left): repeat until
+    //  nothing is left.  Dead channels and sessions stay allocated until
+    //  then, so queued work may still name them.
+    while (self->work.size || self->dirty_sessions.size || self->dirty_channels.size) {
+        for (size_t i = 0; i < self->work.size; i++) {
+            work_item_t item = self->work.items [i];
+            s_run (self, &item);
+        }
+        self->work.size = 0;
+        for (size_t i = 0; i < self->dirty_sessions.size; i++) {
+            session_t *session = self->dirty_sessions.items [i];
+            session->pub_dirty = false;
+            if (!session->dead)
+                session_puback (session);
+        }
+        self->dirty_sessions.size = 0;
+        for (size_t i = 0; i < self->dirty_channels.size; i++) {
+            channel_t *channel = self->dirty_channels.items [i];
+            channel->dirty = false;
+            if (!channel->dead)
+                channel_pump (channel);
+        }
+        self->dirty_channels.size = 0;
     }
-    self->work.size = 0;
-    for (size_t i = 0; i < self->dirty_sessions.size; i++) {
-        session_t *session = self->dirty_sessions.items [i];
-        session->pub_dirty = false;
-        if (!session->dead)
-            session_puback (session);
-    }
-    self->dirty_sessions.size = 0;
-    //  Pumping can mark more channels dirty (a member ending): loop by index.
-    for (size_t i = 0; i < self->dirty_channels.size; i++) {
-        channel_t *channel = self->dirty_channels.items [i];
-        channel->dirty = false;
-        if (!channel->dead)
-            channel_pump (channel);
-    }
-    self->dirty_channels.size = 0;
     for (size_t i = 0; i < self->dead_channels.size; i++) {
         channel_t *channel = self->dead_channels.items [i];
         channel_free (&channel);
