@@ -210,6 +210,7 @@ s_drop (channel_t *self, event_t **ev_p)
     self->dropped++;
     self->pending_gap++;
     self->broker->stats.dropped++;
+    self->broker->stats.dropped_by_policy [self->policy]++;
     event_unref (ev_p);
 }
 

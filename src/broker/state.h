@@ -48,6 +48,7 @@
 #include "queue.h"
 #include "trie.h"
 #include "config.h"
+#include "counters.h"
 
 typedef struct broker broker_t;
 typedef struct session session_t;
@@ -176,11 +177,16 @@ struct session {
     uint64_t delivered;
 };
 
+#define POLICY_COUNT 5
+
+/*  Counters since start, generated from counters.h; dropped_by_policy is
+    kept broker-wide (not summed from live subscriptions) so /metrics never
+    goes down when a subscription ends.                                      */
 typedef struct {
-    uint64_t accepted, rejected, duplicates, unrouted, delivered, redelivered,
-             dropped, dead_lettered, protocol_errors, send_failures, gaps,
-             events_in_bytes, sessions_opened, sessions_expired,
-             acks, nacks, throttle_events, batches, messages_in;
+#define BUSD_STATS_FIELD(field, key, metric, help) uint64_t field;
+    BUSD_COUNTERS (BUSD_STATS_FIELD)
+#undef BUSD_STATS_FIELD
+    uint64_t dropped_by_policy [POLICY_COUNT];
 } stats_t;
 
 struct broker {

@@ -136,5 +136,43 @@ def ack_timeout_dead_letter_into_own_full_queue():
         stop_clean(b)
 
 
+def metric(port, name):
+    import urllib.request
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+@test
+def counters_one_table_and_never_decrease():
+    mport = busp.free_port()
+    b = busp.Broker("--metrics", "127.0.0.1:%d" % mport)
+    try:
+        s = session(b, "dropper")
+        subscribe(s, 1, "c.d", {"credit": 0, "overflow": "drop-new", "queue_limit": 1})
+        p = session(b, "pub")
+        publish_all(p, "c.d", [b"x"] * 5)
+        st = stats(b)
+        for key in ("sessions", "subscriptions", "accepted", "rejected", "duplicates",
+                    "unrouted", "delivered", "redelivered", "dropped", "queued",
+                    "inflight", "dead_lettered", "throttled_publishers",
+                    "protocol_errors", "uptime_s", "discarded_on_end"):
+            assert isinstance(st[key], int), key
+        assert st["dropped"] == 4, st
+        name = 'busd_events_dropped_total{policy="drop-new"}'
+        wait_for(lambda: metric(mport, name) == 4, what="metrics to show 4 drops")
+        s.send(busp.unsub(1))
+        expect_subend(s, 1)
+        wait_for(lambda: stats(b)["subscriptions"] == 0, what="subscription gone")
+        time.sleep(1.5)                 # /metrics is refreshed every second
+        assert metric(mport, name) == 4, "a Prometheus counter went down"
+        assert metric(mport, "busd_events_accepted_total") == 5
+        assert metric(mport, "busd_events_discarded_on_end_total") is not None
+    finally:
+        stop_clean(b)
+
+
 if __name__ == "__main__":
     sys.exit(busp.run_tests(TESTS, shared_broker=False))
