@@ -13,6 +13,7 @@
 #include "dedup.h"
 #include "dlq.h"
 #include "metrics.h"
+#include "durable.h"
 #include <errno.h>
 
 #define BATCH_MAX       1024
@@ -50,6 +51,10 @@ broker_new (config_t *config)
     zlistx_set_duplicator (self->bound, (zlistx_duplicator_fn *) strdup);
     broker_clock (self);
     self->started_ms = self->now_ms;
+    if (durable_open (self)) {
+        broker_destroy (&self);
+        return NULL;
+    }
     uint8_t rnd [8];
     FILE *urandom = fopen ("/dev/urandom", "rb");
     if (!urandom || fread (rnd, 1, sizeof rnd, urandom) != sizeof rnd) {
@@ -79,6 +84,8 @@ broker_destroy (broker_t **self_p)
             session = zhashx_first (self->sessions);
         }
     }
+    //  Stream writes still queued (acks of the last batch) are committed.
+    durable_flush (self);
     work_free (self);
     for (size_t i = 0; i < self->dead_sessions.size; i++) {
         session_t *session = self->dead_sessions.items [i];
@@ -96,6 +103,7 @@ broker_destroy (broker_t **self_p)
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->groups);
     trie_destroy (&self->trie);
+    durable_close (self);
     dedup_destroy (&self->dedup);
     dlq_destroy (&self->dlq);
     zloop_destroy (&self->loop);
@@ -214,6 +222,7 @@ s_on_session_scan (zloop_t *loop, int timer_id, void *arg)
         session_end (session, "expired");
     }
     ptrvec_free (&expired);
+    durable_tick (self);
     if (self->metrics && now - self->last_metrics_ms >= 1000) {
         metrics_update (self->metrics, self);
         self->last_metrics_ms = now;
@@ -233,6 +242,7 @@ broker_apply_config (broker_t *self, config_t *config)
     self->config = config;
     dedup_configure (self->dedup, config->dedup_window_ms, (size_t) config->dedup_max);
     dlq_configure (self->dlq, (size_t) config->dlq_max_count, (size_t) config->dlq_max_bytes);
+    durable_apply_config (self, config);
     return 0;
 }
 

@@ -9,6 +9,7 @@
     lift them in time proportional to the few queues involved.               */
 #include "broker.h"
 #include "clock.h"
+#include "durable.h"
 
 typedef struct {
     event_t *event;
@@ -69,6 +70,9 @@ channel_free (channel_t **self_p)
     *self_p = NULL;
     if (self->broker && self->pattern && !self->dead)
         ptrvec_remove (&self->broker->all_channels, self);
+    if (self->durable)
+        durable_channel_free (self);
+    else
     if (self->broker && self->pattern)
         trie_remove (self->broker->trie, self->pattern, strlen (self->pattern), self);
     if (self->queue)
@@ -119,7 +123,8 @@ s_kill (channel_t *self)
     self->dead = true;
     broker_t *broker = self->broker;
     //  What still waits goes with the queue: count it, never hide it.
-    uint64_t discarded = channel_waiting (self);
+    //  (A durable channel's events stay in its stream, for the next one.)
+    uint64_t discarded = self->durable ? 0 : channel_waiting (self);
     self->dropped += discarded;
     broker->stats.dropped += discarded;
     if (self->key)
@@ -281,6 +286,17 @@ channel_offer (channel_t *self, event_t *ev, session_t *publisher)
             s_drop (self, &oldest.event);
         }
     }
+}
+
+void
+channel_feed (channel_t *self, event_t *ev, uint16_t attempt)
+{
+    if (s_push (self, self->queue, ev, attempt, NULL)) {
+        log_error ("out of memory queueing for durable '%s'", self->pattern);
+        event_unref (&ev);
+        return;
+    }
+    channel_mark_dirty (self);
 }
 
 void

@@ -8,6 +8,7 @@
 #include "broker.h"
 #include "topic.h"
 #include "dedup.h"
+#include "durable.h"
 #include <errno.h>
 
 static cJSON *
@@ -179,12 +180,21 @@ s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
         s_reject (self, session, h->seq, BUSP_E_INTERNAL, "out of memory");
         return;
     }
+    //  Durable hook: an event a stream covers is appended now and routed
+    //  after the end-of-batch commit (durable.c), which also decides
+    //  between PUBACK and REJECT.
+    int held = self->durable ? durable_hold (self, session, h->seq, ev) : 0;
+    if (held > 1) {
+        event_unref (&ev);
+        s_reject (self, session, h->seq, (uint16_t) held, durable_reason (self));
+        return;
+    }
     self->stats.accepted++;
     self->stats.events_in_bytes += size;
     session->accepted++;
     if (h->msg_id.len)
         dedup_add (self->dedup, h->msg_id.data, h->msg_id.len, self->now_ms);
-    if (route_event (self, ev, session) == 0)
+    if (!held && route_event (self, ev, session) == 0)
         self->stats.unrouted++;
     event_unref (&ev);
 }
@@ -239,8 +249,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         }
     }
     if (opts.has_durable) {
-        s_subend (self, session, h->sub_id, BUSP_E_NOT_FOUND,
-                  "no durable stream covers the pattern");
+        durable_subscribe (self, session, h->sub_id, pattern, &opts, body, size);
         return;
     }
     sub_t *sub = sub_new (session, h->sub_id, pattern);
@@ -434,6 +443,12 @@ commands_handle (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
             return;
         }
     }
+    //  Commands whose answer must not overtake the batch's stream commit
+    //  (a PONG after an ACK says the ACK is stored; a HELLO PUBACKs the
+    //  old session): commit first.  PUB, CREDIT, ACK and NACK batch up.
+    if (self->durable && h.command != BUSP_PUB && h.command != BUSP_CREDIT
+    &&  h.command != BUSP_ACK && h.command != BUSP_NACK && h.command != BUSP_PONG)
+        durable_flush (self);
     if (h.command == BUSP_HELLO) {
         s_handle_hello (self, session, rid, &h, frames, nframes);
         return;

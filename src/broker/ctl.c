@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "dedup.h"
 #include "dlq.h"
+#include "durable.h"
 #include "topic.h"
 
 extern volatile sig_atomic_t busd_reload_requested;
@@ -62,6 +63,7 @@ ctl_stats (broker_t *self)
     ADD ("dlq_evicted", dlq_evicted (self->dlq));
     ADD ("uptime_s", (busp_mono_ms () - self->started_ms) / 1000);
 #undef ADD
+    durable_stats (self, json);
     if (self->plugin_stats) {
         cJSON *plugins = self->plugin_stats (self->plugin_metrics_arg);
         if (plugins)
@@ -241,10 +243,15 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
     if (streq (name, "subscriptions"))
         s_reply (self, session, request_id, BUSP_OK, s_subscriptions (self));
     else
-    if (streq (name, "streams")) {
-        cJSON *json = cJSON_CreateObject ();
-        cJSON_AddItemToObject (json, "streams", cJSON_CreateArray ());
-        s_reply (self, session, request_id, BUSP_OK, json);
+    if (streq (name, "streams") || streq (name, "stream-info") || streq (name, "stream-purge")
+    ||  streq (name, "stream-delete")) {
+        cJSON *json = NULL;
+        char err [600] = "";
+        int code = durable_ctl (self, name, req, &json, err, sizeof err);
+        if (json)
+            s_reply (self, session, request_id, (uint16_t) code, json);
+        else
+            s_error (self, session, request_id, (uint16_t) code, err);
     }
     else
     if (streq (name, "dlq-list")) {

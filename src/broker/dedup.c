@@ -114,6 +114,16 @@ dedup_add (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms)
 }
 
 void
+dedup_remove (dedup_t *self, const char *msg_id, size_t len)
+{
+    //  The FIFO entry stays until it expires; s_pop_oldest only drops the
+    //  index entry when it is still that entry's.
+    uint8_t key [256];
+    busp_blob_set (key, msg_id, len);
+    zhashx_delete (self->index, key);
+}
+
+void
 dedup_expire (dedup_t *self, int64_t now_ms)
 {
     entry_t *oldest = zlistx_first (self->fifo);

@@ -19,6 +19,9 @@ void dedup_configure (dedup_t *self, int64_t window_ms, size_t max_entries);
 bool dedup_seen (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms);
 /*  Remember msg_id as accepted at now_ms.  0 or -ENOMEM.                    */
 int dedup_add (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms);
+/*  Forget msg_id at once (its PUB was rejected after all: a durable stream
+    could not store it).                                                     */
+void dedup_remove (dedup_t *self, const char *msg_id, size_t len);
 /*  Forget entries older than the window.                                    */
 void dedup_expire (dedup_t *self, int64_t now_ms);
 size_t dedup_size (dedup_t *self);

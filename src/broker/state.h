@@ -153,6 +153,7 @@ struct channel {
     uint64_t delivered;
     bool dirty;                 /*  in the broker's pump list               */
     bool dead;                  /*  ended; freed after the current batch    */
+    struct dchan *durable;      /*  fed from a stream cursor (durable.c)    */
 };
 
 struct session {
@@ -171,6 +172,7 @@ struct session {
     bool pub_dirty;             /*  owes a PUBACK at the end of the batch   */
     bool dead;                  /*  ended; freed after the current batch    */
     bool gone;                  /*  transport says the peer left            */
+    bool durable_held;          /*  has PUBs waiting for a commit (durable.c) */
     zhashx_t *subs;             /*  sub_id (as uint32 key) -> sub_t *       */
     uint64_t accepted;
     uint64_t rejected;
@@ -207,6 +209,7 @@ struct broker {
     ptrvec_t all_channels;
     dedup_t *dedup;
     dlq_t *dlq;
+    struct durable *durable;    /*  durable streams; NULL: memory-only      */
     stats_t stats;
     uint64_t queued_bytes;      /*  across every queue: the broker-wide cap */
     uint64_t nonce;
