@@ -623,5 +623,31 @@ def dlq_replay_to_origin_group_only():
         d.stop()
 
 
+@test
+def metrics_per_stream_and_cursor():
+    import urllib.request
+    port = busp.free_port()
+    d = Durable([stream()], metrics_bind="127.0.0.1:%d" % port)
+    try:
+        p = session(d, "pub")
+        publish_all(p, "pay.ok", ["a", "b", "c"])
+        s = session(d, "sub")
+        durable_sub(s, 1, "pay.#", "crm", credit=0, **{"from": "first"})
+
+        def scrape():
+            try:
+                text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                              timeout=2).read().decode()
+            except OSError:
+                return None
+            ok = ('busd_stream_events{stream="pay"} 3' in text
+                  and 'busd_cursor_lag{stream="pay",cursor="crm"} 3' in text)
+            return text if ok else None
+        text = wait_for(scrape, "/metrics with the stream and the cursor")
+        assert "busd_store_commits_total" in text
+    finally:
+        d.stop()
+
+
 if __name__ == "__main__":
     sys.exit(busp.run_tests(TESTS, shared_broker=False))
