@@ -260,6 +260,31 @@ def pattern_filters_within_stream():
         d.stop()
 
 
+@test
+def behind_durable_subscriber_never_blocks_publishers():
+    d = Durable([stream()], queue_limit=100)
+    try:
+        s = session(d, "sub")
+        durable_sub(s, 1, "pay.#", "slow", credit=0, queue_limit=100, **{"from": "first"})
+        p = session(d, "pub")
+        n = 20000
+        for chunk in range(0, n, 500):
+            publish_all(p, "pay.ok", ["e%d" % i for i in range(chunk, chunk + 500)])
+        c = session(d, "ctl")
+        st = c.ctl({"cmd": "stats"})["json"]
+        assert st["throttled_publishers"] == 0 and st["rejected"] == 0, st
+        # what waits in memory for it is a bounded window, not the backlog
+        subs = c.ctl({"cmd": "subscriptions"})["json"]["subscriptions"]
+        assert subs[0]["queued"] <= 1024, subs
+        s.send(busp.credit(1, n))
+        got = deliveries(s, n, ack_sub=1)
+        assert [g["payload"] for g in got[:3]] == [b"e0", b"e1", b"e2"]
+        assert got[-1]["payload"] == b"e%d" % (n - 1)
+        assert [g["stream_seq"] for g in got] == list(range(1, n + 1))
+    finally:
+        d.stop()
+
+
 # ------------------------------------------------------------------ restarts
 
 @test
