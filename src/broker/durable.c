@@ -224,6 +224,8 @@ durable_open (broker_t *self)
     if (rc)
         log_error ("data_dir %s: cannot read dead letters: %s", config->data_dir, strerror (-rc));
     dlq_set_listener (self->dlq, s_dlq_on_add, s_dlq_on_remove, self);
+    //  Limits lowered since the last run: evict now, and forget in the store.
+    dlq_configure (self->dlq, (size_t) config->dlq_max_count, (size_t) config->dlq_max_bytes);
     log_notice ("data_dir %s: %d stream%s, %zu dead letter%s, %zu dedup entr%s restored",
                 config->data_dir, config->stream_count, config->stream_count == 1 ? "" : "s",
                 dlq_size (self->dlq), dlq_size (self->dlq) == 1 ? "" : "s",
@@ -336,6 +338,18 @@ durable_hold (broker_t *self, session_t *session, uint64_t pub_seq, event_t *ev)
         }
         if (!first_seq)
             first_seq = seq;
+    }
+    if (!first_seq && store_stream_at (d->store, (size_t) config->stream_count - 1) == NULL
+    &&  config->stream_count > 0) {
+        //  A configured stream that could not be opened covers it: refuse
+        //  rather than acknowledge what would not be stored.
+        for (int i = 0; i < config->stream_count; i++)
+            if (!store_stream_find (d->store, config->streams [i].name)
+            &&  s_stream_matches (&config->streams [i], ev->topic, ev->topic_len)) {
+                snprintf (d->reason, sizeof d->reason, "stream '%s' is not open: %.200s",
+                          config->streams [i].name, store_last_error (d->store));
+                return BUSP_E_SHUTDOWN;
+            }
     }
     if (!first_seq) {
         //  Not stored, but behind a held event of the same publisher: it
@@ -480,10 +494,8 @@ s_feed (durable_t *self, dchan_t *dc)
     uint64_t first = store_stream_first (dc->stream);
     if (dc->read_pos < first) {
         //  Retention removed events this cursor had not read: GAP.
-        uint64_t lost = 0;
-        for (uint64_t seq = dc->read_pos; seq < first && lost < UINT64_MAX; seq++)
-            if (!store_cursor_acked (dc->cursor, seq))
-                lost++;
+        uint64_t lost = first - dc->read_pos
+                      - store_cursor_acked_between (dc->cursor, dc->read_pos, first);
         if (lost) {
             channel->pending_gap += lost;
             channel->dropped += lost;
@@ -1075,13 +1087,24 @@ durable_metrics (broker_t *self, void (*add) (void *sbuf, const char *fmt, ...),
          (unsigned long long) store_commit_failures (d->store));
 }
 
+static size_t
+s_stream_count (durable_t *d)
+{
+    size_t n = 0;
+    while (store_stream_at (d->store, n))
+        n++;
+    return n;
+}
+
 void
 durable_stats (broker_t *self, cJSON *json)
 {
+    //  Integers only (busd-ctl stats prints "key integer" lines), and only
+    //  when there is a store: memory-only stats stay as they were.
     durable_t *d = self->durable;
-    cJSON_AddBoolToObject (json, "durable", d && d->store);
     if (!d || !d->store)
         return;
+    cJSON_AddNumberToObject (json, "streams", (double) s_stream_count (d));
     cJSON_AddNumberToObject (json, "store_commits", (double) store_commits (d->store));
     cJSON_AddNumberToObject (json, "store_syncs", (double) store_syncs (d->store));
     cJSON_AddNumberToObject (json, "store_commit_failures", (double) store_commit_failures (d->store));

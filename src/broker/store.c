@@ -1588,6 +1588,24 @@ store_cursor_skip_to (store_t *self, store_cursor_t *cursor, uint64_t seq)
 }
 
 uint64_t
+store_cursor_acked_between (const store_cursor_t *cursor, uint64_t from, uint64_t to)
+{
+    if (to <= from)
+        return 0;
+    uint64_t acked = 0;
+    if (from < cursor->floor) {
+        uint64_t below = (to < cursor->floor ? to : cursor->floor) - from;
+        acked += below;
+        from = cursor->floor;
+    }
+    bool found;
+    for (size_t i = s_state_find (cursor, from, &found);
+         i < cursor->head + cursor->len && cursor->states [i].seq < to; i++)
+        acked += cursor->states [i].acked;
+    return acked;
+}
+
+uint64_t
 store_cursor_lag (const store_cursor_t *cursor)
 {
     const store_stream_t *stream = cursor->stream;

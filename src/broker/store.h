@@ -164,6 +164,8 @@ int store_cursor_delivered (store_t *self, store_cursor_t *cursor, uint64_t seq,
 int store_cursor_ack (store_t *self, store_cursor_t *cursor, uint64_t seq);
 /*  Move the floor up to seq (retention removed what was below).            */
 int store_cursor_skip_to (store_t *self, store_cursor_t *cursor, uint64_t seq);
+/*  How many seqs in [from, to) are acknowledged (below the floor: all).     */
+uint64_t store_cursor_acked_between (const store_cursor_t *cursor, uint64_t from, uint64_t to);
 /*  Events stored at or above the floor that are not acknowledged.           */
 uint64_t store_cursor_lag (const store_cursor_t *cursor);
 /*  Acknowledged seqs above the floor, and delivered but unacknowledged.     */

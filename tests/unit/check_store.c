@@ -510,6 +510,11 @@ START_TEST (test_cursor_skip_and_delete)
     ck_assert_uint_eq (store_cursor_floor (a), 10);
     ck_assert (store_cursor_acked (a, 12));
     ck_assert_uint_eq (store_cursor_acked_above (a), 1);
+    //  Counting acknowledged seqs in a range (for GAP after retention).
+    ck_assert_uint_eq (store_cursor_acked_between (a, 1, 10), 9);
+    ck_assert_uint_eq (store_cursor_acked_between (a, 5, 15), 6);
+    ck_assert_uint_eq (store_cursor_acked_between (a, 11, 13), 1);
+    ck_assert_uint_eq (store_cursor_acked_between (a, 13, 13), 0);
     ck_assert_uint_eq (store_cursor_lag (b), 0);
     ck_assert_ptr_eq (store_cursor_at (stream, 0), a);
     ck_assert_ptr_eq (store_cursor_at (stream, 1), b);
