@@ -281,7 +281,9 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
 
     busp_header_t ok = { .command = BUSP_SUBOK, .sub_id = h->sub_id };
     cJSON *info = cJSON_CreateObject ();
-    cJSON_AddNumberToObject (info, "stream_seq", 0);
+    //  Where a stream covers the pattern, its next event is the first this
+    //  subscription sees (stream_seq in DELIVER); else 0.
+    cJSON_AddNumberToObject (info, "stream_seq", (double) durable_next_seq (self, pattern));
     cJSON_AddStringToObject (info, "pattern", pattern);
     cJSON_AddNumberToObject (info, "credit", opts.credit);
     cJSON_AddStringToObject (info, "ack", opts.ack_explicit ? "explicit" : "none");

@@ -594,6 +594,16 @@ durable_channel_free (channel_t *channel)
     free (dc);
 }
 
+uint64_t
+durable_next_seq (broker_t *self, const char *pattern)
+{
+    durable_t *d = self->durable;
+    if (!d || !d->store)
+        return 0;
+    store_stream_t *stream = s_stream_for_pattern (d, pattern);
+    return stream ? store_stream_next (stream) : 0;
+}
+
 /*  ---- SUB with "durable" ------------------------------------------------- */
 
 static void

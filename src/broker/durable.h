@@ -48,6 +48,10 @@ void durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id,
                         const char *pattern, const subopts_t *opts,
                         const void *body, size_t size);
 
+/*  SUBOK stream_seq of a live (not durable) subscription: the seq the next
+    event of the stream covering the pattern gets, 0 when none covers it.   */
+uint64_t durable_next_seq (broker_t *self, const char *pattern);
+
 /*  Hooks from sub.c / channel.c for channels with channel->durable set.    */
 void durable_delivered (channel_t *channel, const event_t *ev, uint16_t attempt);
 void durable_acked (channel_t *channel, const event_t *ev);

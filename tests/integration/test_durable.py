@@ -243,6 +243,27 @@ def sub_errors():
 
 
 @test
+def live_subscription_sees_stream_seq():
+    d = Durable([stream()])
+    try:
+        p = session(d, "pub")
+        publish_all(p, "pay.ok", ["a", "b"])
+        s = session(d, "sub")
+        s.send(busp.sub(1, "pay.#"))
+        ok = s.expect(busp.SUBOK)
+        assert ok["json"]["stream_seq"] == 3, ok["json"]
+        s.send(busp.sub(2, "chat.#"))
+        assert s.expect(busp.SUBOK)["json"]["stream_seq"] == 0
+        publish_all(p, "pay.ok", ["c"])
+        m = s.expect(busp.DELIVER)
+        assert m["stream_seq"] == 3 and m["payload"] == b"c"
+        publish_all(p, "chat.hi", ["x"])
+        assert s.expect(busp.DELIVER)["stream_seq"] == 0
+    finally:
+        d.stop()
+
+
+@test
 def pattern_filters_within_stream():
     d = Durable([stream()])
     try:
