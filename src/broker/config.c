@@ -49,6 +49,7 @@ static const keydef_t s_keys [] = {
     { "plugins",            T_PLUGINS, OFF (plugins_json),      0, 0, true },
     { "data_dir",           T_STR,    OFF (data_dir),           0, 0, false },
     { "store_map_size",     T_INT,    OFF (store_map_size),     65536, 1099511627776.0, false },
+    { "store_max_size",     T_INT,    OFF (store_max_size),     0, 1099511627776.0, true },
     { "streams",            T_STREAMS, OFF (streams_json),      0, 0, true },
     { NULL, 0, 0, 0, 0, false }
 };

@@ -61,6 +61,7 @@ typedef struct {
     /*  Durable streams: no data_dir means memory-only.                     */
     char *data_dir;
     int64_t store_map_size;     /*  first LMDB map size (it grows)          */
+    int64_t store_max_size;     /*  the most it grows to; 0 = no cap        */
     stream_config_t *streams;
     int stream_count;
     char *streams_json;         /*  as loaded, to tell a reload what changed */

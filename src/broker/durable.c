@@ -213,6 +213,7 @@ durable_open (broker_t *self)
         return 0;
     }
     store_set_dedup_window (d->store, config->dedup_window_ms);
+    store_set_max_size (d->store, (uint64_t) config->store_max_size);
     s_open_streams (d, config);
     broker_clock (self);
     rc = store_dedup_load (d->store, self->now_wall_us / 1000 - config->dedup_window_ms,
@@ -266,6 +267,7 @@ durable_apply_config (broker_t *self, const config_t *config)
     if (!d || !d->store)
         return;
     store_set_dedup_window (d->store, config->dedup_window_ms);
+    store_set_max_size (d->store, (uint64_t) config->store_max_size);
     s_open_streams (d, config);
     for (size_t i = 0; ; i++) {
         store_stream_t *stream = store_stream_at (d->store, i);

@@ -76,6 +76,7 @@ struct store {
     MDB_env *env;
     char *dir;
     uint64_t map_size;
+    uint64_t max_map;           /*  ceiling for growth (store_set_max_size) */
     MDB_dbi meta, cursors, cstate, dedup, dlq;
     zlistx_t *streams;          /*  store_stream_t * (owned)                */
     /*  The queue: ops index into arena.                                    */
@@ -159,11 +160,31 @@ s_write_error (store_t *self, int rc, size_t wanted)
     return rc;
 }
 
+/*  Double the map (at most to the ceiling); false when it cannot grow.
+    Only valid with no transaction open, which is how callers use it.       */
+static bool
+s_grow (store_t *self)
+{
+    uint64_t size = self->map_size * 2;
+    if (size > self->max_map)
+        size = self->max_map;
+    if (size <= self->map_size || mdb_env_set_mapsize (self->env, (size_t) size))
+        return false;
+    self->map_size = size;
+    return true;
+}
+
+void
+store_set_max_size (store_t *self, uint64_t bytes)
+{
+    self->max_map = bytes && bytes < MAX_MAP ? bytes : MAX_MAP;
+}
+
 static void
 s_fail (store_t *self, const char *what, int rc)
 {
     snprintf (self->error, sizeof self->error, "%s: %s in %s", what,
-              rc == MDB_MAP_FULL ? "the map is full and cannot grow"
+              rc == MDB_MAP_FULL ? "the store is full (store_max_size reached)"
               : rc == ENOSPC ? "no space left on the device" : mdb_strerror (rc),
               self->dir);
 }
@@ -296,6 +317,7 @@ store_open (const char *dir, uint64_t initial_map, char *err, size_t err_size, i
         return NULL;
     }
     self->map_size = initial_map ? initial_map : DEFAULT_MAP;
+    self->max_map = MAX_MAP;
     self->retention_budget = RETENTION_BUDGET;
     if (mkdir (dir, 0750) && errno != EEXIST) {
         *rc_p = -errno;
@@ -594,11 +616,8 @@ s_write_txn (store_t *self, int (*fn) (store_t *, MDB_txn *, void *), void *arg,
             else
                 mdb_txn_abort (txn);
         }
-        if (rc == MDB_MAP_FULL && tries < 8 && self->map_size * 2 <= MAX_MAP
-        &&  mdb_env_set_mapsize (self->env, (size_t) self->map_size * 2) == 0) {
-            self->map_size *= 2;
+        if (rc == MDB_MAP_FULL && tries < 8 && s_grow (self))
             continue;
-        }
         break;
     }
     if (rc) {
@@ -1015,11 +1034,8 @@ store_commit (store_t *self)
             stream->bytes = saved [i][2];
             stream->expired = saved [i][3];
         }
-        if (rc == MDB_MAP_FULL && tries < 16 && self->map_size * 2 <= MAX_MAP
-        &&  mdb_env_set_mapsize (self->env, (size_t) self->map_size * 2) == 0) {
-            self->map_size *= 2;
+        if (rc == MDB_MAP_FULL && tries < 16 && s_grow (self))
             continue;
-        }
         break;
     }
     for (stream = zlistx_first (self->streams); stream; stream = zlistx_next (self->streams)) {
@@ -1157,6 +1173,16 @@ s_tick_needed (store_t *self, int64_t now_us)
     return needed;
 }
 
+/*  A write that only moves LMDB's transaction id on.                      */
+static int
+s_touch_fn (store_t *self, MDB_txn *txn, void *arg)
+{
+    uint8_t value [8];
+    s_put_u64 (value, self->commits);
+    MDB_val key = { 5, "touch" }, val = { sizeof value, value };
+    return mdb_put (txn, self->meta, &key, &val, 0);
+}
+
 int
 store_tick (store_t *self, int64_t now_ms, int64_t now_wall_us)
 {
@@ -1164,6 +1190,12 @@ store_tick (store_t *self, int64_t now_ms, int64_t now_wall_us)
     if (s_tick_needed (self, now_wall_us)) {
         tick_ctx_t ctx = { now_ms, now_wall_us, false };
         rc = s_write_txn (self, s_tick_fn, &ctx, "retention");
+        //  LMDB reuses the pages a transaction freed only once a later one
+        //  has committed; when the map is at its ceiling every append fails
+        //  and no later one would.  Commit one small write so that the
+        //  space retention just freed is usable at once.
+        if (rc == 0 && ctx.changed)
+            rc = s_write_txn (self, s_touch_fn, NULL, "retention");
     }
     if (self->unsynced) {
         //  The shortest interval among the streams asks for the sync.

@@ -50,6 +50,9 @@ uint16_t store_reject_code (int rc);
 const char *store_last_error (const store_t *self);
 const char *store_dir (const store_t *self);
 uint64_t store_map_size (const store_t *self);
+/*  The most the map may grow to (0: 1 TiB); beyond it a commit fails with
+    -ENOSPC, so an operator can cap the disk the store takes.                */
+void store_set_max_size (store_t *self, uint64_t bytes);
 
 /*  ---- streams ------------------------------------------------------- */
 /*  Open a stream by its configuration (created when new; an existing one

@@ -587,8 +587,52 @@ def _can_mount():
     return ok
 
 
+def _fill_until_rejected(d):
+    """Publish 2 KB events one at a time until three are rejected; returns
+    the indexes acknowledged and the rejections."""
+    p = session(d, "pub")
+    acked, rejected = [], []
+    payload = b"z" * 2000
+    for i in range(5000):
+        seq = p.publish("pay.big", payload, msg_id="f%d" % i)
+        # one at a time: the answer says exactly which were stored
+        while True:
+            m = p.recv()
+            if m["cmd"] == busp.REJECT:
+                rejected.append((m["seq"], m["code"], m["reason"]))
+                continue
+            if m["cmd"] == busp.PUBACK and m["seq"] >= seq:
+                break
+        if rejected and rejected[-1][0] == seq:
+            if len(rejected) >= 3:
+                break
+        else:
+            acked.append(i)
+    return acked, rejected
+
+
+def _check_full(d, acked, rejected, words):
+    assert rejected, "the store never filled"
+    assert all(code == 507 for _, code, _ in rejected), rejected
+    assert words in rejected[0][2], rejected[0]
+    log = d.log()
+    assert "durable commit failed" in log and "507" in log, log[-2000:]
+    c = session(d, "ctl")
+    info = c.ctl({"cmd": "stream-info", "name": "pay"})["json"]
+    assert info["events"] == len(acked), (info, len(acked))
+    # nothing acknowledged is lost, across a crash too
+    d.restart()
+    s = session(d, "sub")
+    durable_sub(s, 1, "pay.#", "check", credit=10000, **{"from": "first"})
+    got = deliveries(s, len(acked))
+    assert [g["msg_id"] for g in got] == ["f%d" % i for i in acked]
+    quiet(s)
+
+
 @test
 def disk_full_rejects_507_and_keeps_what_was_acked():
+    """A real full disk: a 1 MiB tmpfs (needs root to mount; skipped
+    otherwise, and the next test covers the same path with a capped map)."""
     if not _can_mount():
         print("# skipped: cannot mount a small tmpfs here (needs root)")
         return
@@ -597,38 +641,8 @@ def disk_full_rejects_507_and_keeps_what_was_acked():
     d = None
     try:
         d = Durable([stream()], data_dir=os.path.join(mnt, "data"), store_map_size=65536)
-        p = session(d, "pub")
-        acked, rejected, last_acked = [], [], 0
-        payload = b"z" * 2000
-        for i in range(2000):
-            seq = p.publish("pay.big", payload, msg_id="f%d" % i)
-            # one at a time: the answer says exactly which were stored
-            while True:
-                m = p.recv()
-                if m["cmd"] == busp.REJECT:
-                    rejected.append((m["seq"], m["code"], m["reason"]))
-                    continue
-                if m["cmd"] == busp.PUBACK and m["seq"] >= seq:
-                    break
-            if rejected and rejected[-1][0] == seq:
-                if len(rejected) >= 3:
-                    break
-            else:
-                acked.append(i)
-        assert rejected, "the disk never filled"
-        assert all(code == 507 for _, code, _ in rejected), rejected
-        assert "no space" in rejected[0][2], rejected[0]
-        log = d.log()
-        assert "durable commit failed" in log and "507" in log, log[-2000:]
-        c = session(d, "ctl")
-        info = c.ctl({"cmd": "stream-info", "name": "pay"})["json"]
-        assert info["events"] == len(acked), (info, len(acked))
-        d.restart()
-        s = session(d, "sub")
-        durable_sub(s, 1, "pay.#", "check", credit=10000, **{"from": "first"})
-        got = deliveries(s, len(acked))
-        assert [g["msg_id"] for g in got] == ["f%d" % i for i in acked]
-        quiet(s)
+        acked, rejected = _fill_until_rejected(d)
+        _check_full(d, acked, rejected, "no space")
     finally:
         if d:
             d.crash()
@@ -636,6 +650,18 @@ def disk_full_rejects_507_and_keeps_what_was_acked():
         os.rmdir(mnt)
         if d:
             shutil.rmtree(d.dir, ignore_errors=True)
+
+
+@test
+def store_max_size_full_rejects_507():
+    """The store's own ceiling (store_max_size) fills like a disk; runs
+    anywhere, root or not."""
+    d = Durable([stream()], store_map_size=65536, store_max_size=1048576)
+    try:
+        acked, rejected = _fill_until_rejected(d)
+        _check_full(d, acked, rejected, "store_max_size")
+    finally:
+        d.stop()
 
 
 # ------------------------------------------------------------------ dlq-replay to origin

@@ -397,6 +397,47 @@ START_TEST (test_map_growth)
 }
 END_TEST
 
+START_TEST (test_map_ceiling)
+{
+    //  A capped map fills like a disk: -ENOSPC (507), the commit's appends
+    //  forgotten, everything committed before intact.
+    store_t *store = s_open (65536);
+    store_set_max_size (store, 512 * 1024);
+    stream_config_t sc = s_config ("pay");
+    store_stream_t *stream = s_stream (store, &sc);
+    char payload [1001];
+    memset (payload, 'c', 1000);
+    payload [1000] = 0;
+    uint64_t committed = 0;
+    int rc = 0;
+    for (int batch = 0; batch < 1000 && rc == 0; batch++) {
+        for (int i = 0; i < 10; i++)
+            s_append (store, stream, i, payload);
+        rc = store_commit (store);
+        if (rc == 0)
+            committed += 10;
+    }
+    ck_assert_int_eq (rc, -ENOSPC);
+    ck_assert_uint_eq (store_reject_code (rc), 507);
+    ck_assert_ptr_nonnull (strstr (store_last_error (store), "store_max_size"));
+    ck_assert_uint_le (store_map_size (store), 512 * 1024);
+    ck_assert_uint_gt (committed, 100);
+    ck_assert_uint_eq (store_stream_events (stream), committed);
+    ck_assert_uint_eq (store_stream_next (stream), committed + 1);
+    ck_assert_uint_eq (store_commit_failures (store), 1);
+    //  Retention makes room again: commits succeed.
+    sc.max_events = 10;
+    ck_assert_int_eq (store_stream_open (store, &sc, &stream), 0);
+    store_set_retention_budget (store, 100000);
+    ck_assert_int_eq (store_tick (store, 0, 0), 0);
+    ck_assert_uint_eq (store_stream_events (stream), 10);
+    s_append (store, stream, 1, payload);
+    ck_assert_int_eq (store_commit (store), 0);
+    ck_assert_uint_eq (store_stream_last (stream), committed + 1);
+    store_destroy (&store);
+}
+END_TEST
+
 START_TEST (test_cursor_acks_and_floor)
 {
     store_t *store = s_open (0);
@@ -849,6 +890,7 @@ s_suite (void)
     tcase_add_test (tc, test_retention_max_bytes);
     tcase_add_test (tc, test_retention_max_age);
     tcase_add_test (tc, test_map_growth);
+    tcase_add_test (tc, test_map_ceiling);
     tcase_add_test (tc, test_cursor_acks_and_floor);
     tcase_add_test (tc, test_cursor_uncommitted_acks_lost);
     tcase_add_test (tc, test_cursor_skip_and_delete);
