@@ -508,12 +508,13 @@ systems = ["busd", "nats", "redis", "mosquitto", "relay-hwm1000", "relay-hwm0"]
 heads = ["shape", "metric", "busd", "NATS", "Redis", "Mosquitto", "relay hwm=1000",
          "relay hwm=0", "busd/NATS", "busd/Redis", "busd/relay0"]
 body = []
-def row(shape, label, fn):
+def row(shape, label, fn, ratios=True):
     vals = [fn(shape, s) for s in systems]
     if all(v is None for v in vals):
         return
     body.append([shape, label] + [fmt(v) for v in vals]
-                + [ratio(vals[0], vals[1]), ratio(vals[0], vals[2]), ratio(vals[0], vals[5])])
+                + ([ratio(vals[0], vals[1]), ratio(vals[0], vals[2]), ratio(vals[0], vals[5])]
+                   if ratios else ["", "", ""]))
 
 titles = {"1to1": f"1->1, {int(count):,} x {size} B",
           "1to4": f"1->4, {int(fanout):,} x {size} B",
@@ -532,12 +533,12 @@ for shape in ("1to1", "1to4", "slow"):
         row(t, "delivered to the slow subscriber (msgs/s)",
             lambda sh, s, shape=shape: per_sub(shape, s, "msgs_per_s", True))
         row(t, "**lost by the slow subscriber**",
-            lambda sh, s, shape=shape: per_sub(shape, s, "lost", True))
+            lambda sh, s, shape=shape: per_sub(shape, s, "lost", True), False)
         row(t, "**lost by the fast subscriber**",
-            lambda sh, s, shape=shape: per_sub(shape, s, "lost", False))
+            lambda sh, s, shape=shape: per_sub(shape, s, "lost", False), False)
     else:
         row(t, "**events lost (all subscribers)**",
-            lambda sh, s, shape=shape: get(shape, s, "lost"))
+            lambda sh, s, shape=shape: get(shape, s, "lost"), False)
     row(t, "broker peak RSS (MB)", lambda sh, s, shape=shape: get(shape, s, "rss_kb"))
     row(t, "broker CPU per delivered event (us)",
         lambda sh, s, shape=shape: per_event(shape, s, "cpu_s"))
@@ -562,15 +563,15 @@ dsys = ["busd-always", "busd-interval", "busd-never", "jetstream", "mosquitto-qo
 dheads = ["shape", "metric", "busd sync=always", "busd sync=interval", "busd sync=never",
           "JetStream R1 file", "Mosquitto QoS 1", "busd always/JetStream"]
 dbody = []
-def drow(label, fn):
+def drow(label, fn, ratios=True):
     vals = [fn(s) for s in dsys]
     if all(v is None for v in vals):
         return
     dbody.append([f"durable 1->1, {int(durable):,} x {size} B", label] + [fmt(v) for v in vals]
-                 + [ratio(vals[0], vals[3])])
+                 + [ratio(vals[0], vals[3]) if ratios else ""])
 drow("**publish rate, acknowledged (msgs/s)**", lambda s: get("durable", s, "pub", "msgs_per_s"))
 drow("delivered (msgs/s)", lambda s: get("durable", s, "sub", "msgs_per_s"))
-drow("**events lost**", lambda s: get("durable", s, "lost"))
+drow("**events lost**", lambda s: get("durable", s, "lost"), False)
 drow("broker peak RSS (MB)", lambda s: get("durable", s, "rss_kb"))
 drow("broker CPU per event (us)", lambda s: per_event("durable", s, "cpu_s"))
 if dbody:
