@@ -285,6 +285,15 @@ bc_throughput (const bc_args_t *args, const bc_ops_t *ops)
     if (pub)
         ops->close (pub);
 
+    if (atomic_load (&bench.failed)) {
+        //  Nothing was measured; the reason is on stderr already.
+        pthread_barrier_destroy (&bench.ready);
+        free (bench.subs);
+        free (threads);
+        free (targs);
+        free (payload);
+        return 1;
+    }
     int64_t start = bench.start_ns;
     int64_t pub_ns = pub_end - start, sub_end = start;
     uint64_t sub_total = 0, lost = 0, dups = 0, ooo = 0, dropped = 0;
