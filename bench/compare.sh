@@ -53,7 +53,8 @@
 #              300) DATA_DIR (where the durable stores go; default: a
 #              temporary directory under $TMPDIR or /tmp; give one on the disk
 #              you mean to measure), BUSD and BUSD_BENCH (the broker and
-#              bench binaries; default: this tree's)
+#              bench binaries; default: this tree's), BUSD_BENCH_ARGS (extra
+#              busd-bench options for every busd run, e.g. --no-batch)
 # Build without sanitizers (./configure) for meaningful numbers.
 set -u
 
@@ -305,13 +306,16 @@ run () {
     shift 5
     start_server "$kind" "$karg"
     local -a ep
+    # shellcheck disable=SC2206
     case $kind in
-        busd|busd-stream) ep=(-e "tcp://127.0.0.1:$PORT") ;;
+        busd|busd-stream) ep=(-e "tcp://127.0.0.1:$PORT" ${BUSD_BENCH_ARGS:-}) ;;
         relay)            ep=(--pub-ep "tcp://127.0.0.1:$PORT" --sub-ep "tcp://127.0.0.1:$PORT2") ;;
         *)                ep=(--port "$PORT") ;;
     esac
     local base=$work/$shape.$system.$rep rc
-    echo "== $shape / $system: $(basename "$client") $*" >&2
+    local extra=
+    case $kind in busd|busd-stream) extra=${BUSD_BENCH_ARGS:+$BUSD_BENCH_ARGS } ;; esac
+    echo "== $shape / $system: $(basename "$client") $extra$*" >&2
     TIMEFORMAT='%3U %3S'
     { time timeout "$RUN_TIMEOUT" "$client" "${ep[@]}" --json "$@" \
         >"$base.json" 2>"$base.err"; rc=$?; } 2>"$work/time"
@@ -350,7 +354,8 @@ run_direct () {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "shapes: COUNT=$COUNT FANOUT_COUNT=$FANOUT_COUNT LAT_COUNT=$LAT_COUNT" \
          "SLOW_COUNT=$SLOW_COUNT DURABLE_COUNT=$DURABLE_COUNT SIZE=$SIZE SLOW_MS=$SLOW_MS" \
-         "SLOW_EVERY=$SLOW_EVERY REPEAT=$REPEAT${only:+ only=$only}"
+         "SLOW_EVERY=$SLOW_EVERY REPEAT=$REPEAT${only:+ only=$only}" \
+         "${BUSD_BENCH_ARGS:+BUSD_BENCH_ARGS=$BUSD_BENCH_ARGS}"
 } | tee "$out/machine.txt" >&2
 echo "compare.sh: results in $results" >&2
 
