@@ -876,7 +876,8 @@ s_latency (const bench_args_t *args)
         printf ("{\"mode\":\"%s\",\"count\":%" PRIu64 ",\"size\":%zu,\"warmup\":%" PRIu64
                 ",\"lost\":%" PRIu64 ",\"min_us\":%.1f,\"mean_us\":%.1f,\"p50_us\":%.1f,"
                 "\"p90_us\":%.1f,\"p99_us\":%.1f,\"p99_9_us\":%.1f,\"max_us\":%.1f}\n",
-                args->rtt ? "rtt" : "latency", n, args->size, args->warmup, lost, samples [0] / 1000.0, mean_us,
+                args->rtt ? "rtt" : "latency", n, args->size, args->warmup, lost,
+                samples [0] / 1000.0, mean_us,
                 s_pct_us (samples, n, 50), s_pct_us (samples, n, 90),
                 s_pct_us (samples, n, 99), s_pct_us (samples, n, 99.9),
                 samples [n - 1] / 1000.0);
