@@ -22,7 +22,7 @@ if ! "$top/bench/compare.sh" --quick "$@" --out "$out" >"$out/stdout" 2>"$out/st
     tail -n 30 "$out/stderr" >&2
     exit 1
 fi
-echo "ok - compare.sh --quick ran ($(tail -n 1 "$out/machine.txt" | sed 's/.*run took //'))"
+echo "ok - compare.sh --quick ran ($(sed -n 's/.*run took //p' "$out/machine.txt"))"
 
 have () { command -v "$1" >/dev/null 2>&1 && pkg-config --exists "$2" && echo 1 || echo 0; }
 python3 - "$out" "$(have nats-server libnats)" "$(have redis-server hiredis)" \
