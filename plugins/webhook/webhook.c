@@ -468,6 +468,21 @@ s_fini (void *state_)
     free (state);
 }
 
+//  --check-config: the same reading init does, without a request.
+static int
+s_check_config (busd_plugin_instance_t *self, const busd_plugin_host_t *host)
+{
+    settings_t settings;
+    char err [512];
+    int rc = s_settings_read (host->config_json (self), &settings, err, sizeof err);
+    if (rc) {
+        host->set_reason (self, "%s", err);
+        return rc;
+    }
+    s_settings_clear (&settings);
+    return 0;
+}
+
 static const busd_plugin_t s_plugin = {
     BUSD_PLUGIN_HEADER,
     .name = "webhook",
@@ -476,7 +491,8 @@ static const busd_plugin_t s_plugin = {
     .init = s_init,
     .on_event = s_on_event,
     .reload = s_reload,
-    .fini = s_fini
+    .fini = s_fini,
+    .check_config = s_check_config
 };
 
 BUSD_PLUGIN_DECLARE (s_plugin)

@@ -10,6 +10,8 @@
 #include "instance.h"
 #include "busd/client.h"
 #include "clock.h"
+#include "util.h"
+#include "logfmt.h"
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
@@ -86,6 +88,13 @@ struct busd_plugin_instance {
     char reason [512];          /*  set_reason for the current event        */
     bool reason_set;
     uint32_t retry_delay_ms;
+    bool config_error;          /*  init returned -EINVAL                   */
+
+    /*  Set only while check_config runs: each set_reason is one problem.    */
+    char *check_errors;
+    size_t check_size;
+    const char *check_where;
+    int check_problems;
 };
 
 /*  ------------------------------------------------------------------
@@ -110,10 +119,7 @@ const char *
 plugin_log_stamp (int level, char *stamp, size_t size)
 {
     static const char *names [] = { "D", "I", "N", "W", "E" };
-    time_t now = time (NULL);
-    struct tm tm;
-    if (!localtime_r (&now, &tm) || strftime (stamp, size, "%y-%m-%d %H:%M:%S", &tm) == 0)
-        snprintf (stamp, size, "-");
+    busp_log_stamp (stamp, size);
     return names [level < 0 ? 0 : level > 4 ? 4 : level];
 }
 
@@ -133,6 +139,7 @@ s_vlog (int level, const char *format, va_list args)
         return;
     char line [2048];
     vsnprintf (line, sizeof line, format, args);
+    busp_log_one_line (line, sizeof line);
     (s_sink ? s_sink : s_default_sink) (level, line);
 }
 
@@ -266,6 +273,15 @@ s_host_set_reason (busd_plugin_instance_t *self, const char *format, ...)
     vsnprintf (text, sizeof text, format, args);
     va_end (args);
     pthread_mutex_lock (&self->lock);
+    if (self->check_errors) {
+        //  The key is named by the prefix already.
+        const char *problem = strncmp (text, "config: ", 8) == 0 ? text + 8 : text;
+        busp_appendf (self->check_errors, self->check_size, "%s: key 'config': %s\n",
+                      self->check_where, problem);
+        self->check_problems++;
+        pthread_mutex_unlock (&self->lock);
+        return;
+    }
     memcpy (self->reason, text, sizeof text);
     self->reason_set = true;
     pthread_mutex_unlock (&self->lock);
@@ -513,6 +529,7 @@ s_init (plugin_instance_t *self)
     }
     char error [600];
     pthread_mutex_lock (&self->lock);
+    self->config_error = rc == -EINVAL;
     if (self->reason_set)
         snprintf (error, sizeof error, "init failed: %s", self->reason);
     else
@@ -985,4 +1002,42 @@ plugin_instance_metrics (plugin_instance_t *self, cJSON *object)
             cJSON_AddNumberToObject (object, self->metrics [i].name, self->metrics [i].value);
     }
     pthread_mutex_unlock (&self->lock);
+}
+
+/*  ------------------------------------------------------------------
+    Configuration check (ABI 1.1)                                           */
+
+int
+plugin_instance_check_config (plugin_module_t *module, const plugin_entry_t *entry,
+                              const char *where, char *errors, size_t size)
+{
+    if (!module || !module->desc.check_config)
+        return 0;
+    //  A stand-in instance: the real host functions read the real config,
+    //  but it has no thread and no client (publish says -ENOTCONN).
+    plugin_instance_t *self = plugin_instance_new (module, entry, "inproc://busd-check", NULL, 1);
+    if (!self)
+        return -ENOMEM;
+    self->check_errors = errors;
+    self->check_size = size;
+    self->check_where = where;
+    int rc = module->desc.check_config (self, &s_host);
+    pthread_mutex_lock (&self->lock);
+    int problems = self->check_problems;
+    self->check_errors = NULL;
+    pthread_mutex_unlock (&self->lock);
+    if (rc < 0 && problems == 0)
+        busp_appendf (errors, size, "%s: key 'config': rejected by the plugin (check_config "
+                      "returned %d without a reason)\n", where, rc);
+    plugin_instance_destroy (&self);
+    return rc < 0 || problems ? -EINVAL : 0;
+}
+
+bool
+plugin_instance_config_error (plugin_instance_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool yes = self->config_error;
+    pthread_mutex_unlock (&self->lock);
+    return yes;
 }

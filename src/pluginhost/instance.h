@@ -84,6 +84,17 @@ void plugin_instance_counters (plugin_instance_t *self, plugin_counters_t *sum);
     name -> number, summing names that are already there.                    */
 void plugin_instance_metrics (plugin_instance_t *self, cJSON *object);
 
+/*  Run module's check_config (ABI 1.1; a plugin without one passes) on
+    entry's "config" with a stand-in instance: no thread, no connection.
+    Each problem the plugin reports (host->set_reason) is appended to errors
+    as one line "<where>: key 'config': <problem>".  0, -EINVAL or -ENOMEM.  */
+int plugin_instance_check_config (plugin_module_t *module, const plugin_entry_t *entry,
+                                  const char *where, char *errors, size_t size);
+
+/*  True when init failed with -EINVAL: a configuration error that a
+    restart cannot fix (busd-plugin-host exits 78).                          */
+bool plugin_instance_config_error (plugin_instance_t *self);
+
 /*  The host function table handed to plugins.                               */
 const busd_plugin_host_t *plugin_host_table (void);
 
@@ -94,7 +105,7 @@ void plugin_log_set_sink (plugin_log_fn *sink);
 void plugin_log_set_level (int level);
 void plugin_log (int level, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 /*  For sinks that write to stderr: the level's letter (D, I, N, W or E)
-    and, in stamp, the local time as "yy-mm-dd HH:MM:SS".                   */
+    and, in stamp, the local time in ISO 8601 with milliseconds and zone.  */
 const char *plugin_log_stamp (int level, char *stamp, size_t size);
 
 #endif

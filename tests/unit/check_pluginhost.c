@@ -209,8 +209,11 @@ START_TEST (test_loader)
     path = s_plugin_path ("abi-mismatch");
     module = plugin_module_load ("future", path, "busd", false, err, sizeof err);
     ck_assert_ptr_null (module);
+    char speaks [80];
+    snprintf (speaks, sizeof speaks, "built for plugin ABI 99.0, this busd speaks %d.%d",
+              BUSD_PLUGIN_ABI_MAJOR, BUSD_PLUGIN_ABI_MINOR);
     ck_assert_msg (strstr (err, "plugin 'future': ") && strstr (err, path)
-                   && strstr (err, "built for plugin ABI 99.0, this busd speaks 1.0"), "%s", err);
+                   && strstr (err, speaks), "%s", err);
     free (path);
 
     module = plugin_module_load ("mailer", "/nonexistent/x.so", "busd", false, err, sizeof err);
