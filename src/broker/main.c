@@ -64,6 +64,13 @@ s_usage (FILE *out)
 "Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.\n");
 }
 
+static int
+s_on_watchdog (zloop_t *loop, int timer_id, void *arg)
+{
+    notify_send ("WATCHDOG=1");
+    return 0;
+}
+
 /*  What a reload needs: the running configuration and where it came from. */
 typedef struct {
     config_t **config;
@@ -424,6 +431,17 @@ main (int argc, char **argv)
         }
     }
     notify_send ("READY=1\nSTATUS=accepting clients");
+    //  notify.c: the ping rides the broker's own loop, so it proves the loop
+    //  turns, not merely that the process exists.
+    int64_t watchdog_ms = notify_watchdog_ms ();
+    if (watchdog_ms > 0) {
+        notify_send ("WATCHDOG=1");
+        if (zloop_timer (broker->loop, (size_t) (watchdog_ms / 2 > 0 ? watchdog_ms / 2 : 1), 0,
+                         s_on_watchdog, NULL) == -1)
+            log_error ("cannot start the watchdog timer; systemd will think busd hangs");
+        else
+            log_info ("systemd watchdog: pinging every %lld ms", (long long) (watchdog_ms / 2));
+    }
 
     //  plugins.c: instance threads connect over inproc:// while the loop
     //  starts; nothing here waits for them.
