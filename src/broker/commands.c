@@ -269,6 +269,9 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     }
     zhashx_insert (session->subs, (void *) ((uintptr_t) h->sub_id + 1), sub);
     channel_add_member (channel, sub);
+    //  A group dead-letters its leftovers when any member asked for it.
+    if (opts.on_end_dead_letter)
+        channel->on_end_dead_letter = true;
 
     busp_header_t ok = { .command = BUSP_SUBOK, .sub_id = h->sub_id };
     cJSON *info = cJSON_CreateObject ();

@@ -149,6 +149,9 @@ struct channel {
     size_t rr;                  /*  round-robin cursor into members         */
     ptrvec_t throttled;         /*  session_t * throttled by this queue     */
     uint64_t pending_gap;       /*  dropped since the last DELIVER          */
+    bool on_end_dead_letter;    /*  leftovers dead-lettered, not discarded  */
+    uint64_t left_behind;       /*  events left when the channel ended      */
+    char name [300];            /*  x-subscription: group, or client/sub_id */
     uint64_t dropped;
     uint64_t delivered;
     bool dirty;                 /*  in the broker's pump list               */

@@ -107,7 +107,14 @@ s_run (broker_t *self, work_item_t *item)
                                item->subscription);
             break;
         case WORK_REDELIVER:
-            channel_redeliver (item->channel, item->event, item->attempts, item->not_before_ms);
+            //  The subscription ended since: the event is left behind with it.
+            if (item->channel->dead) {
+                channel_leave (item->channel, item->event, item->attempts);
+                channel_report_left (item->channel);
+            }
+            else
+                channel_redeliver (item->channel, item->event, item->attempts,
+                                   item->not_before_ms);
             item->event = NULL;
             break;
         case WORK_UNTHROTTLE:

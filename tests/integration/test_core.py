@@ -174,5 +174,71 @@ def counters_one_table_and_never_decrease():
         stop_clean(b)
 
 
+def log_of(b):
+    b.log.flush()
+    with open("busd-%d.log" % b.port, "rb") as f:
+        return f.read().decode("utf-8", "replace")
+
+
+@test
+def on_end_discard_counts_and_logs():
+    b = busp.Broker()
+    try:
+        s = session(b, "leaver")
+        subscribe(s, 3, "oe.d", {"ack": "explicit", "credit": 1})
+        p = session(b, "pub")
+        publish_all(p, "oe.d", [b"a", b"b", b"c"])
+        s.expect(busp.DELIVER)          # one in flight, two queued
+        s.send(busp.bye())
+        wait_for(lambda: stats(b)["discarded_on_end"] == 3, what="3 discarded on end")
+        wait_for(lambda: "leaver/3" in log_of(b) and "3 events discarded" in log_of(b),
+                 what="the log line naming the subscription and the count")
+        # a group leaves nothing while a member remains, then its last does
+        g1, g2 = session(b, "g1"), session(b, "g2")
+        for g in (g1, g2):
+            subscribe(g, 1, "oe.g", {"group": "workers", "ack": "explicit", "credit": 1})
+        publish_all(p, "oe.g", [b"x", b"y"])
+        g1.expect(busp.DELIVER)
+        g2.expect(busp.DELIVER)
+        g1.send(busp.bye())
+        g2.send(busp.credit(1, 1))
+        g2.expect(busp.DELIVER)         # g1's delivery handed over
+        assert stats(b)["discarded_on_end"] == 3
+        g2.send(busp.bye())
+        wait_for(lambda: stats(b)["discarded_on_end"] == 5, what="group leftovers counted")
+        assert "'workers'" in log_of(b)
+    finally:
+        stop_clean(b)
+
+
+@test
+def on_end_dead_letter():
+    b = busp.Broker()
+    try:
+        s = session(b, "careful")
+        subscribe(s, 4, "oe.l", {"ack": "explicit", "credit": 1, "on_end": "dead-letter"})
+        p = session(b, "pub")
+        publish_all(p, "oe.l", [b"1", b"2", b"3"])
+        s.expect(busp.DELIVER)
+        s.send(busp.bye())
+        c = session(b, "ctl")
+
+        def three():
+            dl = c.ctl({"cmd": "dlq-list", "topic": "oe.l"})["json"]["dead_letters"]
+            return dl if len(dl) == 3 else None
+        dl = wait_for(three, what="3 dead letters")
+        assert all(d["reason"] == "subscription ended" for d in dl), dl
+        assert all(d["subscription"] == "careful/4" for d in dl), dl
+        st = stats(b)
+        assert st["discarded_on_end"] == 0 and st["dead_lettered"] == 3, st
+        # a bad value is refused naming the key
+        s2 = session(b)
+        s2.send(busp.sub(1, "oe.x"), json.dumps({"on_end": "keep"}))
+        e = s2.expect(busp.SUBEND)
+        assert e["code"] == 400 and "on_end" in e["reason"], e
+    finally:
+        stop_clean(b)
+
+
 if __name__ == "__main__":
     sys.exit(busp.run_tests(TESTS, shared_broker=False))
