@@ -164,7 +164,7 @@ END_TEST
 
 START_TEST (test_on_end)
 {
-    s_expect_ok (NULL);
+    s_expect_ok ("{}");
     ck_assert (!s_opts.on_end_dead_letter);
     s_expect_ok ("{\"on_end\": \"dead-letter\"}");
     ck_assert (s_opts.on_end_dead_letter);
