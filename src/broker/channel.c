@@ -105,8 +105,54 @@ channel_waiting (const channel_t *self)
 static void
 s_release_throttles (channel_t *self)
 {
-    while (self->throttled.size)
-        session_unthrottle (self->throttled.items [0], self);
+    if (self->throttled.size)
+        work_unthrottle (self->broker, self);
+}
+
+/*  One event a subscription leaves behind when it ends (PROTOCOL §4):
+    dead-lettered with "on_end": "dead-letter", else discarded and counted.
+    Never silently: channel_report_left logs the count.                     */
+void
+channel_leave (channel_t *self, event_t *ev, uint16_t attempts)
+{
+    broker_t *broker = self->broker;
+    if (self->on_end_dead_letter)
+        work_dead_letter (broker, ev, "subscription ended", attempts, self->name);
+    else
+        broker->stats.discarded_on_end++;
+    self->left_behind++;
+    event_unref (&ev);
+}
+
+void
+channel_report_left (channel_t *self)
+{
+    if (self->left_behind == 0)
+        return;
+    log_notice ("subscription '%s' on '%s' ended: %llu events %s", self->name, self->pattern,
+                (unsigned long long) self->left_behind,
+                self->on_end_dead_letter ? "dead-lettered (on_end: dead-letter)" : "discarded");
+    self->left_behind = 0;
+}
+
+static bool s_pop (channel_t *self, queue_t *queue, qitem_t *item);
+
+/*  Everything still waiting leaves with the channel.                        */
+static void
+s_leave_waiting (channel_t *self)
+{
+    qitem_t item;
+    while (s_pop (self, self->redeliveries, &item))
+        channel_leave (self, item.event, item.attempt);
+    while (s_pop (self, self->queue, &item))
+        channel_leave (self, item.event, item.attempt);
+    delayed_t *d = zlistx_first (self->delayed);
+    while (d) {
+        channel_leave (self, d->event, d->attempt);
+        d->event = NULL;
+        d = zlistx_next (self->delayed);
+    }
+    zlistx_purge (self->delayed);
 }
 
 /*  A channel whose last member left, or that overflowed with `disconnect`:
@@ -118,10 +164,7 @@ s_kill (channel_t *self)
         return;
     self->dead = true;
     broker_t *broker = self->broker;
-    //  What still waits goes with the queue: count it, never hide it.
-    uint64_t discarded = channel_waiting (self);
-    self->dropped += discarded;
-    broker->stats.dropped += discarded;
+    s_leave_waiting (self);
     if (self->key)
         zhashx_delete (broker->groups, self->key);
     ptrvec_remove (&broker->all_channels, self);
@@ -210,6 +253,7 @@ s_drop (channel_t *self, event_t **ev_p)
     self->dropped++;
     self->pending_gap++;
     self->broker->stats.dropped++;
+    self->broker->stats.dropped_by_policy [self->policy]++;
     event_unref (ev_p);
 }
 
@@ -346,6 +390,8 @@ channel_add_member (channel_t *self, sub_t *sub)
 {
     ptrvec_add (&self->members, sub);
     sub->channel = self;
+    if (!self->name [0])
+        sub_describe (sub, self->name, sizeof self->name);
 }
 
 typedef struct {
@@ -361,7 +407,7 @@ s_hand_back (event_t *ev, uint16_t attempt, void *arg)
     if (hb->keep)
         channel_redeliver (hb->channel, ev, attempt, 0);
     else
-        event_unref (&ev);
+        channel_leave (hb->channel, ev, attempt);
 }
 
 void
@@ -370,13 +416,15 @@ channel_remove_member (channel_t *self, sub_t *sub)
     ptrvec_remove (&self->members, sub);
     if (self->rr >= self->members.size)
         self->rr = 0;
-    //  A group keeps what the leaver had in flight; a plain subscription's
-    //  deliveries end with it.
+    //  A group keeps what the leaver had in flight; the last member (or a
+    //  plain subscription) leaves it behind with the queue.
     handback_t hb = { self, self->members.size > 0 && !self->dead };
     sub_drain_inflight (sub, s_hand_back, &hb);
     sub->channel = NULL;
-    if (self->members.size == 0)
+    if (self->members.size == 0) {
         s_kill (self);
+        channel_report_left (self);
+    }
     else
         channel_mark_dirty (self);
 }
@@ -399,6 +447,7 @@ channel_end_all (channel_t *self, uint16_t code, const char *reason)
         channel_remove_member (self, sub);
         sub_free (&sub);
     }
+    channel_report_left (self);
 }
 
 void
