@@ -89,6 +89,8 @@ s_clients (broker_t *self)
         cJSON_AddNumberToObject (c, "accepted", (double) session->accepted);
         cJSON_AddNumberToObject (c, "rejected", (double) session->rejected);
         cJSON_AddNumberToObject (c, "delivered", (double) session->delivered);
+        cJSON_AddStringToObject (c, "peer", session->peer);
+        cJSON_AddNumberToObject (c, "connected_us", (double) session->connected_us);
         cJSON_AddItemToArray (list, c);
         session = zhashx_next (self->sessions);
     }

@@ -126,8 +126,8 @@ metrics_new (const char *address)
     atomic_init (&self->draining, false);
     self->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
                                      0, NULL, NULL, s_answer, self,
-                                     MHD_OPTION_LISTEN_SOCKET, fd,
                                      MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, (void *) address,
+                                     MHD_OPTION_LISTEN_SOCKET, fd,
                                      MHD_OPTION_CONNECTION_LIMIT, 16u,
                                      MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                                      MHD_OPTION_END);
