@@ -19,6 +19,7 @@ struct metrics {
     pthread_mutex_t lock;
     char *text;
     atomic_bool draining;       /*  /healthz answers 503 once set           */
+    char address [128];         /*  metrics_bind, for libmicrohttpd's lines */
 };
 
 #ifdef HAVE_MHD
@@ -124,9 +125,10 @@ metrics_new (const char *address)
     }
     pthread_mutex_init (&self->lock, NULL);
     atomic_init (&self->draining, false);
+    snprintf (self->address, sizeof self->address, "%s", address);
     self->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
                                      0, NULL, NULL, s_answer, self,
-                                     MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, (void *) address,
+                                     MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, (void *) self->address,
                                      MHD_OPTION_LISTEN_SOCKET, fd,
                                      MHD_OPTION_CONNECTION_LIMIT, 16u,
                                      MHD_OPTION_CONNECTION_TIMEOUT, 10u,
