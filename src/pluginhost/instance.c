@@ -90,6 +90,8 @@ struct busd_plugin_instance {
     uint32_t retry_delay_ms;
     bool config_error;          /*  init returned -EINVAL                   */
 
+    plugin_publish_fn *publish_sink;    /*  busd-plugin-driver: no client */
+
     /*  Set only while check_config runs: each set_reason is one problem.    */
     char *check_errors;
     size_t check_size;
@@ -248,6 +250,8 @@ s_host_publish (busd_plugin_instance_t *self, const char *topic, const void *pay
 {
     if (!self || !topic || (size && !payload))
         return -EINVAL;
+    if (self->publish_sink)
+        return self->publish_sink (self->name, topic, payload, size, headers_json, msg_id);
     busd_pub_options_t opts = { .msg_id = msg_id, .headers_json = headers_json };
     pthread_mutex_lock (&self->client_lock);
     int rc = self->client
@@ -1040,4 +1044,69 @@ plugin_instance_config_error (plugin_instance_t *self)
     bool yes = self->config_error;
     pthread_mutex_unlock (&self->lock);
     return yes;
+}
+
+/*  ------------------------------------------------------------------
+    Driving an instance by hand (busd-plugin-driver)                        */
+
+void
+plugin_instance_set_publish_sink (plugin_instance_t *self, plugin_publish_fn *sink)
+{
+    self->publish_sink = sink;
+}
+
+static void
+s_take_reason (plugin_instance_t *self, char *reason, size_t size, uint32_t *delay_ms)
+{
+    pthread_mutex_lock (&self->lock);
+    if (reason)
+        s_copy (reason, size, self->reason_set ? self->reason : "");
+    if (delay_ms)
+        *delay_ms = self->retry_delay_ms;
+    self->reason_set = false;
+    self->reason [0] = 0;
+    self->retry_delay_ms = 0;
+    pthread_mutex_unlock (&self->lock);
+}
+
+int
+plugin_instance_drive_init (plugin_instance_t *self, char *reason, size_t size)
+{
+    s_take_reason (self, NULL, 0, NULL);
+    int rc = self->module->desc.init ? self->module->desc.init (self, &s_host, &self->state) : 0;
+    s_take_reason (self, reason, size, NULL);
+    self->initialized = rc >= 0;
+    return rc < 0 ? rc : 0;
+}
+
+busd_plugin_result_t
+plugin_instance_drive_event (plugin_instance_t *self, const busd_plugin_event_t *event,
+                             char *reason, size_t size, uint32_t *delay_ms)
+{
+    s_take_reason (self, NULL, 0, NULL);
+    busd_plugin_result_t result = self->module->desc.on_event (self->state, event);
+    s_take_reason (self, reason, size, delay_ms);
+    return result;
+}
+
+int
+plugin_instance_drive_reload (plugin_instance_t *self)
+{
+    return self->module->desc.reload ? self->module->desc.reload (self->state) : 0;
+}
+
+void
+plugin_instance_drive_tick (plugin_instance_t *self)
+{
+    if (self->module->desc.on_tick)
+        self->module->desc.on_tick (self->state);
+}
+
+void
+plugin_instance_drive_fini (plugin_instance_t *self)
+{
+    if (self->initialized)
+        self->module->desc.fini (self->state);
+    self->initialized = false;
+    self->state = NULL;
 }

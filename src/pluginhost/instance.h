@@ -95,6 +95,22 @@ int plugin_instance_check_config (plugin_module_t *module, const plugin_entry_t 
     restart cannot fix (busd-plugin-host exits 78).                          */
 bool plugin_instance_config_error (plugin_instance_t *self);
 
+/*  Driving an instance by hand, without a thread or a broker, through the
+    real host table (busd-plugin-driver).  The instance must never be
+    started.  Each call returns what the plugin returned, with the reason
+    (set_reason) and retry delay it set during that call.  A publish goes to
+    sink (the plugin's name first) instead of a broker.                      */
+typedef int (plugin_publish_fn) (const char *instance, const char *topic, const void *payload,
+                                 size_t size, const char *headers_json, const char *msg_id);
+void plugin_instance_set_publish_sink (plugin_instance_t *self, plugin_publish_fn *sink);
+int plugin_instance_drive_init (plugin_instance_t *self, char *reason, size_t size);
+busd_plugin_result_t plugin_instance_drive_event (plugin_instance_t *self,
+                                                  const busd_plugin_event_t *event,
+                                                  char *reason, size_t size, uint32_t *delay_ms);
+int plugin_instance_drive_reload (plugin_instance_t *self);
+void plugin_instance_drive_tick (plugin_instance_t *self);
+void plugin_instance_drive_fini (plugin_instance_t *self);
+
 /*  The host function table handed to plugins.                               */
 const busd_plugin_host_t *plugin_host_table (void);
 
