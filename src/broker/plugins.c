@@ -393,15 +393,17 @@ s_metrics (void *arg, void (*add) (void *sbuf, const char *fmt, ...), void *sbuf
     cJSON *list = s_stats (self);
     if (!list)
         return;
-    static const struct { const char *name, *type, *help, *key; } series [] = {
-        { "plugin_delivered_total", "counter", "events handed to a plugin", "delivered" },
-        { "plugin_ok_total", "counter", "events a plugin handled (ACK)", "ok" },
-        { "plugin_retried_total", "counter", "events a plugin asked to retry", "retried" },
-        { "plugin_dead_lettered_total", "counter", "events a plugin failed (dead letter)", "failed" },
-        { "plugin_fatal_total", "counter", "FATAL results (instance disabled)", "fatal" },
-        { "plugin_inflight", "gauge", "events inside on_event now", "inflight" },
-        { "plugin_handle_us_avg", "gauge", "average on_event time in microseconds", "avg_handle_us" },
-        { "plugin_running_instances", "gauge", "instances running", "running" }
+    //  Units as Prometheus wants them (promtool check metrics): seconds,
+    //  not microseconds in the name.
+    static const struct { const char *name, *type, *help, *key; double scale; } series [] = {
+        { "plugin_delivered_total", "counter", "events handed to a plugin", "delivered", 1 },
+        { "plugin_ok_total", "counter", "events a plugin handled (ACK)", "ok", 1 },
+        { "plugin_retried_total", "counter", "events a plugin asked to retry", "retried", 1 },
+        { "plugin_dead_lettered_total", "counter", "events a plugin failed (dead letter)", "failed", 1 },
+        { "plugin_fatal_total", "counter", "FATAL results (instance disabled)", "fatal", 1 },
+        { "plugin_inflight", "gauge", "events inside on_event now", "inflight", 1 },
+        { "plugin_handle_seconds_avg", "gauge", "average on_event time in seconds", "avg_handle_us", 1e-6 },
+        { "plugin_running_instances", "gauge", "instances running", "running", 1 }
     };
     for (size_t s = 0; s < sizeof series / sizeof series [0]; s++) {
         add (sbuf, "# HELP busd_%s %s\n# TYPE busd_%s %s\n", series [s].name, series [s].help,
@@ -410,8 +412,8 @@ s_metrics (void *arg, void (*add) (void *sbuf, const char *fmt, ...), void *sbuf
         cJSON_ArrayForEach (item, list) {
             const cJSON *name = cJSON_GetObjectItemCaseSensitive (item, "name");
             const cJSON *value = cJSON_GetObjectItemCaseSensitive (item, series [s].key);
-            add (sbuf, "busd_%s{plugin=\"%s\"} %.0f\n", series [s].name, name->valuestring,
-                 cJSON_IsNumber (value) ? value->valuedouble : 0.0);
+            add (sbuf, "busd_%s{plugin=\"%s\"} %.9g\n", series [s].name, name->valuestring,
+                 (cJSON_IsNumber (value) ? value->valuedouble : 0.0) * series [s].scale);
         }
     }
     bool header = false;
