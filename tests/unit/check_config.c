@@ -566,6 +566,13 @@ START_TEST (test_diff)
     cur->binds [0] = strdup ("tcp://127.0.0.1:10");
     ck_assert_int_eq (config_diff (old, cur, restart, sizeof restart), 5);
     ck_assert_str_eq (restart, "bind");
+    //  The reload log line names every key that changed.
+    char names [512];
+    ck_assert_int_eq (config_changed_keys (old, cur, names, sizeof names), 5);
+    ck_assert_msg (strstr (names, "bind") && strstr (names, "pub_credit")
+                   && strstr (names, "sndhwm") && strstr (names, "metrics_bind"), "%s", names);
+    ck_assert_int_eq (config_changed_keys (old, old, names, sizeof names), 0);
+    ck_assert_str_eq (names, "");
     config_destroy (&old);
     config_destroy (&cur);
 }
