@@ -221,6 +221,7 @@ struct broker {
     int64_t now_ms;
     int64_t now_wall_us;
     int64_t started_ms;
+    int64_t last_scan_ms;       /*  session scan: detects a broker stall    */
     bool draining;
     bool registered;            /*  loop handlers installed             */
     volatile sig_atomic_t *stop_flag;

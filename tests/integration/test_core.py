@@ -240,5 +240,40 @@ def on_end_dead_letter():
         stop_clean(b)
 
 
+@test
+def paused_broker_expires_nobody():
+    # Stopped (SIGSTOP) for longer than session_timeout_ms while clients
+    # keep sending heartbeats: after SIGCONT nobody is expired.
+    b = busp.Broker("--session-timeout", "1000", "--heartbeat", "300")
+    try:
+        clients = [session(b, "c%d" % i) for i in range(3)]
+        subscribe(clients[0], 1, "pause.x")
+        os.kill(b.proc.pid, signal.SIGSTOP)
+        try:
+            for n in range(25):                     # 2.5 s of heartbeats
+                for c in clients:
+                    c.send(busp.ping(n + 1))
+                time.sleep(0.1)
+        finally:
+            os.kill(b.proc.pid, signal.SIGCONT)
+        for c in clients:
+            c.send(busp.ping(1000))
+        time.sleep(0.5)
+        st = stats(b)
+        assert st["sessions_expired"] == 0, st
+        # the sessions are the same ones: no ERROR 401, and the sub delivers
+        p = session(b, "pub")
+        publish_all(p, "pause.x", [b"after"])
+        while True:
+            d = clients[0].recv()
+            assert d["cmd"] in (busp.PONG, busp.PING, busp.DELIVER), d
+            if d["cmd"] == busp.DELIVER:
+                assert d["payload"] == b"after"
+                break
+        assert "expired" not in log_of(b)
+    finally:
+        stop_clean(b)
+
+
 if __name__ == "__main__":
     sys.exit(busp.run_tests(TESTS, shared_broker=False))
