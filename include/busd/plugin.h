@@ -22,11 +22,11 @@
     instances (even of the same plugin) run in different threads: keep state
     in the instance's state pointer, not in globals.  Host functions may be
     called from any thread, the instance's own or threads the plugin starts,
-    from the moment init is called until fini returns (the host serialises
-    them); set_reason and set_retry_delay describe "the current event" and
-    only mean something from on_event (set_reason also from init and
-    check_config).  This paragraph is the one statement of that rule;
-    doc/plugins.md refers to it.
+    from the moment init is called until fini returns, also concurrently
+    (each takes the locks it needs); set_reason and set_retry_delay
+    describe "the current event" and only mean something from on_event
+    (set_reason also from init and check_config).  This paragraph is the
+    one statement of that rule; doc/plugins.md refers to it.
 
     Memory: everything the host passes (event fields, config strings) stays
     valid until the callback returns (config strings: until fini).  Copy
