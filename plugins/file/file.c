@@ -342,6 +342,18 @@ s_fini (void *state_)
     free (state);
 }
 
+typedef struct {
+    busd_plugin_instance_t *self;
+    const busd_plugin_host_t *host;
+} check_t;
+
+static void
+s_report (void *arg, const char *problem)
+{
+    check_t *check = arg;
+    check->host->set_reason (check->self, "%s", problem);
+}
+
 //  --check-config: every problem with the settings, one line each, and
 //  whether the file could be opened for appending (its directory exists
 //  and is writable) without creating it.  A relative "path" is relative to
@@ -351,13 +363,14 @@ s_check_config (busd_plugin_instance_t *self, const busd_plugin_host_t *host)
 {
     static const char *known [] = { "path", "fsync", "fsync_interval_ms", NULL };
     char err [512];
-    cJSON *config = NULL;
-    int rc = 0;
-    if (pc_config_parse (host->config_json (self), known, &config, err, sizeof err)) {
-        host->set_reason (self, "%s", err);
-        rc = -EINVAL;
-    }
-    cJSON_Delete (config);
+    check_t check = { self, host };
+    char *cleaned = NULL;
+    int unknown = pc_config_strip_unknown (host->config_json (self), known, s_report, &check,
+                                           &cleaned);
+    free (cleaned);
+    if (unknown < 0)
+        return unknown;
+    int rc = unknown ? -EINVAL : 0;
     settings_t settings;
     if (s_settings_read (self, host, &settings, err, sizeof err)) {
         host->set_reason (self, "%s", err);

@@ -546,6 +546,12 @@ def shipped_plugins_check_their_config():
     assert rc == 78 and "cannot be created" in lines[0], lines
     rc, lines = check("exec", {"command": "/bin/true", "timeout": 5})
     assert rc == 78 and 'unknown key "timeout"' in lines[0], lines
+    # Every unknown key, and then the first problem with the rest.
+    rc, lines = check("exec", {"timeout": 5, "envv": {}})
+    assert rc == 78 and len(lines) == 3 and 'unknown key "timeout"' in lines[0] \
+        and 'unknown key "envv"' in lines[1] and '"command" is required' in lines[2], lines
+    rc, lines = check("file", {"pth": "x", "fsnc": "always", "path": "/tmp/x.jsonl"})
+    assert rc == 78 and len(lines) == 2, lines
     rc, lines = check("webhook", {"url": "ftp://example.com/x"})
     assert rc == 78 and "http://" in lines[0], lines
     # The real host's accessors: 1.5 is not an integer (the old test driver
