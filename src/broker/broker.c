@@ -266,6 +266,11 @@ int
 broker_apply_config (broker_t *self, config_t *config)
 {
     self->config = config;
+    //  New connections get the new frame limit (max_payload may change).
+    int64_t largest = config->max_payload > config->max_headers ? config->max_payload : config->max_headers;
+    int64_t maxmsgsize = largest + WIRE_FRAME_HEADROOM;
+    if (self->router)
+        zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsgsize, sizeof maxmsgsize);
     dedup_configure (self->dedup, config->dedup_window_ms, (size_t) config->dedup_max);
     dlq_configure (self->dlq, (size_t) config->dlq_max_count, (size_t) config->dlq_max_bytes);
     return 0;

@@ -172,10 +172,24 @@ s_kill (channel_t *self)
     ptrvec_add (&broker->dead_channels, self);
 }
 
+/*  Ready: credit, a live peer, and room.  What a member holds outside the
+    queue (in flight, on the wire) counts against queue_bytes, and in-flight
+    events against max_queued_bytes too, so neither a client that never
+    reads nor one that never ACKs makes the broker grow.                     */
 static bool
 s_member_ready (const sub_t *sub)
 {
-    return sub->credit > 0 && !sub->send_stalled && !sub->session->dead && !sub->session->gone;
+    if (sub->credit == 0 || sub->send_stalled || sub->over_limit
+    ||  sub->session->dead || sub->session->gone)
+        return false;
+    const channel_t *channel = sub->channel;
+    if (sub->wire_bytes + sub->inflight_bytes >= channel->queue_bytes_limit)
+        return false;
+    const broker_t *broker = channel->broker;
+    if (sub->ack_explicit
+    &&  broker->queued_bytes + broker->inflight_bytes >= (uint64_t) broker->config->max_queued_bytes)
+        return false;
+    return true;
 }
 
 bool
@@ -263,7 +277,8 @@ s_full (channel_t *self)
     const config_t *config = self->broker->config;
     return queue_len (self->queue) >= self->queue_limit
         || queue_bytes (self->queue) >= self->queue_bytes_limit
-        || self->broker->queued_bytes >= (uint64_t) config->max_queued_bytes;
+        || self->broker->queued_bytes + self->broker->inflight_bytes
+           >= (uint64_t) config->max_queued_bytes;
 }
 
 void
@@ -427,6 +442,20 @@ channel_remove_member (channel_t *self, sub_t *sub)
     }
     else
         channel_mark_dirty (self);
+}
+
+void
+channel_end_member (channel_t *self, sub_t *sub, uint16_t code, const char *reason)
+{
+    if (self->members.size <= 1) {
+        channel_end_all (self, code, reason);
+        return;
+    }
+    session_t *session = sub->session;
+    sub_send_subend (sub, code, reason);
+    zhashx_delete (session->subs, (void *) ((uintptr_t) sub->sub_id + 1));
+    channel_remove_member (self, sub);
+    sub_free (&sub);
 }
 
 void
