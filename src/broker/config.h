@@ -56,6 +56,7 @@ typedef struct {
     int64_t stats_interval_ms;  /*  $sys.stats period; 0 = off              */
     char *metrics_bind;         /*  "127.0.0.1:9460" or NULL = off          */
     int64_t sndhwm;
+    int64_t max_credit;         /*  cap on a subscription's credit          */
     char *file;                 /*  where it came from, for messages        */
     char *plugins_json;         /*  the "plugins" array, kept as JSON text  */
     /*  Durable streams: no data_dir means memory-only.                     */
@@ -65,6 +66,7 @@ typedef struct {
     stream_config_t *streams;
     int stream_count;
     char *streams_json;         /*  as loaded, to tell a reload what changed */
+    char *plugin_dir;           /*  where bare plugin names are found        */
 } config_t;
 
 /*  Defaults.                                                               */
@@ -90,6 +92,9 @@ int config_diff (const config_t *old, const config_t *cur, char *restart_needed,
     "250ms"; a plain number is seconds) as the streams block accepts them.  */
 int config_parse_size (const void *json_item, int64_t *out);
 int config_parse_duration_ms (const void *json_item, int64_t *out);
+/*  Every key that differs, comma-separated into names (for the reload log
+    line); returns how many differ.                                          */
+int config_changed_keys (const config_t *old, const config_t *cur, char *names, size_t size);
 
 /*  Closest key name for a misspelled one (or NULL).                         */
 const char *config_closest_key (const char *key);

@@ -48,6 +48,9 @@ void dlq_restore (dlq_t *self, uint64_t id, event_t *original, const char *reaso
     (replayed, purged or evicted), NULL to stop.                            */
 void dlq_set_listener (dlq_t *self, void (*on_add) (uint64_t id, void *arg),
                        void (*on_remove) (uint64_t id, void *arg), void *arg);
+/*  One entry for dlq-show: the dlq-list fields plus "headers" (object) and
+    "payload" (base64).  NULL when out of memory.                            */
+cJSON *dlq_entry_json (const dlq_entry_t *entry);
 size_t dlq_size (dlq_t *self);
 size_t dlq_bytes (dlq_t *self);
 uint64_t dlq_evicted (dlq_t *self);

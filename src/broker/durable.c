@@ -761,7 +761,8 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
         s_subend (self, session, sub_id, BUSP_E_INTERNAL, "out of memory");
         return;
     }
-    sub->credit = opts->credit;
+    sub->credit = opts->credit < (uint64_t) self->config->max_credit
+                ? opts->credit : (uint64_t) self->config->max_credit;
     sub->ack_explicit = true;           //  a durable subscription implies it
     sub->ack_wait_ms = opts->ack_wait_ms;
     sub->max_deliver = opts->max_deliver;
@@ -799,7 +800,7 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
     cJSON *info = cJSON_CreateObject ();
     cJSON_AddNumberToObject (info, "stream_seq", (double) seen);
     cJSON_AddStringToObject (info, "pattern", pattern);
-    cJSON_AddNumberToObject (info, "credit", opts->credit);
+    cJSON_AddNumberToObject (info, "credit", (double) sub->credit);
     cJSON_AddStringToObject (info, "ack", "explicit");
     cJSON_AddStringToObject (info, "overflow", policy_name (channel->policy));
     cJSON_AddNumberToObject (info, "queue_limit", channel->queue_limit);
