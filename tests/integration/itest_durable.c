@@ -33,6 +33,7 @@
 #define KILLS        20
 #define MAX_EVENTS   1000000
 #define WAIT_S       120
+#define PUB_RATE     10000      /*  events per second, at most              */
 
 static char s_self [1024];          /*  this program, for worker mode       */
 static char s_dir [256];
@@ -155,6 +156,7 @@ s_publisher (void *arg)
     busd_client_t *client = busd_client_new (&opts, NULL);
     ck_assert_ptr_nonnull (client);
     busd_client_set_reject_handler (client, s_on_reject, p);
+    int64_t started = s_now_ms ();
     while (!p->stop && p->published < MAX_EVENTS) {
         char msg_id [32], payload [64];
         snprintf (msg_id, sizeof msg_id, "e%07llu", (unsigned long long) p->published);
@@ -166,6 +168,10 @@ s_publisher (void *arg)
         else
         if (rc != BUSD_ENOCREDIT)
             usleep (10000);
+        //  At most PUB_RATE events a second: every kill lands mid-stream,
+        //  and the subscribers' catch-up stays short on a slow machine.
+        while (!p->stop && (int64_t) p->published > (s_now_ms () - started) * PUB_RATE / 1000)
+            usleep (2000);
     }
     int64_t deadline = s_now_ms () + WAIT_S * 1000;
     do
