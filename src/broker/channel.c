@@ -105,8 +105,8 @@ channel_waiting (const channel_t *self)
 static void
 s_release_throttles (channel_t *self)
 {
-    while (self->throttled.size)
-        session_unthrottle (self->throttled.items [0], self);
+    if (self->throttled.size)
+        work_unthrottle (self->broker, self);
 }
 
 /*  A channel whose last member left, or that overflowed with `disconnect`:

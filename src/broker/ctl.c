@@ -14,7 +14,7 @@ static void
 s_reply (broker_t *self, session_t *session, uint32_t request_id, uint16_t code, cJSON *json)
 {
     busp_header_t r = { .command = BUSP_CTLREPLY, .request_id = request_id, .code = code };
-    broker_send_json (self, session, &r, json);
+    wire_send_json (self, session, &r, json);
     cJSON_Delete (json);
 }
 
@@ -179,7 +179,7 @@ s_replay_one (broker_t *self, uint64_t id)
     if (!ev)
         return false;
     self->stats.accepted++;
-    if (broker_route (self, ev, NULL) == 0)
+    if (route_event (self, ev, NULL) == 0)
         self->stats.unrouted++;
     event_unref (&ev);
     dlq_remove (self->dlq, id);
