@@ -72,6 +72,9 @@ ctl_stats (broker_t *self)
     ADD ("throttle_events", s->throttle_events);
     ADD ("batches", s->batches);
     ADD ("messages_in", s->messages_in);
+    ADD ("pubb_in", s->pubb_in);
+    ADD ("deliverb_out", s->deliverb_out);
+    ADD ("ackb_in", s->ackb_in);
     ADD ("dedup_entries", dedup_size (self->dedup));
     ADD ("dlq_entries", dlq_size (self->dlq));
     ADD ("dlq_bytes", dlq_bytes (self->dlq));

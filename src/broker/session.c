@@ -69,6 +69,10 @@ session_end (session_t *self, const char *why)
     if (self->dead)
         return;
     broker_t *broker = self->broker;
+    //  Records built for it this iteration were delivered (credit spent,
+    //  counted): they leave before the session does.
+    if (self->ob_count && !self->gone)
+        wire_flush_batch (broker, self);
     self->dead = true;
     zhashx_delete (broker->sessions, self->rid);
     if (broker->last_session == self)
@@ -100,6 +104,7 @@ session_free (session_t **self_p)
     if (!self)
         return;
     *self_p = NULL;
+    wire_drop_batch (self->broker, self);
     zhashx_destroy (&self->subs);
     ptrvec_free (&self->throttled_by);
     free (self);

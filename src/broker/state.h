@@ -174,13 +174,24 @@ struct session {
     uint64_t accepted;
     uint64_t rejected;
     uint64_t delivered;
+    /*  PROTOCOL §8: features both sides listed in HELLO.                    */
+    bool feat_batch;
+    bool feat_errctx;
+    /*  DELIVERB being built (wire.c): records ready this loop iteration,
+        sent at the end of the batch or before anything else this session
+        is sent, so the session's order is the order of the sends.          */
+    bool ob_listed;             /*  in broker->batch_sessions               */
+    uint16_t ob_count;
+    uint8_t *ob_buf;
+    size_t ob_len, ob_cap;
 };
 
 typedef struct {
     uint64_t accepted, rejected, duplicates, unrouted, delivered, redelivered,
              dropped, dead_lettered, protocol_errors, send_failures, gaps,
              events_in_bytes, sessions_opened, sessions_expired,
-             acks, nacks, throttle_events, batches, messages_in;
+             acks, nacks, throttle_events, batches, messages_in,
+             pubb_in, deliverb_out, ackb_in;
 } stats_t;
 
 struct broker {
@@ -198,6 +209,13 @@ struct broker {
     ptrvec_t dead_channels;
     ptrvec_t dead_sessions;
     work_t work;                /*  end-of-batch work (work.c)              */
+    ptrvec_t batch_sessions;    /*  sessions with a DELIVERB being built    */
+    /*  The header frame of the command being handled, for the error
+        context of PROTOCOL §8.1 (NULL outside a command); errctx, when
+        set, replaces it (an ACKB names the record that failed).             */
+    const uint8_t *cur_header;
+    size_t cur_header_size;
+    const char *errctx;
     ptrvec_t all_channels;
     dedup_t *dedup;
     dlq_t *dlq;

@@ -116,10 +116,8 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
 {
     broker_t *broker = self->session->broker;
     uint64_t delivery_id = self->next_delivery_id + 1;
-    const uint8_t *header = event_deliver_header (ev, self->sub_id, delivery_id,
-                                                  (uint16_t) (attempt + 1));
-    int rc = wire_send_raw (broker, self->session, header, ev->deliver_len, &ev->payload,
-                              ev->has_headers ? &ev->headers : NULL);
+    int rc = wire_deliver (broker, self->session, ev, self->sub_id, delivery_id,
+                           (uint16_t) (attempt + 1));
     if (rc)
         return rc;
     self->next_delivery_id++;
