@@ -114,7 +114,8 @@ enum {
     OPT_SLOW_EVERY,
     OPT_IDLE_TIMEOUT,
     OPT_JSON,
-    OPT_OWN_CONTEXT
+    OPT_OWN_CONTEXT,
+    OPT_NO_BATCH
 };
 
 /*  The ZeroMQ context every client shares (one I/O thread for the whole
@@ -156,6 +157,8 @@ s_usage (FILE *out)
         "      --json               one JSON object on stdout\n"
         "      --own-context        give every client its own ZeroMQ context and I/O\n"
         "                           thread (default: one shared by all clients)\n"
+        "      --no-batch           one frame per event and ack (default: PUBB,\n"
+        "                           DELIVERB and ACKB when the broker offers them)\n"
         "\n"
         TOOL_CONNECT_HELP
         "\n"
@@ -217,6 +220,7 @@ s_connect (const tool_conn_t *conn, busd_client_t **client_p)
     opts.connect_timeout_ms = conn->connect_timeout_ms;
     opts.reconnect = true;
     opts.zmq_context = s_zmq_ctx;
+    opts.no_batch = conn->no_batch;
     int err = 0;
     busd_client_t *client = busd_client_new (&opts, &err);
     if (!client) {
@@ -856,6 +860,7 @@ s_parse (int argc, char *argv [], bench_args_t *args)
         { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
         { "json",         no_argument,       NULL, OPT_JSON },
         { "own-context",  no_argument,       NULL, OPT_OWN_CONTEXT },
+        { "no-batch",     no_argument,       NULL, OPT_NO_BATCH },
         { NULL, 0, NULL, 0 }
     };
     bool count_given = false;
@@ -924,6 +929,9 @@ s_parse (int argc, char *argv [], bench_args_t *args)
                 break;
             case OPT_OWN_CONTEXT:
                 args->own_context = true;
+                break;
+            case OPT_NO_BATCH:
+                args->conn.no_batch = true;
                 break;
             default:
                 tool_usage_error ("unknown option");

@@ -452,7 +452,7 @@ START_TEST (test_frame_limits)
         { BUSP_UNSUB, 1, 1 },   { BUSP_CREDIT, 1, 1 },  { BUSP_ACK, 1, 1 },
         { BUSP_NACK, 1, 2 },    { BUSP_SUBOK, 1, 2 },   { BUSP_DELIVER, 1, 3 },
         { BUSP_GAP, 1, 1 },     { BUSP_SUBEND, 1, 1 },  { BUSP_PING, 1, 1 },
-        { BUSP_PONG, 1, 1 },    { BUSP_ERROR, 1, 1 },   { BUSP_BYE, 1, 1 },
+        { BUSP_PONG, 1, 1 },    { BUSP_ERROR, 1, 2 },   { BUSP_BYE, 1, 1 },
         { BUSP_CTL, 1, 2 },     { BUSP_CTLREPLY, 1, 2 },
         { BUSP_PUBB, 1, 2 },    { BUSP_DELIVERB, 1, 2 }, { BUSP_ACKB, 1, 2 }
     };
