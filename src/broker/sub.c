@@ -138,6 +138,20 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
     return 0;
 }
 
+void
+sub_unsent (sub_t *self, uint64_t delivery_id, uint16_t attempt)
+{
+    broker_t *broker = self->session->broker;
+    self->delivered--;
+    self->session->delivered--;
+    broker->stats.delivered--;
+    if (attempt > 1)
+        broker->stats.redelivered--;
+    inflight_t *slot = s_find (self, delivery_id);
+    if (slot && slot->attempt == attempt)
+        slot->attempt = (uint16_t) (attempt - 1);
+}
+
 int
 sub_send_gap (sub_t *self, uint64_t dropped)
 {

@@ -153,11 +153,10 @@ wire_flush_batches (broker_t *self)
         if (rc == -EAGAIN && session->ob_count)
             //  HWM: the records wait for the next run (the tick retries).
             self->batch_sessions.items [kept++] = session;
-        else {
+        else
+            //  Sent, or the peer is gone: then the records stay for
+            //  session_end, which takes back what never left.
             session->ob_listed = false;
-            if (rc)
-                session->ob_count = 0;      /*  gone: nobody to send to     */
-        }
     }
     self->batch_sessions.size = kept;
 }
