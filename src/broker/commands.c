@@ -156,17 +156,22 @@ s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, b
         s_reject (self, session, seq, BUSP_E_SHUTDOWN, "broker is shutting down");
         return;
     }
-    const char *why = NULL;
-    if (busp_topic_check (topic.data, topic.len, &why)) {
-        char reason [160];
-        snprintf (reason, sizeof reason, "invalid topic: %s", why);
-        s_reject (self, session, seq, BUSP_E_MALFORMED, reason);
-        return;
-    }
-    if (busp_topic_is_system (topic.data, topic.len)) {
-        s_reject (self, session, seq, BUSP_E_FORBIDDEN,
-                  "topics starting with '$' are reserved for the broker");
-        return;
+    if (topic.len == 0 || topic.len != session->good_topic_len
+    ||  memcmp (topic.data, session->good_topic, topic.len) != 0) {
+        const char *why = NULL;
+        if (busp_topic_check (topic.data, topic.len, &why)) {
+            char reason [160];
+            snprintf (reason, sizeof reason, "invalid topic: %s", why);
+            s_reject (self, session, seq, BUSP_E_MALFORMED, reason);
+            return;
+        }
+        if (busp_topic_is_system (topic.data, topic.len)) {
+            s_reject (self, session, seq, BUSP_E_FORBIDDEN,
+                      "topics starting with '$' are reserved for the broker");
+            return;
+        }
+        memcpy (session->good_topic, topic.data, topic.len);
+        session->good_topic_len = topic.len;
     }
     if (size > (uint64_t) self->config->max_payload) {
         char reason [128];

@@ -181,6 +181,11 @@ struct session {
         sent at the end of the batch or before anything else this session
         is sent, so the session's order is the order of the sends.          */
     bool ob_listed;             /*  in broker->batch_sessions               */
+    /*  The last topic this session published that passed the checks:
+        publishers mostly repeat one topic, and a compare is cheaper than
+        the grammar check.                                                  */
+    uint8_t good_topic_len;
+    char good_topic [255];
     uint16_t ob_count;
     uint8_t *ob_buf;
     size_t ob_len, ob_cap;

@@ -57,6 +57,8 @@
 #define PUB_DRAIN_EVERY             64
 #define PUB_DRAIN_MS                10
 #define DRAIN_MAX                   4096    /*  per pump, so timers still run */
+#define INLINE_MAX                  4096    /*  batched payloads kept in the
+                                                outbox entry's own block     */
 
 typedef enum {
     ST_HELLO,                   /*  HELLO sent, waiting for WELCOME         */
@@ -321,14 +323,21 @@ s_send_pub (busd_client_t *self, outbox_entry_t *entry)
         return rc;
     /*  Send a reference, keep the entry's: a re-send after a broker restart
         needs the bytes again.                                              */
-    zmq_msg_t payload;
-    zmq_msg_init (&payload);
-    if (zmq_msg_copy (&payload, &entry->payload) < 0
-    ||  zmq_msg_send (&payload, self->sock,
-                      ZMQ_DONTWAIT | (entry->headers ? ZMQ_SNDMORE : 0)) < 0) {
-        rc = -errno;
-        zmq_msg_close (&payload);
-        return rc;
+    int more = entry->headers ? ZMQ_SNDMORE : 0;
+    if (entry->inline_payload) {
+        if (zmq_send (self->sock, entry->inline_payload, entry->inline_size,
+                      ZMQ_DONTWAIT | more) < 0)
+            return -errno;
+    }
+    else {
+        zmq_msg_t payload;
+        zmq_msg_init (&payload);
+        if (zmq_msg_copy (&payload, &entry->payload) < 0
+        ||  zmq_msg_send (&payload, self->sock, ZMQ_DONTWAIT | more) < 0) {
+            rc = -errno;
+            zmq_msg_close (&payload);
+            return rc;
+        }
     }
     if (entry->headers
     &&  zmq_send (self->sock, entry->headers, entry->headers_len, ZMQ_DONTWAIT) < 0)
@@ -342,13 +351,13 @@ s_send_pub (busd_client_t *self, outbox_entry_t *entry)
 static int
 s_batch_pub (busd_client_t *self, outbox_entry_t *entry)
 {
-    size_t size = zmq_msg_size (&entry->payload);
+    size_t size = outbox_entry_size (entry);
     busp_pub_rec_t rec = {
         .topic = busp_strn (entry->topic, entry->topic_len),
         .msg_id = busp_strn (entry->msg_id, entry->msg_id_len),
         .headers = (const uint8_t *) entry->headers,
         .headers_size = entry->headers ? (uint32_t) entry->headers_len : 0,
-        .payload = zmq_msg_data (&entry->payload), .payload_size = (uint32_t) size
+        .payload = outbox_entry_data (entry), .payload_size = (uint32_t) size
     };
     size_t rec_size = busp_pub_rec_size (rec.topic.len, rec.msg_id.len, rec.headers_size, size);
     batcher_t *b = &self->batcher;
@@ -774,21 +783,12 @@ s_on_deliverb (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
         sub_t *sub = s_sub_find (self, rec.sub_id);
         if (!sub || sub->state == SUB_ENDING || sub->state == SUB_FAILED)
             continue;
-        busd_msg_t *msg = busd_msg_new (BUSD_MSG_DELIVER, rec.sub_id,
-                                        rec.topic.data, rec.topic.len,
-                                        rec.msg_id.data, rec.msg_id.len, NULL, 0,
-                                        (const char *) rec.headers, rec.headers_size);
+        busd_msg_t *msg = busd_msg_new_inline (rec.sub_id, rec.topic.data, rec.topic.len,
+                                               rec.msg_id.data, rec.msg_id.len,
+                                               (const char *) rec.headers, rec.headers_size,
+                                               rec.payload, rec.payload_size);
         if (!msg)
             return -ENOMEM;
-        if (rec.payload_size) {
-            zmq_msg_close (&msg->payload);
-            if (zmq_msg_init_size (&msg->payload, rec.payload_size)) {
-                zmq_msg_init (&msg->payload);
-                busd_msg_destroy (&msg);
-                return -ENOMEM;
-            }
-            memcpy (zmq_msg_data (&msg->payload), rec.payload, rec.payload_size);
-        }
         msg->epoch = self->epoch;
         msg->delivery_id = rec.delivery_id;
         msg->stream_seq = rec.stream_seq;
@@ -1423,7 +1423,7 @@ s_api_publish (busd_client_t *self, const char *topic,
         return self->fatal;
 
     if (!s_can_publish (self) || ++self->pubs_since_drain >= PUB_DRAIN_EVERY
-    ||  busp_mono_ms () - self->drain_ms >= PUB_DRAIN_MS) {
+    ||  busp_mono_coarse_ms () - self->drain_ms >= PUB_DRAIN_MS) {
         self->pubs_since_drain = 0;
         int rc = s_drain (self);
         if (rc >= 0)
@@ -1440,6 +1440,24 @@ s_api_publish (busd_client_t *self, const char *topic,
             if (rc < 0)
                 return rc;
         }
+    }
+    /*  A batched event's bytes are copied into its PUBB record anyway:
+        keep them in the entry's own block, one allocation per publish.   */
+    if (self->batch && size <= INLINE_MAX) {
+        outbox_entry_t *entry = outbox_entry_new_inline (topic, topic_len, msg_id, msg_id_len,
+                                                         headers, headers_len, payload, size);
+        if (!entry)
+            return -ENOMEM;
+        if (outbox_push (&self->outbox, entry)) {
+            outbox_entry_destroy (&entry);
+            return -ENOMEM;
+        }
+        int rc = s_send_next_pub (self);
+        if (rc) {
+            self->outbox.count--;
+            outbox_entry_destroy (&entry);
+        }
+        return rc;
     }
     outbox_entry_t *entry = outbox_entry_new (topic, topic_len, msg_id, msg_id_len,
                                               headers, headers_len);

@@ -3,8 +3,10 @@
     A message is a single allocation: the fixed fields and every string the
     application may ask for (topic, msg_id, reason, headers) live in one
     block, NUL-terminated so the accessors can return them as C strings.
-    The payload stays the zmq_msg_t that came off the socket, so the bytes
-    are never copied between the wire and the application.                  */
+    The payload of a DELIVER stays the zmq_msg_t that came off the socket,
+    so the bytes are never copied between the wire and the application; a
+    DELIVERB record's payload must be copied out of the shared frame anyway
+    and goes into the same block, so it costs no second allocation.        */
 #include "msg.h"
 
 #include <stdlib.h>
@@ -22,20 +24,30 @@ s_put (char **cursor, const char *s, size_t len)
     return at;
 }
 
-busd_msg_t *
-busd_msg_new (busd_msg_kind_t kind, uint32_t sub_id,
-              const char *topic, size_t topic_len,
-              const char *msg_id, size_t msg_id_len,
-              const char *reason, size_t reason_len,
-              const char *headers, size_t headers_len)
+static busd_msg_t *
+s_new (busd_msg_kind_t kind, uint32_t sub_id,
+       const char *topic, size_t topic_len,
+       const char *msg_id, size_t msg_id_len,
+       const char *reason, size_t reason_len,
+       const char *headers, size_t headers_len,
+       const void *payload, size_t size, bool inline_payload)
 {
     size_t text = topic_len + msg_id_len + reason_len + 3
                 + (headers ? headers_len + 1 : 0);
-    busd_msg_t *self = malloc (sizeof (busd_msg_t) + text);
+    busd_msg_t *self = malloc (sizeof (busd_msg_t) + text + (inline_payload ? size : 0));
     if (!self)
         return NULL;
     self->next = NULL;
     zmq_msg_init (&self->payload);
+    self->inline_payload = NULL;
+    self->inline_size = 0;
+    if (inline_payload) {
+        uint8_t *at = (uint8_t *) self->text + text;
+        if (size)
+            memcpy (at, payload, size);
+        self->inline_payload = at;
+        self->inline_size = size;
+    }
     self->kind = kind;
     self->sub_id = sub_id;
     self->epoch = 0;
@@ -51,6 +63,27 @@ busd_msg_new (busd_msg_kind_t kind, uint32_t sub_id,
     self->reason = s_put (&cursor, reason, reason_len);
     self->headers = headers ? s_put (&cursor, headers, headers_len) : NULL;
     return self;
+}
+
+busd_msg_t *
+busd_msg_new (busd_msg_kind_t kind, uint32_t sub_id,
+              const char *topic, size_t topic_len,
+              const char *msg_id, size_t msg_id_len,
+              const char *reason, size_t reason_len,
+              const char *headers, size_t headers_len)
+{
+    return s_new (kind, sub_id, topic, topic_len, msg_id, msg_id_len, reason, reason_len,
+                  headers, headers_len, NULL, 0, false);
+}
+
+busd_msg_t *
+busd_msg_new_inline (uint32_t sub_id, const char *topic, size_t topic_len,
+                     const char *msg_id, size_t msg_id_len,
+                     const char *headers, size_t headers_len,
+                     const void *payload, size_t size)
+{
+    return s_new (BUSD_MSG_DELIVER, sub_id, topic, topic_len, msg_id, msg_id_len, NULL, 0,
+                  headers, headers_len, payload, size, true);
 }
 
 BUSD_EXPORT void
@@ -86,12 +119,16 @@ busd_msg_topic (const busd_msg_t *m)
 BUSD_EXPORT const void *
 busd_msg_payload (const busd_msg_t *m)
 {
+    if (m && m->inline_payload)
+        return m->inline_payload;
     return m ? zmq_msg_data ((zmq_msg_t *) &m->payload) : NULL;
 }
 
 BUSD_EXPORT size_t
 busd_msg_size (const busd_msg_t *m)
 {
+    if (m && m->inline_payload)
+        return m->inline_size;
     return m ? zmq_msg_size (&m->payload) : 0;
 }
 

@@ -13,6 +13,9 @@
 struct busd_msg {
     busd_msg_t *next;           /*  receive FIFO link                       */
     zmq_msg_t payload;          /*  DELIVER frame 2, taken without copying  */
+    const uint8_t *inline_payload;  /*  DELIVERB record's payload copied into
+                                        this block (NULL: use payload)      */
+    size_t inline_size;
     busd_msg_kind_t kind;
     uint32_t sub_id;
     uint32_t epoch;             /*  session the delivery came from          */
@@ -37,5 +40,13 @@ busd_msg_t *
                   const char *msg_id, size_t msg_id_len,
                   const char *reason, size_t reason_len,
                   const char *headers, size_t headers_len);
+
+/*  A DELIVER message with its payload copied into the same block: a
+    DELIVERB record costs one allocation, not two.                          */
+busd_msg_t *
+    busd_msg_new_inline (uint32_t sub_id, const char *topic, size_t topic_len,
+                         const char *msg_id, size_t msg_id_len,
+                         const char *headers, size_t headers_len,
+                         const void *payload, size_t size);
 
 #endif
