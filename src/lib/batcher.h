@@ -8,7 +8,8 @@
     whatever has gathered by the time it runs.  So an application that
     publishes faster than the flusher can send gets batches of many events,
     and one that publishes once and pauses has its event sent at once: the
-    batch never waits for more (no linger timer).
+    batch never waits for more (no linger timer).  (client.c sends a publish
+    that is not part of a burst directly, without the flusher's wake-up.)
 
     The flusher and the application share the client's socket, so one
     mutex (owned here) guards the whole client: every libbusd entry point

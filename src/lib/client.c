@@ -57,6 +57,8 @@
 #define PUB_DRAIN_EVERY             64
 #define PUB_DRAIN_MS                10
 #define DRAIN_MAX                   4096    /*  per pump, so timers still run */
+#define BURST_US                    20      /*  publishes closer than this
+                                                are a burst: they batch     */
 #define INLINE_MAX                  4096    /*  batched payloads kept in the
                                                 outbox entry's own block     */
 
@@ -136,6 +138,7 @@ struct busd_client {
     uint64_t rejected;
     bool rejected_since_flush;
     unsigned pubs_since_drain;
+    int64_t last_pub_us;        /*  monotonic time of the last publish      */
     busd_reject_fn *reject_fn;
     void *reject_arg;
 
@@ -363,6 +366,15 @@ s_batch_pub (busd_client_t *self, outbox_entry_t *entry)
     batcher_t *b = &self->batcher;
     if (rec_size > b->max_bytes)
         return s_send_pub (self, entry);    /*  s_send_header flushes first */
+    /*  Not in a burst (the previous publish was a while ago) and nothing
+        gathered: the event goes straight out from this thread, sparing the
+        flusher's wake-up on the latency path.  In a burst it joins the
+        pending PUBB.  Either way nothing waits for anything.              */
+    int64_t now = busp_mono_us ();
+    bool burst = now - self->last_pub_us < BURST_US;
+    self->last_pub_us = now;
+    if (!burst && !batcher_pending (b))
+        return s_send_pub (self, entry);
     if (b->pubs.count && b->pubs.len + rec_size > b->max_bytes) {
         int rc = s_flush_pending (self);
         if (rc < 0)

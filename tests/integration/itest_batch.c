@@ -75,8 +75,25 @@ START_TEST (test_pause_leaves_at_once)
         ck_assert_mem_eq (busd_msg_payload (msg), text, strlen (text));
         busd_msg_destroy (&msg);
     }
+    /*  A burst, then no call at all: the tail of the burst sits in a
+        pending PUBB that only the flusher can send — and it must.        */
+    enum { BURST = 500 };
+    for (int i = 0; i < BURST; i++) {
+        char text [16];
+        snprintf (text, sizeof text, "%d", i);
+        ck_assert_int_eq (busd_publish (pub, "pause.burst", text, strlen (text), NULL, WAIT_MS), 0);
+    }
+    for (int i = 0; i < BURST; i++) {
+        busd_msg_t *msg = NULL;
+        ck_assert_int_eq (busd_receive (sub, &msg, WAIT_MS), 0);
+        char text [16];
+        snprintf (text, sizeof text, "%d", i);
+        ck_assert_uint_eq (busd_msg_size (msg), strlen (text));
+        ck_assert_mem_eq (busd_msg_payload (msg), text, strlen (text));
+        busd_msg_destroy (&msg);
+    }
     ck_assert_int_eq (busd_flush (pub, WAIT_MS), 0);
-    ck_assert (s_stat (pub, "pubb_in") >= 3);
+    ck_assert (s_stat (pub, "pubb_in") >= 1);
     busd_client_destroy (&pub);
     busd_client_destroy (&sub);
     ck_assert_int_eq (testbroker_stop (broker), 0);
