@@ -46,7 +46,9 @@ void wire_drop_batch (broker_t *self, session_t *session);
 
 /*  Largest event (payload + headers) copied into a DELIVERB; bigger ones
     go as a DELIVER whose payload frame is shared, not copied.              */
+#ifndef WIRE_BATCH_COPY_MAX         /*  overridable to measure it again    */
 #define WIRE_BATCH_COPY_MAX   8192
+#endif
 /*  A DELIVERB is sent once it would grow past this many bytes.             */
 #define WIRE_BATCH_TARGET     65536
 
