@@ -16,7 +16,7 @@
 static size_t
 s_batch_bytes (broker_t *self)
 {
-    return (size_t) self->config->max_payload + BUSP_BATCH_SLACK;
+    return (size_t) wire_batch_bytes (self->config);
 }
 
 static cJSON *
@@ -367,7 +367,8 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         s_subend (self, session, h->sub_id, BUSP_E_INTERNAL, "out of memory");
         return;
     }
-    sub->credit = opts.credit;
+    sub->credit = opts.credit < (uint64_t) self->config->max_credit
+                ? opts.credit : (uint64_t) self->config->max_credit;
     sub->ack_explicit = opts.ack_explicit;
     sub->ack_wait_ms = opts.ack_wait_ms;
     sub->max_deliver = opts.max_deliver;
@@ -388,12 +389,15 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     }
     zhashx_insert (session->subs, (void *) ((uintptr_t) h->sub_id + 1), sub);
     channel_add_member (channel, sub);
+    //  A group dead-letters its leftovers when any member asked for it.
+    if (opts.on_end_dead_letter)
+        channel->on_end_dead_letter = true;
 
     busp_header_t ok = { .command = BUSP_SUBOK, .sub_id = h->sub_id };
     cJSON *info = cJSON_CreateObject ();
     cJSON_AddNumberToObject (info, "stream_seq", 0);
     cJSON_AddStringToObject (info, "pattern", pattern);
-    cJSON_AddNumberToObject (info, "credit", opts.credit);
+    cJSON_AddNumberToObject (info, "credit", (double) sub->credit);
     cJSON_AddStringToObject (info, "ack", opts.ack_explicit ? "explicit" : "none");
     cJSON_AddStringToObject (info, "overflow", policy_name (channel->policy));
     cJSON_AddNumberToObject (info, "queue_limit", channel->queue_limit);
@@ -441,11 +445,7 @@ s_handle_credit (broker_t *self, session_t *session, const busp_header_t *h)
         wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
         return;
     }
-    //  Saturate: credit is a u32 on the wire and a client adding to a huge
-    //  window must not wrap it.
-    sub->credit += h->credit;
-    if (sub->credit > UINT32_MAX)
-        sub->credit = UINT32_MAX;
+    sub_add_credit (sub, h->credit, (uint64_t) self->config->max_credit);
     channel_mark_dirty (sub->channel);
 }
 

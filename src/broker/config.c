@@ -46,6 +46,7 @@ static const keydef_t s_keys [] = {
     { "metrics_bind",       T_STR,    OFF (metrics_bind),       0, 0, false },
     { "sndhwm",             T_INT,    OFF (sndhwm),             0, 100000000, false },
     { "plugins",            T_PLUGINS, OFF (plugins_json),      0, 0, true },
+    { "max_credit",         T_INT,    OFF (max_credit),         1, 4294967295.0, true },
     { NULL, 0, 0, 0, 0, false }
 };
 
@@ -78,6 +79,7 @@ config_new (void)
     self->drain_timeout_ms = 5000;
     self->stats_interval_ms = 0;
     self->sndhwm = 1000000;
+    self->max_credit = 10000;
     if (!self->log_level) {
         free (self);
         return NULL;

@@ -42,6 +42,7 @@ typedef struct {
     int64_t stats_interval_ms;  /*  $sys.stats period; 0 = off              */
     char *metrics_bind;         /*  "127.0.0.1:9460" or NULL = off          */
     int64_t sndhwm;
+    int64_t max_credit;         /*  cap on a subscription's credit          */
     char *file;                 /*  where it came from, for messages        */
     char *plugins_json;         /*  the "plugins" array, kept as JSON text  */
 } config_t;

@@ -9,6 +9,30 @@
 #include "state.h"
 
 #define WIRE_MAX_FRAMES 4       /*  routing id + header + body + headers    */
+#define WIRE_RCVHWM     1000    /*  messages one peer may have waiting      */
+#define WIRE_FRAME_HEADROOM 65536   /*  over max_payload: 413, not a drop   */
+
+#include "batch.h"
+
+/*  Largest PUBB / DELIVERB body: WELCOME info batch_bytes (PROTOCOL §8.2
+    asks for at least max_payload + 1024).                                  */
+static inline int64_t
+wire_batch_bytes (const config_t *config)
+{
+    return config->max_payload + BUSP_BATCH_SLACK;
+}
+
+/*  ZMQ_MAXMSGSIZE: the largest frame BUSP allows here (a payload, a
+    headers frame or a batch body) plus headroom, so that a frame a little
+    too large is answered (REJECT 413, ERROR 400) rather than dropped.      */
+static inline int64_t
+wire_max_msg_size (const config_t *config)
+{
+    int64_t largest = wire_batch_bytes (config);
+    if (config->max_headers > largest)
+        largest = config->max_headers;
+    return largest + WIRE_FRAME_HEADROOM;
+}
 
 /*  Create, configure and bind the ROUTER (config->binds).  0 or -errno.     */
 int wire_open (broker_t *self);

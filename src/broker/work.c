@@ -26,6 +26,15 @@ s_push (broker_t *self, const work_item_t *item)
     return 0;
 }
 
+/*  Lift every throttle the channel holds; each publisher that is now free
+    gets its withheld credit back in a PUBACK (session_unthrottle).         */
+static void
+s_lift (channel_t *channel)
+{
+    while (channel->throttled.size)
+        session_unthrottle (channel->throttled.items [0], channel);
+}
+
 static void
 s_item_free (work_item_t *item)
 {
@@ -39,21 +48,60 @@ void
 work_dead_letter (broker_t *self, event_t *ev, const char *reason,
                   uint16_t attempts, const char *subscription)
 {
-    route_dead_letter (self, ev, reason, attempts, subscription);
+    work_item_t item = {
+        .kind = WORK_DEAD_LETTER, .event = event_ref (ev), .attempts = attempts,
+        .reason = strdup (reason), .subscription = strdup (subscription)
+    };
+    if (!item.reason || !item.subscription || s_push (self, &item)) {
+        //  Never silently: the event is still counted and logged as lost.
+        log_error ("out of memory queueing a dead letter of '%s' from %s: event lost",
+                   ev->topic, subscription);
+        self->stats.dropped++;
+        s_item_free (&item);
+    }
 }
 
 void
 work_redeliver (broker_t *self, channel_t *channel, event_t *ev,
                 uint16_t attempts, int64_t not_before_ms)
 {
-    channel_redeliver (channel, ev, attempts, not_before_ms);
+    work_item_t item = {
+        .kind = WORK_REDELIVER, .event = ev, .channel = channel, .attempts = attempts,
+        .not_before_ms = not_before_ms
+    };
+    if (s_push (self, &item)) {
+        log_error ("out of memory queueing a redelivery on '%s': event lost", channel->pattern);
+        self->stats.dropped++;
+        s_item_free (&item);
+    }
 }
 
 void
 work_unthrottle (broker_t *self, channel_t *channel)
 {
-    while (channel->throttled.size)
-        session_unthrottle (channel->throttled.items [0], channel);
+    work_item_t item = { .kind = WORK_UNTHROTTLE, .channel = channel };
+    if (s_push (self, &item)) {
+        //  Lifting now is safe enough when memory is gone: better a deep
+        //  call than a publisher throttled for ever.
+        s_lift (channel);
+    }
+}
+
+void
+work_sub_over_limit (broker_t *self, sub_t *sub, const char *reason)
+{
+    if (sub->over_limit)
+        return;
+    sub->over_limit = true;
+    //  By session and sub_id: the subscription may end otherwise before
+    //  the batch does.
+    work_item_t item = { .kind = WORK_SUB_OVER_LIMIT, .session = sub->session,
+                         .sub_id = sub->sub_id, .reason = strdup (reason) };
+    if (!item.reason || s_push (self, &item)) {
+        log_error ("out of memory queueing the end of subscription %u of '%s'",
+                   sub->sub_id, sub->session->name);
+        s_item_free (&item);
+    }
 }
 
 void
@@ -76,15 +124,41 @@ s_run (broker_t *self, work_item_t *item)
                                item->subscription);
             break;
         case WORK_REDELIVER:
-            channel_redeliver (item->channel, item->event, item->attempts, item->not_before_ms);
+            //  The subscription ended since: the event is left behind with it.
+            if (item->channel->dead) {
+                channel_leave (item->channel, item->event, item->attempts);
+                channel_report_left (item->channel);
+            }
+            else
+                channel_redeliver (item->channel, item->event, item->attempts,
+                                   item->not_before_ms);
             item->event = NULL;
             break;
         case WORK_UNTHROTTLE:
-            work_unthrottle (self, item->channel);
+            s_lift (item->channel);
             break;
         case WORK_SESSION_GONE:
             session_end (item->session, "peer gone");
             break;
+        case WORK_SUB_OVER_LIMIT: {
+            sub_t *sub = item->session->dead ? NULL : session_sub (item->session, item->sub_id);
+            if (!sub || !sub->over_limit)
+                break;
+            log_warning ("ending subscription %u of '%s' (%s) on '%s': %s", sub->sub_id,
+                         item->session->name, item->session->id_hex, sub->pattern, item->reason);
+            self->stats.subs_over_limit++;
+            session_t *session = item->session;
+            session->send_refused = false;
+            channel_end_member (sub->channel, sub, BUSP_E_LIMIT, item->reason);
+            //  Not even the SUBEND fits in its queue: a peer that does not
+            //  read loses its session rather than making the broker wait.
+            if (session->send_refused && !session->dead) {
+                log_warning ("ending session of '%s' (%s): not reading its socket (SUBEND 429 refused)",
+                             session->name, session->id_hex);
+                session_end (session, "not reading its socket");
+            }
+            break;
+        }
     }
     s_item_free (item);
 }
@@ -92,31 +166,35 @@ s_run (broker_t *self, work_item_t *item)
 void
 work_end_batch (broker_t *self)
 {
-    //  Work may find more work (a dead letter overflowing a queue, a send
-    //  to a peer that left): loop by index until nothing is left.
-    for (size_t i = 0; i < self->work.size; i++) {
-        work_item_t item = self->work.items [i];
-        s_run (self, &item);
+    //  Each step may find more work (a dead letter overflowing a queue, a
+    //  pump lifting a throttle, a send to a peer that left): repeat until
+    //  nothing is left.  Dead channels and sessions stay allocated until
+    //  then, so queued work may still name them.
+    while (self->work.size || self->dirty_sessions.size || self->dirty_channels.size) {
+        for (size_t i = 0; i < self->work.size; i++) {
+            work_item_t item = self->work.items [i];
+            s_run (self, &item);
+        }
+        self->work.size = 0;
+        for (size_t i = 0; i < self->dirty_sessions.size; i++) {
+            session_t *session = self->dirty_sessions.items [i];
+            session->pub_dirty = false;
+            if (!session->dead)
+                session_puback (session);
+        }
+        self->dirty_sessions.size = 0;
+        for (size_t i = 0; i < self->dirty_channels.size; i++) {
+            channel_t *channel = self->dirty_channels.items [i];
+            channel->dirty = false;
+            if (!channel->dead)
+                channel_pump (channel);
+        }
+        self->dirty_channels.size = 0;
+        //  Everything this iteration made ready leaves now, one DELIVERB
+        //  per session: batching never waits for more (PROTOCOL §8.2).  A
+        //  peer found gone here is more work for the loop.
+        wire_flush_batches (self);
     }
-    self->work.size = 0;
-    for (size_t i = 0; i < self->dirty_sessions.size; i++) {
-        session_t *session = self->dirty_sessions.items [i];
-        session->pub_dirty = false;
-        if (!session->dead)
-            session_puback (session);
-    }
-    self->dirty_sessions.size = 0;
-    //  Pumping can mark more channels dirty (a member ending): loop by index.
-    for (size_t i = 0; i < self->dirty_channels.size; i++) {
-        channel_t *channel = self->dirty_channels.items [i];
-        channel->dirty = false;
-        if (!channel->dead)
-            channel_pump (channel);
-    }
-    self->dirty_channels.size = 0;
-    //  Everything this iteration made ready leaves now, one DELIVERB per
-    //  session: batching never waits for more (PROTOCOL §8.2).
-    wire_flush_batches (self);
     for (size_t i = 0; i < self->dead_channels.size; i++) {
         channel_t *channel = self->dead_channels.items [i];
         channel_free (&channel);

@@ -113,6 +113,9 @@ struct busd_client {
     bool recovering;            /*  the outstanding HELLO replaces a session */
     int fatal;
     int64_t hello_ms;
+    /*  After ERROR 503: HELLO again this often (ms, growing to
+        HELLO_RETRY_MAX_MS) until a broker answers; 0 otherwise.            */
+    int64_t hello_retry_ms;
     int64_t heard_ms;
     int64_t ping_ms;
     int64_t drain_ms;           /*  last time the socket was drained       */
@@ -685,6 +688,7 @@ s_on_welcome (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
         self->batch = false;
     batcher_clear (&self->batcher);
     self->state = ST_READY;
+    self->hello_retry_ms = 0;
     self->epoch++;
     self->next_seq = 1;
     self->ping_ms = 0;
@@ -709,6 +713,9 @@ s_on_welcome (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
     }
     return s_send_backlog (self);
 }
+
+#define HELLO_RETRY_MIN_MS  50
+#define HELLO_RETRY_MAX_MS  400
 
 /*  The SUB an ERROR answers, from its error context (PROTOCOL §8.1), or
     NULL when the ERROR names something else or has no context.            */
@@ -752,12 +759,18 @@ s_on_error (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
     if (h->code == BUSP_E_SHUTDOWN) {
         if (!self->reconnect)
             return s_die (self, BUSD_ESHUTDOWN);
-        /*  Keep everything; a 401 from the next broker, or silence, starts
-            the new session.  No credit meanwhile, so publishers wait.      */
-        self->state = ST_AWAY;
-        self->credit = 0;
-        self->heard_ms = busp_mono_ms ();
-        return 0;
+        /*  PROTOCOL §4: say HELLO again at once, and keep trying with a
+            short backoff (s_timers) while the broker is down or still
+            stopping; each try on a fresh socket, so an earlier HELLO cannot
+            start a second session.  Everything the application built is
+            kept and replayed on WELCOME; no credit meanwhile.             */
+        bool first = self->state != ST_HELLO;
+        self->hello_retry_ms = first ? HELLO_RETRY_MIN_MS : self->hello_retry_ms;
+        if (!first) {
+            self->hello_ms = busp_mono_ms ();
+            return 0;           /*  a HELLO refused: retry when the timer says */
+        }
+        return s_session_lost (self, true);
     }
     /*  With the error context the ERROR names its SUB.  Without it (an
         older broker), a 409 or 400 while a SUB is unanswered is that SUB's
@@ -1054,6 +1067,8 @@ s_drain (busd_client_t *self)
 static int64_t
 s_next_timer (busd_client_t *self)
 {
+    if (self->state == ST_HELLO && self->hello_retry_ms)
+        return self->hello_ms + self->hello_retry_ms;
     if (self->state == ST_HELLO)
         return self->recovering && self->session_timeout_ms > 0
              ? self->hello_ms + self->session_timeout_ms : -1;
@@ -1076,6 +1091,14 @@ s_next_timer (busd_client_t *self)
 static int
 s_timers (busd_client_t *self, int64_t now)
 {
+    if (self->state == ST_HELLO && self->hello_retry_ms) {
+        if (now - self->hello_ms < self->hello_retry_ms)
+            return 0;
+        self->hello_retry_ms = self->hello_retry_ms * 2 > HELLO_RETRY_MAX_MS
+                             ? HELLO_RETRY_MAX_MS : self->hello_retry_ms * 2;
+        int rc = s_session_lost (self, true);
+        return rc < 0 ? rc : 1;
+    }
     if (self->state == ST_HELLO) {
         if (!self->recovering || self->session_timeout_ms <= 0
         ||  now - self->hello_ms < self->session_timeout_ms)
