@@ -95,6 +95,7 @@ broker_destroy (broker_t **self_p)
     ptrvec_free (&self->dirty_channels);
     ptrvec_free (&self->dirty_sessions);
     ptrvec_free (&self->batch_sessions);
+    ptrvec_free (&self->route_cache.channels);
     ptrvec_free (&self->all_channels);
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->groups);

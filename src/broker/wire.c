@@ -138,8 +138,10 @@ wire_flush_batch (broker_t *self, session_t *session)
     zmq_send (self->router, header, sizeof header, ZMQ_SNDMORE);
     //  The buffer goes to ZeroMQ as it is: no copy of the records.
     zmq_msg_t body;
-    if (zmq_msg_init_data (&body, session->ob_buf, session->ob_len, s_free_buf, NULL) == 0)
+    if (zmq_msg_init_data (&body, session->ob_buf, session->ob_len, s_free_buf, NULL) == 0) {
         session->ob_buf = NULL;
+        session->ob_last_cap = session->ob_cap;
+    }
     else {
         zmq_msg_init_size (&body, session->ob_len);
         memcpy (zmq_msg_data (&body), session->ob_buf, session->ob_len);
@@ -204,7 +206,8 @@ wire_deliver (broker_t *self, session_t *session, event_t *ev, uint32_t sub_id,
             return rc;
     }
     if (session->ob_len + size > session->ob_cap) {
-        size_t cap = session->ob_cap ? session->ob_cap : 4096;
+        size_t cap = session->ob_cap ? session->ob_cap
+                   : session->ob_last_cap ? session->ob_last_cap : 4096;
         while (cap < session->ob_len + size)
             cap *= 2;
         uint8_t *buf = realloc (session->ob_buf, cap);

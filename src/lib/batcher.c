@@ -73,7 +73,7 @@ s_reserve (batch_buf_t *b, size_t more)
 {
     if (b->len + more <= b->cap)
         return 0;
-    size_t cap = b->cap ? b->cap : 4096;
+    size_t cap = b->cap ? b->cap : (b->last_cap ? b->last_cap : 4096);
     while (cap < b->len + more)
         cap *= 2;
     uint8_t *buf = realloc (b->buf, cap);
@@ -144,6 +144,7 @@ batcher_take (batch_buf_t *b, size_t *len)
 {
     uint8_t *buf = b->buf;
     *len = b->len;
+    b->last_cap = b->cap;
     b->buf = NULL;
     b->len = b->cap = 0;
     b->count = 0;

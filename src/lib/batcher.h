@@ -33,6 +33,8 @@ typedef struct {
     size_t len, cap;
     uint16_t count;
     uint64_t first_seq;         /*  PUBB: pub_seq of the first record       */
+    size_t last_cap;            /*  size of the last buffer handed over: the
+                                    next one starts there, not at 4 KiB     */
 } batch_buf_t;
 
 /*  Send what is pending.  Called with the lock held, from the flusher or
