@@ -292,19 +292,30 @@ static void
 s_handle_pubb (broker_t *self, session_t *session, const busp_header_t *h,
                zmq_msg_t *frames, int nframes)
 {
-    if (!s_check_batch (self, session, h, frames, nframes)
-    ||  !s_check_seq (self, session, h->seq))
+    //  The records of the PUBB being handled: read once, during the
+    //  whole-batch check.  One broker thread, one PUBB at a time.
+    static busp_pub_rec_t s_recs [BUSP_BATCH_MAX];
+    const char *why = NULL;
+    if (!session->feat_batch)
+        why = "the batch feature was not negotiated in HELLO";
+    else
+        busp_pubb_parse (nframes > 2 ? zmq_msg_data (&frames [2]) : NULL,
+                         nframes > 2 ? zmq_msg_size (&frames [2]) : 0, h->count,
+                         BUSP_BATCH_MAX, s_batch_bytes (self), s_recs, &why);
+    if (why) {
+        char reason [160];
+        snprintf (reason, sizeof reason, "malformed PUBB: %s", why);
+        self->stats.protocol_errors++;
+        wire_send_error (self, session, NULL, BUSP_E_MALFORMED, reason);
+        return;
+    }
+    if (!s_check_seq (self, session, h->seq))
         return;
     self->stats.pubb_in++;
-    busp_batch_iter_t it;
-    busp_batch_iter_init (&it, zmq_msg_data (&frames [2]), zmq_msg_size (&frames [2]), h->count);
-    busp_pub_rec_t rec;
-    uint64_t seq = h->seq;
-    while (busp_pubb_next (&it, &rec, NULL) > 0) {
-        s_publish (self, session, seq++, rec.topic, rec.msg_id,
-                   rec.payload, rec.payload_size, NULL, rec.headers, rec.headers_size, NULL);
-        if (session->dead)
-            break;
+    for (uint16_t i = 0; i < h->count && !session->dead; i++) {
+        const busp_pub_rec_t *rec = &s_recs [i];
+        s_publish (self, session, h->seq + i, rec->topic, rec->msg_id, rec->payload,
+                   rec->payload_size, NULL, rec->headers, rec->headers_size, NULL);
     }
 }
 

@@ -166,13 +166,9 @@ busp_ackb_next (busp_batch_iter_t *it, busp_ack_rec_t *rec, const char **why)
     return 1;
 }
 
-int
-busp_batch_check (uint8_t command, const void *body, size_t size, uint16_t count,
-                  uint32_t max_count, size_t max_bytes, const char **why)
+static int
+s_bounds (size_t size, uint16_t count, uint32_t max_count, size_t max_bytes, const char **why)
 {
-    const char *dummy;
-    if (!why)
-        why = &dummy;
     if (count == 0) {
         *why = "batch count is 0";
         return -EPROTO;
@@ -185,6 +181,36 @@ busp_batch_check (uint8_t command, const void *body, size_t size, uint16_t count
         *why = "batch body exceeds batch_bytes";
         return -EPROTO;
     }
+    return 0;
+}
+
+int
+busp_pubb_parse (const void *body, size_t size, uint16_t count, uint32_t max_count,
+                 size_t max_bytes, busp_pub_rec_t *recs, const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    if (s_bounds (size, count, max_count, max_bytes, why))
+        return -EPROTO;
+    busp_batch_iter_t it;
+    busp_batch_iter_init (&it, body, size, count);
+    int rc;
+    size_t n = 0;
+    while ((rc = busp_pubb_next (&it, &recs [n], why)) > 0)
+        n++;
+    return rc < 0 ? -EPROTO : 0;
+}
+
+int
+busp_batch_check (uint8_t command, const void *body, size_t size, uint16_t count,
+                  uint32_t max_count, size_t max_bytes, const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    if (s_bounds (size, count, max_count, max_bytes, why))
+        return -EPROTO;
     busp_batch_iter_t it;
     busp_batch_iter_init (&it, body, size, count);
     int rc;

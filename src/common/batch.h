@@ -77,6 +77,12 @@ int busp_ackb_next (busp_batch_iter_t *it, busp_ack_rec_t *rec, const char **why
 int busp_batch_check (uint8_t command, const void *body, size_t size, uint16_t count,
                       uint32_t max_count, size_t max_bytes, const char **why);
 
+/*  busp_batch_check for a PUBB that also keeps the records: on success
+    recs [0 .. count-1] hold them (recs has room for max_count), so the
+    body is read once.  Returns 0 or -EPROTO with *why set.                  */
+int busp_pubb_parse (const void *body, size_t size, uint16_t count, uint32_t max_count,
+                     size_t max_bytes, busp_pub_rec_t *recs, const char **why);
+
 /*  Encoded sizes, and writers that return the cursor past the record.     */
 static inline size_t
 busp_pub_rec_size (size_t topic_len, size_t msg_id_len, size_t headers_size,

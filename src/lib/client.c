@@ -804,16 +804,21 @@ s_on_deliverb (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
     busp_batch_iter_t it;
     busp_batch_iter_init (&it, data, size, h->count);
     busp_deliver_rec_t rec;
+    busd_msg_slab_t *slab = busd_msg_slab_new (h->count, size);
+    if (!slab)
+        return -ENOMEM;
     while (busp_deliverb_next (&it, &rec, NULL) > 0) {
         sub_t *sub = s_sub_find (self, rec.sub_id);
         if (!sub || sub->state == SUB_ENDING || sub->state == SUB_FAILED)
             continue;
-        busd_msg_t *msg = busd_msg_new_inline (rec.sub_id, rec.topic.data, rec.topic.len,
+        busd_msg_t *msg = busd_msg_new_inline (slab, rec.sub_id, rec.topic.data, rec.topic.len,
                                                rec.msg_id.data, rec.msg_id.len,
                                                (const char *) rec.headers, rec.headers_size,
                                                rec.payload, rec.payload_size);
-        if (!msg)
+        if (!msg) {
+            busd_msg_slab_release (slab);
             return -ENOMEM;
+        }
         msg->epoch = self->epoch;
         msg->delivery_id = rec.delivery_id;
         msg->stream_seq = rec.stream_seq;
@@ -821,6 +826,7 @@ s_on_deliverb (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
         msg->attempt = rec.attempt;
         s_fifo_push (self, msg);
     }
+    busd_msg_slab_release (slab);       /*  the messages hold it now        */
     return 0;
 }
 

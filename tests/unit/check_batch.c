@@ -61,6 +61,26 @@ START_TEST (test_pubb_layout)
 }
 END_TEST
 
+START_TEST (test_pubb_parse)
+{
+    busp_pub_rec_t recs [64];
+    ck_assert_int_eq (busp_pubb_parse (s_pubb, sizeof s_pubb, 2, 64, 4096, recs, NULL), 0);
+    ck_assert_mem_eq (recs [0].topic.data, "a.b", 3);
+    ck_assert_mem_eq (recs [0].payload, "hi", 2);
+    ck_assert_mem_eq (recs [1].msg_id.data, "id", 2);
+    ck_assert_uint_eq (recs [1].headers_size, 9);
+    /*  The same rules as busp_batch_check, every truncation included.     */
+    const char *why = NULL;
+    ck_assert_int_eq (busp_pubb_parse (s_pubb, sizeof s_pubb, 0, 64, 4096, recs, &why), -EPROTO);
+    ck_assert_int_eq (busp_pubb_parse (s_pubb, sizeof s_pubb, 65, 64, 4096, recs, &why), -EPROTO);
+    ck_assert_int_eq (busp_pubb_parse (s_pubb, sizeof s_pubb, 2, 64, 10, recs, &why), -EPROTO);
+    ck_assert_int_eq (busp_pubb_parse (s_pubb, sizeof s_pubb, 3, 64, 4096, recs, &why), -EPROTO);
+    ck_assert_int_eq (busp_pubb_parse (s_pubb, sizeof s_pubb, 1, 64, 4096, recs, &why), -EPROTO);
+    for (size_t n = 0; n < sizeof s_pubb; n++)
+        ck_assert_int_eq (busp_pubb_parse (s_pubb, n, 2, 64, 4096, recs, NULL), -EPROTO);
+}
+END_TEST
+
 START_TEST (test_pubb_header)
 {
     static const uint8_t hdr [] = { 0xB5, 0x11, 0, 0, 0, 0, 0, 0, 0, 7, 0x00, 0x02 };
@@ -347,6 +367,7 @@ main (void)
     TCase *tc = tcase_create ("records");
     tcase_add_test (tc, test_pubb_layout);
     tcase_add_test (tc, test_pubb_header);
+    tcase_add_test (tc, test_pubb_parse);
     tcase_add_test (tc, test_deliverb_roundtrip);
     tcase_add_test (tc, test_ackb);
     tcase_add_test (tc, test_malformed_batches);
