@@ -200,6 +200,8 @@ struct session {
     uint64_t accepted;
     uint64_t rejected;
     uint64_t delivered;
+    char peer [64];             /*  transport address at HELLO ("" if none)  */
+    int64_t connected_us;       /*  wall clock at HELLO                     */
     /*  PROTOCOL §8: features both sides listed in HELLO.                    */
     bool feat_batch;
     bool feat_errctx;

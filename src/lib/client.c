@@ -38,6 +38,7 @@
 #include "clock.h"
 #include "msg.h"
 #include "outbox.h"
+#include "endpoint.h"
 
 #include <assert.h>
 #include <cjson/cJSON.h>
@@ -1434,9 +1435,9 @@ s_can_publish (busd_client_t *self)
 }
 
 static int
-s_api_publish (busd_client_t *self, const char *topic,
-              const void *payload, size_t size,
-              const busd_pub_options_t *opts, int timeout_ms)
+s_api_publish_seq (busd_client_t *self, const char *topic,
+                   const void *payload, size_t size,
+                   const busd_pub_options_t *opts, int timeout_ms, uint64_t *pub_seq)
 {
     if (!self || !topic || (size && !payload))
         return -EINVAL;
@@ -1498,6 +1499,9 @@ s_api_publish (busd_client_t *self, const char *topic,
             self->outbox.count--;
             outbox_entry_destroy (&entry);
         }
+        else
+        if (pub_seq)
+            *pub_seq = entry->seq;
         return rc;
     }
     outbox_entry_t *entry = outbox_entry_new (topic, topic_len, msg_id, msg_id_len,
@@ -1522,6 +1526,24 @@ s_api_publish (busd_client_t *self, const char *topic,
         self->outbox.count--;
         outbox_entry_destroy (&entry);
     }
+    else
+    if (pub_seq)
+        *pub_seq = entry->seq;
+    return rc;
+}
+
+BUSD_EXPORT int
+busd_publish_seq (busd_client_t *self, const char *topic,
+                  const void *payload, size_t size,
+                  const busd_pub_options_t *opts, int timeout_ms, uint64_t *pub_seq)
+{
+    if (pub_seq)
+        *pub_seq = 0;
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_publish_seq (self, topic, payload, size, opts, timeout_ms, pub_seq);
+    batcher_unlock (&self->batcher);
     return rc;
 }
 
@@ -1530,12 +1552,7 @@ busd_publish (busd_client_t *self, const char *topic,
               const void *payload, size_t size,
               const busd_pub_options_t *opts, int timeout_ms)
 {
-    if (!self)
-        return -EINVAL;
-    batcher_lock (&self->batcher);
-    int rc = s_api_publish (self, topic, payload, size, opts, timeout_ms);
-    batcher_unlock (&self->batcher);
-    return rc;
+    return busd_publish_seq (self, topic, payload, size, opts, timeout_ms, NULL);
 }
 
 static int
@@ -1600,6 +1617,13 @@ s_api_subscribe (busd_client_t *self, const char *pattern, const char *options_j
 {
     if (!self || !pattern || busp_pattern_check (pattern, strlen (pattern), NULL))
         return -EINVAL;
+    /*  MQTT's '+' and NATS' '>' would be literal tokens that match nothing
+        anyone publishes: refused, with the hint in busd_client_last_error. */
+    char hint [400];
+    if (busp_pattern_foreign_wildcard (pattern, hint, sizeof hint)) {
+        s_set_error (self, 400, hint, strlen (hint));
+        return -EINVAL;
+    }
     if (self->fatal)
         return self->fatal;
     sub_t *sub = calloc (1, sizeof (*sub));
@@ -1663,7 +1687,7 @@ busd_subscribe (busd_client_t *self, const char *pattern, const char *options_js
 }
 
 static int
-s_api_unsubscribe (busd_client_t *self, uint32_t sub_id, int timeout_ms)
+s_api_unsubscribe (busd_client_t *self, busd_sub_id_t sub_id, int timeout_ms)
 {
     if (!self)
         return -EINVAL;
@@ -1693,7 +1717,7 @@ s_api_unsubscribe (busd_client_t *self, uint32_t sub_id, int timeout_ms)
 }
 
 BUSD_EXPORT int
-busd_unsubscribe (busd_client_t *self, uint32_t sub_id, int timeout_ms)
+busd_unsubscribe (busd_client_t *self, busd_sub_id_t sub_id, int timeout_ms)
 {
     if (!self)
         return -EINVAL;
