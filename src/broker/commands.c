@@ -266,7 +266,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
             channel->key = strdup (key);
             zhashx_insert (self->groups, key, channel);
         }
-        ptrvec_add (&self->all_channels, channel);
+        channel_register (channel);
     }
     zhashx_insert (session->subs, (void *) ((uintptr_t) h->sub_id + 1), sub);
     channel_add_member (channel, sub);

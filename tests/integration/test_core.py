@@ -275,6 +275,45 @@ def paused_broker_expires_nobody():
         stop_clean(b)
 
 
+# ---------------------------------------------------------------- scale
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@test
+def hundred_thousand_idle_subscriptions():
+    n = 100000
+    b = busp.Broker()
+    try:
+        c = session(b, "many")
+        c.sock.setsockopt(busp.zmq.RCVTIMEO, 120000)
+        c.sock.setsockopt(busp.zmq.SNDHWM, 0)
+        for i in range(n):
+            c.send(busp.sub(i + 1, "idle.%d.x" % i))
+        for i in range(n):
+            c.expect(busp.SUBOK)
+        assert stats(b)["subscriptions"] == n
+        time.sleep(0.5)
+        before = cpu_seconds(b.proc.pid)
+        time.sleep(5)
+        idle = cpu_seconds(b.proc.pid) - before
+        print("# %d subscriptions: %.2f s CPU in 5 s idle" % (n, idle))
+        assert idle < 0.5, "idle broker used %.2f s CPU in 5 s" % idle
+        # the client leaves: ending them is one pass, not a stall
+        before = cpu_seconds(b.proc.pid)
+        c.send(busp.bye())
+        c.close()
+        wait_for(lambda: stats(b)["subscriptions"] == 0, timeout=120, what="subscriptions ended")
+        spent = cpu_seconds(b.proc.pid) - before
+        print("# ending them: %.2f s CPU" % spent)
+        assert spent < 5, "ending %d subscriptions took %.2f s CPU" % (n, spent)
+    finally:
+        stop_clean(b)
+
+
 # ---------------------------------------------------------------- memory
 
 MiB = 1024 * 1024
