@@ -416,6 +416,52 @@ def fatal_disables_the_instance_until_reload():
 
 
 @test
+def plugin_host_crash_while_events_keep_arriving_loses_nothing():
+    # The crash plugin aborts on every first attempt, so the child keeps
+    # dying while a publisher keeps going: each event must end up handled
+    # (attempt >= 2, after a restart) or dead-lettered (the group's last
+    # member gone with it: on_end dead-letter), never discarded.
+    b = Busd([], name="crashbroker")
+    host = None
+    try:
+        conf = write("crash2.json", json.dumps({
+            "name": "crashy2", "patterns": ["work.*"], "ack_wait_ms": 300,
+            "config": {"file": tmp("crash2.txt")}}))
+        hostlog = open(tmp("host2.log"), "wb")
+        host = subprocess.Popen([HOST, so("crash"), "--config", conf, "-e", b.endpoint],
+                                stdout=hostlog, stderr=hostlog)
+        wait_until(lambda: any(s["group"] == "plugin.crashy2"
+                               for s in b.ctl({"cmd": "subscriptions"})["subscriptions"]),
+                   what="the plugin host to subscribe")
+        sent = ["ev-%d" % i for i in range(12)]
+        pub = Client(b.endpoint)
+        pub.hello("steady")
+        for ev in sent:                 # msg_id = payload: dead letters name it
+            pub.publish("work.item", ev.encode(), msg_id=ev)
+            time.sleep(0.15)
+
+        def settled():
+            handled = {ln.split()[-1] for ln in lines("crash2.txt") if ln.startswith("ok ")}
+            dead = b.ctl({"cmd": "dlq-list", "topic": "work.#", "limit": 1000})["dead_letters"]
+            missing = set(sent) - handled - {d["msg_id"] for d in dead}
+            return (handled, dead) if not missing else None
+        handled, dead = wait_until(settled, 60, "every event handled or dead-lettered")
+        pub.close()
+        st = b.ctl({"cmd": "stats"})
+        assert st["discarded_on_end"] == 0, st
+        assert all(d["subscription"] == "plugin.crashy2" for d in dead), dead
+        print("# %d handled after a restart, %d dead-lettered" % (len(handled), len(dead)))
+        host.send_signal(signal.SIGTERM)
+        host.wait(timeout=30)
+        host = None
+    finally:
+        if host:
+            host.kill()
+            host.wait()
+        assert b.stop() == 0
+
+
+@test
 def plugin_host_restarts_a_crashed_plugin_and_gets_the_event_again():
     b = Busd([], name="hostbroker")
     host = None
