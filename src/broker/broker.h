@@ -86,6 +86,9 @@ int sub_send_gap (sub_t *self, uint64_t dropped);
 /*  CREDIT from the client: that many DELIVERs were taken off the socket;
     credit grows, capped at max_credit.                                      */
 void sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit);
+/*  No more deliveries, whatever credit it grants later (a plugin instance
+    of a generation a reload replaced): it finishes what it holds.          */
+void sub_retire (sub_t *self);
 void sub_send_subend (sub_t *self, uint16_t code, const char *reason);
 /*  ACK / NACK by delivery id: 0 or -ENOENT.                                 */
 int sub_ack (sub_t *self, uint64_t delivery_id);

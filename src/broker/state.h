@@ -144,6 +144,7 @@ struct sub {
     uint32_t *wire_sizes;
     size_t wire_head, wire_len, wire_cap;
     bool over_limit;            /*  ended with SUBEND 429 at end of batch   */
+    bool retired;               /*  an old plugin generation: no more credit */
 };
 
 struct channel {

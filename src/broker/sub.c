@@ -138,6 +138,13 @@ s_wire_push (sub_t *self, uint32_t size)
 }
 
 void
+sub_retire (sub_t *self)
+{
+    self->credit = 0;
+    self->retired = true;
+}
+
+void
 sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit)
 {
     for (uint32_t i = 0; i < credit && self->wire_len; i++) {
@@ -147,6 +154,8 @@ sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit)
     }
     //  Capped, so what the broker hands ZeroMQ for one subscription stays
     //  bounded however much credit a client grants.
+    if (self->retired)
+        return;
     self->credit += credit;
     if (self->credit > max_credit)
         self->credit = max_credit;

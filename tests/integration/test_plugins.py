@@ -396,6 +396,48 @@ def sighup_adds_replaces_and_removes_plugins():
 
 
 @test
+def reload_reply_means_the_old_generation_gets_nothing_more():
+    # A stream of events; in the middle a CTL reload replaces the plugin
+    # (another output file).  Whatever is published after the reply must
+    # reach the new generation only; nothing is lost either way.
+    gen1 = entry("switch", "ok", ["sw.*"], config={"file": tmp("sw1.txt")},
+                 max_inflight=64)
+    b = Busd([gen1])
+    try:
+        b.wait_plugin("switch")
+        c = Client(b.endpoint)
+        c.hello("stream")
+        n = 0
+        for _ in range(300):
+            n += 1
+            c.publish("sw.x", b"%d" % n)
+        b.write_config([entry("switch", "ok", ["sw.*"], config={"file": tmp("sw2.txt")},
+                              max_inflight=64)])
+        c.send(busp.ctl(77), json.dumps({"cmd": "reload"}))
+        while True:
+            d = c.recv()
+            if d["cmd"] == busp.CTLREPLY:
+                assert d["code"] == 200, d
+                break
+        before_reply = n
+        for _ in range(300):
+            n += 1
+            c.publish("sw.x", b"%d" % n)
+
+        def everything():
+            got = [int(ln.split()[-1]) for f in ("sw1.txt", "sw2.txt") for ln in lines(f)]
+            return got if len(set(got)) >= n else None
+        wait_until(everything, 30, "all %d events handled" % n)
+        old = [int(ln.split()[-1]) for ln in lines("sw1.txt")]
+        late = [x for x in old if x > before_reply]
+        assert not late, "the old generation got %d events published after the reply: %r" \
+            % (len(late), late[:10])
+        c.close()
+    finally:
+        assert b.stop() == 0
+
+
+@test
 def fatal_disables_the_instance_until_reload():
     plugins = [entry("doomed", "fatal", ["db.*"], config={"file": tmp("fatal.txt")})]
     b = Busd(plugins)
