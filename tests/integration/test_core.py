@@ -14,38 +14,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 import busp  # noqa: E402
 from busp import Client  # noqa: E402
 
+from test_delivery import publish_all, session, subscribe  # noqa: E402
+
 TESTS = []
 
 
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-def session(broker, name="py"):
-    c = Client(broker.endpoint)
-    c.hello(name)
-    return c
-
-
-def subscribe(c, sub_id, pattern, options=None):
-    frames = [busp.sub(sub_id, pattern)]
-    if options is not None:
-        frames.append(json.dumps(options))
-    c.send(*frames)
-    d = c.expect(busp.SUBOK)
-    assert d["sub_id"] == sub_id
-    return d
-
-
-def publish_all(p, topic, payloads, **kw):
-    for x in payloads:
-        p.publish(topic, x, **kw)
-    while True:
-        d = p.recv()
-        if d["cmd"] == busp.PUBACK and d["seq"] >= p.seq:
-            return
-        assert d["cmd"] in (busp.PUBACK, busp.PING), d
 
 
 def wait_for(cond, timeout=20.0, what="condition"):

@@ -457,6 +457,21 @@ def fatal_disables_the_instance_until_reload():
         assert b.stop() == 0
 
 
+def start_crash_host(b, name, pattern, out, log, ack_wait_ms):
+    """busd-plugin-host running the crash plugin as `name` against b, once
+    its group is subscribed."""
+    conf = write(name + ".json", json.dumps({
+        "name": name, "patterns": [pattern], "ack_wait_ms": ack_wait_ms,
+        "config": {"file": tmp(out)}}))
+    hostlog = open(tmp(log), "wb")
+    host = subprocess.Popen([HOST, so("crash"), "--config", conf, "-e", b.endpoint],
+                            stdout=hostlog, stderr=hostlog)
+    wait_until(lambda: any(s["group"] == "plugin." + name
+                           for s in b.ctl({"cmd": "subscriptions"})["subscriptions"]),
+               what="the plugin host to subscribe")
+    return host
+
+
 @test
 def plugin_host_crash_while_events_keep_arriving_loses_nothing():
     # The crash plugin aborts on every first attempt, so the child keeps
@@ -466,15 +481,7 @@ def plugin_host_crash_while_events_keep_arriving_loses_nothing():
     b = Busd([], name="crashbroker")
     host = None
     try:
-        conf = write("crash2.json", json.dumps({
-            "name": "crashy2", "patterns": ["work.*"], "ack_wait_ms": 300,
-            "config": {"file": tmp("crash2.txt")}}))
-        hostlog = open(tmp("host2.log"), "wb")
-        host = subprocess.Popen([HOST, so("crash"), "--config", conf, "-e", b.endpoint],
-                                stdout=hostlog, stderr=hostlog)
-        wait_until(lambda: any(s["group"] == "plugin.crashy2"
-                               for s in b.ctl({"cmd": "subscriptions"})["subscriptions"]),
-                   what="the plugin host to subscribe")
+        host = start_crash_host(b, "crashy2", "work.*", "crash2.txt", "host2.log", 300)
         sent = ["ev-%d" % i for i in range(12)]
         pub = Client(b.endpoint)
         pub.hello("steady")
@@ -508,15 +515,7 @@ def plugin_host_restarts_a_crashed_plugin_and_gets_the_event_again():
     b = Busd([], name="hostbroker")
     host = None
     try:
-        conf = write("crash.json", json.dumps({
-            "name": "crashy", "patterns": ["jobs.*"], "ack_wait_ms": 500,
-            "config": {"file": tmp("crash.txt")}}))
-        hostlog = open(tmp("host.log"), "wb")
-        host = subprocess.Popen([HOST, so("crash"), "--config", conf, "-e", b.endpoint],
-                                stdout=hostlog, stderr=hostlog)
-        wait_until(lambda: any(s["group"] == "plugin.crashy"
-                               for s in b.ctl({"cmd": "subscriptions"})["subscriptions"]),
-                   what="the plugin host to subscribe")
+        host = start_crash_host(b, "crashy", "jobs.*", "crash.txt", "host.log", 500)
         b.publish("jobs.build", ["job-1"])
         wait_until(lambda: "ok jobs.build 2 job-1" in lines("crash.txt"), 15,
                    "the restarted child to handle attempt 2")
