@@ -284,6 +284,7 @@ static void
 s_drain (broker_t *self)
 {
     self->draining = true;
+    metrics_set_draining (self->metrics);
     int64_t deadline = busp_mono_ms () + self->config->drain_timeout_ms;
     while (busp_mono_ms () < deadline) {
         uint64_t waiting = 0;

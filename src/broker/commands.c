@@ -72,7 +72,12 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
     cJSON *info = s_welcome_info (self);
     wire_send_json (self, session, &w, info);
     cJSON_Delete (info);
-    log_info ("client '%s' (%s) connected", session->name, session->id_hex);
+    //  For busd-ctl clients: where from (TCP only; ipc/inproc have none) and when.
+    const char *peer = zmq_msg_gets (&frames [1], "Peer-Address");
+    snprintf (session->peer, sizeof session->peer, "%s", peer ? peer : "");
+    session->connected_us = self->now_wall_us;
+    log_info ("client '%s' (%s) connected%s%s", session->name, session->id_hex,
+              session->peer [0] ? " from " : "", session->peer);
 }
 
 static void

@@ -195,6 +195,8 @@ struct session {
     uint64_t accepted;
     uint64_t rejected;
     uint64_t delivered;
+    char peer [64];             /*  transport address at HELLO ("" if none)  */
+    int64_t connected_us;       /*  wall clock at HELLO                     */
 };
 
 #define POLICY_COUNT 5

@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "msg.h"
 #include "outbox.h"
+#include "endpoint.h"
 
 #include <assert.h>
 #include <cjson/cJSON.h>
@@ -1148,6 +1149,16 @@ busd_publish (busd_client_t *self, const char *topic,
               const void *payload, size_t size,
               const busd_pub_options_t *opts, int timeout_ms)
 {
+    return busd_publish_seq (self, topic, payload, size, opts, timeout_ms, NULL);
+}
+
+BUSD_EXPORT int
+busd_publish_seq (busd_client_t *self, const char *topic,
+                  const void *payload, size_t size,
+                  const busd_pub_options_t *opts, int timeout_ms, uint64_t *pub_seq)
+{
+    if (pub_seq)
+        *pub_seq = 0;
     if (!self || !topic || (size && !payload))
         return -EINVAL;
     size_t topic_len = strlen (topic);
@@ -1214,6 +1225,9 @@ busd_publish (busd_client_t *self, const char *topic,
         self->outbox.count--;
         outbox_entry_destroy (&entry);
     }
+    else
+    if (pub_seq)
+        *pub_seq = entry->seq;
     return rc;
 }
 
@@ -1268,6 +1282,13 @@ busd_subscribe (busd_client_t *self, const char *pattern, const char *options_js
 {
     if (!self || !pattern || busp_pattern_check (pattern, strlen (pattern), NULL))
         return -EINVAL;
+    /*  MQTT's '+' and NATS' '>' would be literal tokens that match nothing
+        anyone publishes: refused, with the hint in busd_client_last_error. */
+    char hint [400];
+    if (busp_pattern_foreign_wildcard (pattern, hint, sizeof hint)) {
+        s_set_error (self, 400, hint, strlen (hint));
+        return -EINVAL;
+    }
     if (self->fatal)
         return self->fatal;
     sub_t *sub = calloc (1, sizeof (*sub));
@@ -1319,7 +1340,7 @@ busd_subscribe (busd_client_t *self, const char *pattern, const char *options_js
 }
 
 BUSD_EXPORT int
-busd_unsubscribe (busd_client_t *self, uint32_t sub_id, int timeout_ms)
+busd_unsubscribe (busd_client_t *self, busd_sub_id_t sub_id, int timeout_ms)
 {
     if (!self)
         return -EINVAL;
