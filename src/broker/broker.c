@@ -13,6 +13,7 @@
 #include "dedup.h"
 #include "dlq.h"
 #include "metrics.h"
+#include "timers.h"
 #include <errno.h>
 
 #define BATCH_MAX       1024
@@ -97,6 +98,7 @@ broker_destroy (broker_t **self_p)
     ptrvec_free (&self->batch_sessions);
     ptrvec_free (&self->route_cache.channels);
     ptrvec_free (&self->all_channels);
+    timers_free (self);
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->groups);
     trie_destroy (&self->trie);
@@ -177,11 +179,11 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
         return -1;
     broker_clock (self);
     int64_t now = self->now_ms;
-    for (size_t i = 0; i < self->all_channels.size; i++) {
-        channel_t *channel = self->all_channels.items [i];
+    //  Only the channels whose deadline has come (timers.c).
+    channel_t *channel;
+    while ((channel = timers_pop_due (self, now)))
         if (!channel->dead)
             channel_tick (channel, now);
-    }
     dedup_expire (self->dedup, now);
     work_end_batch (self);
     return 0;

@@ -401,7 +401,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
             channel->key = strdup (key);
             zhashx_insert (self->groups, key, channel);
         }
-        ptrvec_add (&self->all_channels, channel);
+        channel_register (channel);
     }
     zhashx_insert (session->subs, (void *) ((uintptr_t) h->sub_id + 1), sub);
     channel_add_member (channel, sub);
@@ -429,16 +429,25 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     channel_mark_dirty (channel);
 }
 
-static void
-s_handle_unsub (broker_t *self, session_t *session, const busp_header_t *h)
+/*  The session's subscription h->sub_id, or NULL after answering 404.      */
+static sub_t *
+s_sub_or_404 (broker_t *self, session_t *session, const busp_header_t *h)
 {
     sub_t *sub = session_sub (session, h->sub_id);
     if (!sub) {
         char reason [64];
         snprintf (reason, sizeof reason, "unknown subscription %u", h->sub_id);
         wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
-        return;
     }
+    return sub;
+}
+
+static void
+s_handle_unsub (broker_t *self, session_t *session, const busp_header_t *h)
+{
+    sub_t *sub = s_sub_or_404 (self, session, h);
+    if (!sub)
+        return;
     zhashx_delete (session->subs, (void *) ((uintptr_t) h->sub_id + 1));
     //  Nothing is dropped silently, not even on the way out.
     channel_t *channel = sub->channel;
@@ -454,13 +463,9 @@ s_handle_unsub (broker_t *self, session_t *session, const busp_header_t *h)
 static void
 s_handle_credit (broker_t *self, session_t *session, const busp_header_t *h)
 {
-    sub_t *sub = session_sub (session, h->sub_id);
-    if (!sub) {
-        char reason [64];
-        snprintf (reason, sizeof reason, "unknown subscription %u", h->sub_id);
-        wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
+    sub_t *sub = s_sub_or_404 (self, session, h);
+    if (!sub)
         return;
-    }
     sub_add_credit (sub, h->credit, (uint64_t) self->config->max_credit);
     channel_mark_dirty (sub->channel);
 }
@@ -469,13 +474,10 @@ static void
 s_handle_ack (broker_t *self, session_t *session, const busp_header_t *h,
               zmq_msg_t *frames, int nframes)
 {
-    sub_t *sub = session_sub (session, h->sub_id);
-    char reason [96];
-    if (!sub) {
-        snprintf (reason, sizeof reason, "unknown subscription %u", h->sub_id);
-        wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
+    sub_t *sub = s_sub_or_404 (self, session, h);
+    if (!sub)
         return;
-    }
+    char reason [96];
     int rc;
     if (h->command == BUSP_ACK) {
         rc = sub_ack (sub, h->delivery_id);

@@ -36,6 +36,7 @@
       channel.c   a queue with an overflow policy and its members
       sub.c       one subscription: credit, deliveries, in-flight, ACK/NACK
       session.c   one client: its subscriptions and publisher credit
+      timers.c    channels by next deadline: the timer run costs what is due
       ctl.c, metrics.c, subopts.c, dedup.c, dlq.c, queue.c, trie.c ...
                   leaves: they read the state or are used by the above.    */
 #ifndef BUSD_STATE_H_INCLUDED
@@ -153,6 +154,7 @@ struct sub {
     uint32_t *wire_sizes;
     size_t wire_head, wire_len, wire_cap;
     bool over_limit;            /*  ended with SUBEND 429 at end of batch   */
+    bool retired;               /*  an old plugin generation: no more credit */
 };
 
 struct channel {
@@ -177,6 +179,9 @@ struct channel {
     uint64_t delivered;
     bool dirty;                 /*  in the broker's pump list               */
     bool dead;                  /*  ended; freed after the current batch    */
+    size_t all_slot;            /*  index in broker->all_channels + 1, or 0 */
+    size_t timer_slot;          /*  index in broker->timers + 1, or 0       */
+    int64_t timer_due;          /*  when channel_tick must run (timers.c)   */
 };
 
 struct session {
@@ -258,7 +263,8 @@ struct broker {
     const uint8_t *cur_header;
     size_t cur_header_size;
     const char *errctx;
-    ptrvec_t all_channels;
+    ptrvec_t all_channels;      /*  live channels (channel->all_slot)       */
+    ptrvec_t timers;            /*  channels by next deadline (timers.c)    */
     dedup_t *dedup;
     dlq_t *dlq;
     stats_t stats;
