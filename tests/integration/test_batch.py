@@ -289,6 +289,29 @@ def subscriber_credit_and_gap_per_record(b):
 
 
 @test
+def records_of_two_subscriptions_spend_their_own_credit(b):
+    s = session(b, "twosubs")
+    subscribe(s, 1, "two.x", {"credit": 2})
+    subscribe(s, 2, "two.#", {"credit": 5})
+    c = session(b, "twopub")
+    send_pubb(c, [busp.pub_record("two.x", b"%d" % i) for i in range(4)])
+    until_acked(c, 4)
+    events, raw = deliveries(s, 6)
+    by_sub = {}
+    for e in events:
+        by_sub.setdefault(e["sub_id"], []).append((e["delivery_id"], e["payload"]))
+    assert by_sub[1] == [(1, b"0"), (2, b"1")], by_sub
+    assert by_sub[2] == [(i + 1, b"%d" % i) for i in range(4)], by_sub
+    # ready together: one DELIVERB carries the records of both subscriptions
+    assert raw[0]["cmd"] == busp.DELIVERB and {r["sub_id"] for r in raw[0]["records"]} == {1, 2}, raw
+    silent(s)
+    s.send(busp.credit(1, 5))
+    events, _ = deliveries(s, 2)
+    assert [(e["sub_id"], e["delivery_id"], e["payload"]) for e in events] == [
+        (1, 3, b"2"), (1, 4, b"3")], events
+
+
+@test
 def order_across_deliver_and_deliverb(b):
     s = session(b, "ordsub")
     subscribe(s, 3, "ord.#")
