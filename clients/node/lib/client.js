@@ -469,6 +469,10 @@ export class Bus extends EventEmitter {
     this._flushScheduled = false
   }
 
+  // 'connecting' (HELLO sent, no WELCOME yet: at start and while
+  // recovering a session), 'ready', or 'closed'.
+  get state () { return this._state === 'hello' ? 'connecting' : this._state }
+
   // ---------------------------------------------------------------- connection
 
   async _start () {
