@@ -2,7 +2,8 @@
 // over a zeromq ROUTER, since a busd without the features cannot show it:
 // HELLO lists the features, PUBB is used only once WELCOME enables `batch`,
 // DELIVERB records become events in order, their ACKs leave as ACKB, and an
-// error-context ERROR fails exactly the SUB it names.
+// error-context ERROR fails exactly the SUB it names. The same stand-in,
+// made a CURVE server, checks that the curve option encrypts the socket.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Router } from 'zeromq'
@@ -229,4 +230,24 @@ test('error-context: ERROR 409 naming a SUB fails that subscribe only', async ()
     await bus.close()
     broker.close()
   }
+})
+
+test('curve: the socket is encrypted with the keys given', { timeout: 60000 }, async () => {
+  const { curveKeyPair } = await import('zeromq')
+  const server = curveKeyPair()
+  const broker = new FakeBroker({ features: null, onSub: async () => {} })
+  broker.sock = new Router({ linger: 0, curveServer: true, curveSecretKey: server.secretKey })
+  await broker.start()
+  const bus = await connect(broker.endpoint, { curve: { serverKey: server.publicKey } })
+  try {
+    await bus.publish('t', 'sealed')
+    assert.equal(broker.published[0].payload, 'sealed')
+  } finally {
+    await bus.close()
+  }
+  // the wrong server key: the handshake fails, no WELCOME ever comes
+  await assert.rejects(connect(broker.endpoint, { curve: { serverKey: curveKeyPair().publicKey }, connectTimeout: 500 }),
+    (e) => e instanceof BusdError && e.code === 408)
+  await assert.rejects(connect(broker.endpoint, { curve: { serverKey: 'short' } }), TypeError)
+  broker.close()
 })
