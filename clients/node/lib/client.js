@@ -449,6 +449,8 @@ export class Bus extends EventEmitter {
     // Publishing
     this._nextSeq = 1
     this._credit = 0
+    this._lastTopic = null
+    this._lastTopicBuf = null
     this._pending = new Deque() // not yet sent in this session
     this._pendingCount = 0 // live entries in _pending
     this._sent = new Deque() // sent, waiting for PUBACK, in pub_seq order
@@ -880,9 +882,14 @@ export class Bus extends EventEmitter {
       if (this._closing || this._state === 'closed') {
         throw new BusdError(503, 'the client is closed')
       }
-      const t = bytes(topic)
-      const why = topicError(t)
-      if (why) throw new BusdError(400, `topic "${String(topic)}" ${why}`)
+      // Publishers mostly repeat one topic: keep its bytes, checked once.
+      let t = topic === this._lastTopic ? this._lastTopicBuf : null
+      if (!t) {
+        t = bytes(topic)
+        const why = topicError(t)
+        if (why) throw new BusdError(400, `topic "${String(topic)}" ${why}`)
+        if (typeof topic === 'string') { this._lastTopic = topic; this._lastTopicBuf = t }
+      }
       const msgId = bytes(options.id)
       if (msgId.length > 255) throw new BusdError(400, `id is ${msgId.length} bytes (at most 255)`)
       const p = payloadBytes(payload)

@@ -106,6 +106,31 @@ test('PUBB: header and records as PROTOCOL §8.2 lays them out', () => {
     RangeError)
 })
 
+// The worked examples of the batch branch's doc/protocol.md §10 (PUBB,
+// DELIVERB, ACKB), byte for byte.
+test('PUBB, DELIVERB, ACKB: the worked hex examples of doc/protocol.md §10', () => {
+  const [ph, pb] = encodePubb(5, [
+    { topic: 'a.b', msgId: '', headers: null, payload: text('hi') },
+    { topic: 'c', msgId: 'id', headers: text('{"k":"v"}'), payload: text('') },
+  ])
+  assert.deepEqual(ph, hex('b5 11 00 00 00 00 00 00 00 05 00 02'))
+  assert.deepEqual(pb, hex('03 61 2e 62 00 00 00 00 00 00 00 00 02 68 69 01 63 02 69 64 ' +
+    '00 00 00 09 7b 22 6b 22 3a 22 76 22 7d 00 00 00 00'))
+  assert.equal(pb.length, 37)
+
+  const d = decode([hex('b5 28 00 01'), hex('00 00 00 07 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 00 ' +
+    '00 06 0a 24 18 1e 40 00 00 01 03 61 2e 62 00 00 00 00 00 00 00 00 02 68 69')])
+  assert.equal(d.records.length, 1)
+  assert.deepEqual({ ...d.records[0], payload: d.records[0].payload.toString() }, {
+    subId: 7, deliveryId: 1n, streamSeq: 0n, tsUs: 1700000000000000n, attempt: 1,
+    topic: 'a.b', msgId: '', headers: null, payload: 'hi',
+  })
+
+  const [ah, ab] = encodeAckb([{ subId: 7, deliveryId: 1n }, { subId: 7, deliveryId: 2n }])
+  assert.deepEqual(ah, hex('b5 29 00 02'))
+  assert.deepEqual(ab, hex('00 00 00 07 00 00 00 00 00 00 00 01 00 00 00 07 00 00 00 00 00 00 00 02'))
+})
+
 test('ACKB: header and 12-byte records', () => {
   const [h, body] = encodeAckb([{ subId: 1, deliveryId: 1n }, { subId: 2, deliveryId: 9007199254740993n }])
   assert.deepEqual(h, hex('b5 29 0002'))
