@@ -833,6 +833,11 @@ export class Bus extends EventEmitter {
       sub.info = {}
     }
     if (typeof sub.info.ack_wait_ms === 'number') sub._ackWaitMs = sub.info.ack_wait_ms
+    // A broker may cap the credit it holds (busd: max_credit); the window
+    // is what it granted, so top-ups follow what it really holds.
+    if (typeof sub.info.credit === 'number' && sub.info.credit < sub._sentCredit) {
+      sub._window = Math.max(0, sub._window - (sub._sentCredit - sub.info.credit))
+    }
     sub._readyResolve(sub)
     if (sub.state === 'pending') {
       sub.state = 'live'
@@ -1060,6 +1065,7 @@ export class Bus extends EventEmitter {
   _sendSub (sub) {
     const credit = Math.max(0, Math.min(0xffffffff, sub._window - Math.max(0, sub._local)))
     const options = { ...sub._wire, credit }
+    sub._sentCredit = credit
     sub._consumed = 0
     sub._sentEpoch = this._epoch
     this._send([encodeSub(sub.id, sub._patternBuf), Buffer.from(stringifyJson(options), 'utf8')])

@@ -81,3 +81,19 @@ test('throttled by a full block queue: publish waits, then times out with 408', 
     await subBus.close()
   }
 })
+
+test("a broker's credit cap (max_credit) becomes the window", { timeout: 120000 }, async () => {
+  const capped = await new Broker(['-s', 'max_credit=50']).start()
+  const bus = await connect(capped.endpoint, { name: 'capped' })
+  try {
+    let n = 0
+    const sub = await bus.subscribe('cap.t', async () => { n++ }, { credit: 400 })
+    assert.equal(sub.info.credit, 50)
+    assert.equal(sub.credit, 50)
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => bus.publish('cap.t', String(i))))
+    await waitFor(() => n === 1000, 60000, `1000 events (have ${n})`)
+  } finally {
+    await bus.close()
+    await capped.cleanup()
+  }
+})
