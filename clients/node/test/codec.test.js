@@ -106,8 +106,8 @@ test('PUBB: header and records as PROTOCOL §8.2 lays them out', () => {
     RangeError)
 })
 
-// The worked examples of the batch branch's doc/protocol.md §10 (PUBB,
-// DELIVERB, ACKB), byte for byte.
+// The worked hex examples for PROTOCOL §8 (PUBB, DELIVERB, ACKB) that
+// doc/protocol.md §10 gives with the broker's batch support, byte for byte.
 test('PUBB, DELIVERB, ACKB: the worked hex examples of doc/protocol.md §10', () => {
   const [ph, pb] = encodePubb(5, [
     { topic: 'a.b', msgId: '', headers: null, payload: text('hi') },
