@@ -98,6 +98,8 @@ broker_destroy (broker_t **self_p)
     ptrvec_free (&self->dead_channels);
     ptrvec_free (&self->dirty_channels);
     ptrvec_free (&self->dirty_sessions);
+    ptrvec_free (&self->batch_sessions);
+    ptrvec_free (&self->route_cache.channels);
     ptrvec_free (&self->all_channels);
     timers_free (self);
     zhashx_destroy (&self->sessions);
@@ -272,8 +274,7 @@ broker_apply_config (broker_t *self, config_t *config)
 {
     self->config = config;
     //  New connections get the new frame limit (max_payload may change).
-    int64_t largest = config->max_payload > config->max_headers ? config->max_payload : config->max_headers;
-    int64_t maxmsgsize = largest + WIRE_FRAME_HEADROOM;
+    int64_t maxmsgsize = wire_max_msg_size (config);
     if (self->router)
         zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsgsize, sizeof maxmsgsize);
     dedup_configure (self->dedup, config->dedup_window_ms, (size_t) config->dedup_max);

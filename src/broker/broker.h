@@ -82,6 +82,9 @@ void sub_free (sub_t **self_p);
     Returns 0, or -EAGAIN when the send could not be made (the caller keeps
     the event), -EHOSTUNREACH when the peer is gone.                         */
 int sub_deliver (sub_t *self, event_t *ev, uint16_t attempt);
+/*  A delivery built into a DELIVERB that never left (the peer is gone):
+    take back its attempt when it is in flight.                             */
+void sub_unsent (sub_t *self, uint64_t delivery_id, uint16_t attempt);
 int sub_send_gap (sub_t *self, uint64_t dropped);
 /*  CREDIT from the client: that many DELIVERs were taken off the socket;
     credit grows, capped at max_credit.                                      */

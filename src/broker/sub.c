@@ -166,10 +166,8 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
 {
     broker_t *broker = self->session->broker;
     uint64_t delivery_id = self->next_delivery_id + 1;
-    const uint8_t *header = event_deliver_header (ev, self->sub_id, delivery_id,
-                                                  (uint16_t) (attempt + 1));
-    int rc = wire_send_raw (broker, self->session, header, ev->deliver_len, &ev->payload,
-                              ev->has_headers ? &ev->headers : NULL);
+    int rc = wire_deliver (broker, self->session, ev, self->sub_id, delivery_id,
+                           (uint16_t) (attempt + 1));
     if (rc == -EAGAIN)
         //  The peer's ZeroMQ queue is full although it has credit: it
         //  grants credit it does not read.  End it rather than grow.
@@ -200,6 +198,16 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
         }
     }
     return 0;
+}
+
+void
+sub_unsent (sub_t *self, uint64_t delivery_id, uint16_t attempt)
+{
+    //  Counters stay as they are (they only ever grow, counters.h); the
+    //  attempt is what the client and the dead-letter rule see.
+    inflight_t *slot = s_find (self, delivery_id);
+    if (slot && slot->attempt == attempt)
+        slot->attempt = (uint16_t) (attempt - 1);
 }
 
 int

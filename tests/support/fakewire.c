@@ -103,3 +103,36 @@ wire_send_error (broker_t *self, session_t *session, const uint8_t *rid,
     if (session)
         wire_send (self, session, &h, NULL, NULL);
 }
+
+/*  Batching (PROTOCOL §8.2): the double records every delivery as a plain
+    DELIVER, as wire.c does for a session without the feature, so tests see
+    one record per event; there is never a DELIVERB being built.            */
+int
+wire_deliver (broker_t *self, session_t *session, event_t *ev, uint32_t sub_id,
+              uint64_t delivery_id, uint16_t attempt)
+{
+    const uint8_t *header = event_deliver_header (ev, sub_id, delivery_id, attempt);
+    return wire_send_raw (self, session, header, ev->deliver_len, &ev->payload,
+                          ev->has_headers ? &ev->headers : NULL);
+}
+
+int
+wire_flush_batch (broker_t *self, session_t *session)
+{
+    (void) self;
+    (void) session;
+    return 0;
+}
+
+void
+wire_flush_batches (broker_t *self)
+{
+    (void) self;
+}
+
+void
+wire_drop_batch (broker_t *self, session_t *session)
+{
+    (void) self;
+    (void) session;
+}
