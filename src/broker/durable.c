@@ -789,7 +789,7 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
         snprintf (dc->name, sizeof dc->name, "%s", opts->durable);
         channel->durable = dc;
         zhashx_insert (self->groups, key, channel);
-        ptrvec_add (&self->all_channels, channel);
+        channel_register (channel);
     }
     zhashx_insert (session->subs, (void *) ((uintptr_t) sub_id + 1), sub);
     channel_add_member (channel, sub);
