@@ -200,7 +200,7 @@ s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, b
             return;
         }
     }
-    if (msg_id.len && dedup_seen (self->dedup, msg_id.data, msg_id.len, self->now_ms)) {
+    if (msg_id.len && dedup_seen (self->dedup, topic.data, topic.len, msg_id.data, msg_id.len, self->now_ms)) {
         self->stats.duplicates++;
         return;
     }
@@ -247,7 +247,7 @@ s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, b
     self->stats.events_in_bytes += size;
     session->accepted++;
     if (msg_id.len)
-        dedup_add (self->dedup, msg_id.data, msg_id.len, self->now_ms);
+        dedup_add (self->dedup, topic.data, topic.len, msg_id.data, msg_id.len, self->now_ms);
     if (!held && route_event (self, ev, session) == 0)
         self->stats.unrouted++;
     event_unref (&ev);

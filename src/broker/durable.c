@@ -156,9 +156,8 @@ s_dedup_load_one (const char *topic, size_t topic_len, const char *msg_id, size_
     //  The window is kept on the monotonic clock; move the wall-clock
     //  acceptance time onto it.
     int64_t age = broker->now_wall_us / 1000 - ts_ms;
-    dedup_add (broker->dedup, msg_id, msg_id_len, broker->now_ms - (age > 0 ? age : 0));
-    (void) topic;
-    (void) topic_len;
+    dedup_add (broker->dedup, topic, topic_len, msg_id, msg_id_len,
+               broker->now_ms - (age > 0 ? age : 0));
 }
 
 static void
@@ -420,7 +419,7 @@ durable_flush (broker_t *self)
             h->session->accepted--;
             d->rejected++;
             if (h->event->msg_id_len)
-                dedup_remove (self->dedup, h->event->msg_id, h->event->msg_id_len);
+                dedup_remove (self->dedup, h->event->topic, h->event->topic_len, h->event->msg_id, h->event->msg_id_len);
             s_reject (self, h->session, h->pub_seq, code, reason);
         }
         else
