@@ -523,14 +523,13 @@ channel_end_all (channel_t *self, uint16_t code, const char *reason)
 {
     log_notice ("ending subscription '%s'%s%s: %s", self->pattern,
                 self->group ? " of group " : "", self->group ? self->group : "", reason);
-    uint64_t lost = self->pending_gap + channel_waiting (self);
+    //  No GAP before the SUBEND: GAP reports drops before a next DELIVER
+    //  (PROTOCOL §6), and what the queue held is discarded on end, counted
+    //  and logged (§4), so SUBEND is the member's next message.
     s_kill (self);
     while (self->members.size) {
         sub_t *sub = self->members.items [0];
         session_t *session = sub->session;
-        //  The queue dies with the subscription: say how much went with it.
-        if (lost)
-            sub_send_gap (sub, lost);
         sub_send_subend (sub, code, reason);
         zhashx_delete (session->subs, (void *) ((uintptr_t) sub->sub_id + 1));
         channel_remove_member (self, sub);
