@@ -8,8 +8,19 @@
 #include "dlq.h"
 #include "durable.h"
 #include "topic.h"
+#include <inttypes.h>
 
 extern volatile sig_atomic_t busd_reload_requested;
+
+/*  A µs time as an exact JSON integer: cJSON_AddNumber's 15 digits turn
+    one that ends in 0 into 1.79610277302191e+15, a float to JSON readers.  */
+static void
+s_add_int (cJSON *object, const char *name, int64_t value)
+{
+    char text [24];
+    snprintf (text, sizeof text, "%" PRId64, value);
+    cJSON_AddRawToObject (object, name, text);
+}
 
 static void
 s_reply (broker_t *self, session_t *session, uint32_t request_id, uint16_t code, cJSON *json)
@@ -92,7 +103,7 @@ s_clients (broker_t *self)
         cJSON_AddNumberToObject (c, "rejected", (double) session->rejected);
         cJSON_AddNumberToObject (c, "delivered", (double) session->delivered);
         cJSON_AddStringToObject (c, "peer", session->peer);
-        cJSON_AddNumberToObject (c, "connected_us", (double) session->connected_us);
+        s_add_int (c, "connected_us", (int64_t) session->connected_us);
         cJSON_AddItemToArray (list, c);
         session = zhashx_next (self->sessions);
     }

@@ -2,6 +2,7 @@
 #include "dlq.h"
 #include "topic.h"
 #include <czmq.h>
+#include <inttypes.h>
 
 struct dlq {
     zlistx_t *entries;          /*  dlq_entry_t *, oldest first             */
@@ -14,6 +15,17 @@ struct dlq {
     void (*on_remove) (uint64_t id, void *arg);
     void *listener_arg;
 };
+
+/*  cJSON prints a double with 15 significant digits, so a µs timestamp
+    ending in 0 came out as 1.79610277302191e+15, which JSON readers take
+    for a float; written raw, it stays an exact integer.                   */
+static void
+s_add_int (cJSON *object, const char *name, int64_t value)
+{
+    char text [24];
+    snprintf (text, sizeof text, "%" PRId64, value);
+    cJSON_AddRawToObject (object, name, text);
+}
 
 static void
 s_entry_destroy (void **item_p)
@@ -176,7 +188,7 @@ dlq_list (dlq_t *self, const char *pattern, const char *subscription,
             cJSON_AddStringToObject (item, "reason", entry->reason);
             cJSON_AddNumberToObject (item, "attempts", entry->attempts);
             cJSON_AddStringToObject (item, "subscription", entry->subscription);
-            cJSON_AddNumberToObject (item, "ts_us", (double) entry->ts_us);
+            s_add_int (item, "ts_us", entry->ts_us);
             cJSON_AddStringToObject (item, "msg_id", entry->original->msg_id);
             cJSON_AddNumberToObject (item, "size",
                                      (double) zmq_msg_size (&entry->original->payload));
@@ -245,6 +257,34 @@ dlq_evicted (dlq_t *self)
 }
 
 cJSON *
+dlq_headers (const event_t *original, const char *reason, uint16_t attempts,
+             const char *subscription)
+{
+    cJSON *headers = NULL;
+    if (original->has_headers)
+        headers = cJSON_ParseWithLength (zmq_msg_data ((zmq_msg_t *) &original->headers),
+                                         zmq_msg_size (&original->headers));
+    if (!cJSON_IsObject (headers)) {
+        cJSON_Delete (headers);
+        headers = cJSON_CreateObject ();
+        if (!headers)
+            return NULL;
+    }
+    char number [32];
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-reason");
+    cJSON_AddStringToObject (headers, "x-reason", reason);
+    snprintf (number, sizeof number, "%u", attempts);
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-attempts");
+    cJSON_AddStringToObject (headers, "x-attempts", number);
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-subscription");
+    cJSON_AddStringToObject (headers, "x-subscription", subscription);
+    snprintf (number, sizeof number, "%llu", (unsigned long long) original->stream_seq);
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-original-seq");
+    cJSON_AddStringToObject (headers, "x-original-seq", number);
+    return headers;
+}
+
+cJSON *
 dlq_entry_json (const dlq_entry_t *entry)
 {
     cJSON *item = cJSON_CreateObject ();
@@ -256,15 +296,16 @@ dlq_entry_json (const dlq_entry_t *entry)
     cJSON_AddStringToObject (item, "reason", entry->reason);
     cJSON_AddNumberToObject (item, "attempts", entry->attempts);
     cJSON_AddStringToObject (item, "subscription", entry->subscription);
-    cJSON_AddNumberToObject (item, "ts_us", (double) entry->ts_us);
+    s_add_int (item, "ts_us", entry->ts_us);
     cJSON_AddStringToObject (item, "msg_id", orig->msg_id);
     size_t size = zmq_msg_size (&orig->payload);
     cJSON_AddNumberToObject (item, "size", (double) size);
-    cJSON *headers = orig->has_headers
-                   ? cJSON_ParseWithLength (zmq_msg_data (&orig->headers),
-                                            zmq_msg_size (&orig->headers))
-                   : NULL;
-    cJSON_AddItemToObject (item, "headers", headers ? headers : cJSON_CreateObject ());
+    cJSON *headers = dlq_headers (orig, entry->reason, entry->attempts, entry->subscription);
+    if (!headers) {
+        cJSON_Delete (item);
+        return NULL;
+    }
+    cJSON_AddItemToObject (item, "headers", headers);
     //  Base64 (PROTOCOL §7): the payload is bytes, not necessarily text.
     zarmour_t *armour = zarmour_new ();
     char *encoded = NULL;

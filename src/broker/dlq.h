@@ -48,8 +48,14 @@ void dlq_restore (dlq_t *self, uint64_t id, event_t *original, const char *reaso
     (replayed, purged or evicted), NULL to stop.                            */
 void dlq_set_listener (dlq_t *self, void (*on_add) (uint64_t id, void *arg),
                        void (*on_remove) (uint64_t id, void *arg), void *arg);
-/*  One entry for dlq-show: the dlq-list fields plus "headers" (object) and
-    "payload" (base64).  NULL when out of memory.                            */
+/*  The headers of a dead letter (PROTOCOL §6): the original headers plus
+    x-reason, x-attempts, x-subscription and x-original-seq.  One place for
+    both the `$dlq.<topic>` event and dlq-show.  NULL when out of memory.   */
+cJSON *dlq_headers (const event_t *original, const char *reason, uint16_t attempts,
+                    const char *subscription);
+/*  One entry for dlq-show: the dlq-list fields plus "headers" (object, the
+    dead letter's: dlq_headers) and "payload" (base64).  NULL when out of
+    memory.                                                                  */
 cJSON *dlq_entry_json (const dlq_entry_t *entry);
 size_t dlq_size (dlq_t *self);
 size_t dlq_bytes (dlq_t *self);

@@ -110,25 +110,9 @@ route_dead_letter (broker_t *self, event_t *ev, const char *reason,
     int topic_len = snprintf (topic, sizeof topic, "$dlq.%s", ev->topic);
     if (topic_len > 255)
         return;                 /*  retained, not routable (PROTOCOL §6)    */
-    //  Original headers plus the x- headers that say why.
-    cJSON *headers = NULL;
-    if (ev->has_headers)
-        headers = cJSON_ParseWithLength (zmq_msg_data (&ev->headers), zmq_msg_size (&ev->headers));
-    if (!cJSON_IsObject (headers)) {
-        cJSON_Delete (headers);
-        headers = cJSON_CreateObject ();
-    }
-    char number [32];
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-reason");
-    cJSON_AddStringToObject (headers, "x-reason", reason);
-    snprintf (number, sizeof number, "%u", attempts);
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-attempts");
-    cJSON_AddStringToObject (headers, "x-attempts", number);
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-subscription");
-    cJSON_AddStringToObject (headers, "x-subscription", subscription);
-    snprintf (number, sizeof number, "%llu", (unsigned long long) ev->stream_seq);
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-original-seq");
-    cJSON_AddStringToObject (headers, "x-original-seq", number);
+    cJSON *headers = dlq_headers (ev, reason, attempts, subscription);
+    if (!headers)
+        return;
     char *text = cJSON_PrintUnformatted (headers);
     cJSON_Delete (headers);
     if (!text)
