@@ -1,4 +1,4 @@
-/*  busd/plugin.h — the busd plugin ABI, version 1.0.
+/*  busd/plugin.h — the busd plugin ABI, version 1.1.
 
     A plugin is a shared object that busd (or busd-plugin-host) loads with
     dlopen (RTLD_NOW | RTLD_LOCAL).  Each configured instance runs in its own
@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define BUSD_PLUGIN_ABI_MAJOR 1
-#define BUSD_PLUGIN_ABI_MINOR 0
+#define BUSD_PLUGIN_ABI_MINOR 1
 /*  The one symbol a plugin exports.                                         */
 #define BUSD_PLUGIN_ENTRY_SYMBOL "busd_plugin_entry"
 
@@ -50,9 +50,16 @@ typedef enum {
                                     exponential backoff)                   */
     BUSD_PLUGIN_FAIL  = 2,      /*  never going to work: dead letter, with
                                     the reason set by host->set_reason      */
-    BUSD_PLUGIN_FATAL = 3       /*  this instance cannot go on: the event is
+    BUSD_PLUGIN_FATAL = 3,      /*  this instance cannot go on: the event is
                                     retried, the instance is disabled and
                                     reported in stats                       */
+    BUSD_PLUGIN_PENDING = 4     /*  ABI 1.1: not answered yet; the plugin
+                                    answers later with host->complete
+                                    (event->delivery_id).  Meanwhile the
+                                    event holds one credit of max_inflight,
+                                    so a plugin with max_inflight events
+                                    pending gets no more: a bounded window
+                                    that throttles local publishers.        */
 } busd_plugin_result_t;
 
 /*  Log levels for host->log.                                                */
@@ -111,6 +118,26 @@ typedef struct {
     void (*metric_add) (busd_plugin_instance_t *self, const char *name, double value);
     /*  The configured instance name.                                        */
     const char *(*instance_name) (busd_plugin_instance_t *self);
+
+    /*  ABI 1.1 (check host->abi_minor >= 1 before using these).             */
+    /*  Answer an event on_event returned BUSD_PLUGIN_PENDING for, from any
+        thread: result OK, RETRY (retry_delay_ms as set_retry_delay) or FAIL
+        (reason as set_reason; may be NULL).  Returns 0 when queued for the
+        instance thread, -EINVAL for another result.  Never call it after
+        fini has returned.                                                   */
+    int (*complete) (busd_plugin_instance_t *self, uint64_t delivery_id,
+                     busd_plugin_result_t result, uint32_t retry_delay_ms,
+                     const char *reason);
+    /*  Publisher credit the instance holds now: how many publish calls
+        would be sent without waiting.  A plugin that feeds busd from
+        elsewhere takes in only that many, so busd's credit reaches its
+        source.                                                              */
+    uint32_t (*publish_credit) (busd_plugin_instance_t *self);
+    /*  Wait up to timeout_ms until every event published so far is
+        acknowledged by the broker: 0 when all were accepted, a negative
+        code when one was rejected or the time ran out.  For plugins that
+        must confirm to their source only what busd has taken.               */
+    int (*publish_flush) (busd_plugin_instance_t *self, int timeout_ms);
 } busd_plugin_host_t;
 
 /*  What a plugin provides.                                                  */

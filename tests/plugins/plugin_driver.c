@@ -163,10 +163,13 @@ s_instance_name (busd_plugin_instance_t *self)
     return self->name;
 }
 
+/*  The driver answers one event at a time, so it offers the 1.0 table:
+    plugins that need the 1.1 functions (complete, publish_credit,
+    publish_flush) see abi_minor 0 and say so from init.                   */
 static const busd_plugin_host_t s_host = {
-    .size = sizeof (busd_plugin_host_t),
+    .size = offsetof (busd_plugin_host_t, complete),
     .abi_major = BUSD_PLUGIN_ABI_MAJOR,
-    .abi_minor = BUSD_PLUGIN_ABI_MINOR,
+    .abi_minor = 0,
     .log = s_log,
     .config_string = s_config_string,
     .config_int = s_config_int,

@@ -210,7 +210,7 @@ START_TEST (test_loader)
     module = plugin_module_load ("future", path, "busd", false, err, sizeof err);
     ck_assert_ptr_null (module);
     ck_assert_msg (strstr (err, "plugin 'future': ") && strstr (err, path)
-                   && strstr (err, "built for plugin ABI 99.0, this busd speaks 1.0"), "%s", err);
+                   && strstr (err, "built for plugin ABI 99.0, this busd speaks 1.1"), "%s", err);
     free (path);
 
     module = plugin_module_load ("mailer", "/nonexistent/x.so", "busd", false, err, sizeof err);
