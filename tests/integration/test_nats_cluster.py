@@ -168,7 +168,7 @@ class Cluster:
 
 # ------------------------------------------------------------------ busd
 class Busd:
-    def __init__(self, name, cluster, import_delay_ms=0):
+    def __init__(self, name, cluster, import_delay_ms=0, broker=None, plugin=None, config=None):
         self.name = name
         self.port = free_port()
         self.endpoint = "tcp://127.0.0.1:%d" % self.port
@@ -182,9 +182,17 @@ class Busd:
                 "window": MAX_INFLIGHT, "ack_timeout_ms": 2000,
                 "jetstream": {"stream": "BUSD", "patterns": ["js.#"], "replicas": 3,
                               "max_msgs": STREAM_MAX_MSGS}}}
+        entry.update(plugin or {})
+        for key, value in (config or {}).items():
+            if isinstance(value, dict):
+                entry["config"][key].update(value)
+            else:
+                entry["config"][key] = value
+        conf = {"bind": self.endpoint, "log_level": "info", "pub_credit": PUB_CREDIT,
+                "queue_limit": QUEUE_LIMIT, "plugins": [entry]}
+        conf.update(broker or {})
         with open(self.conf, "w") as f:
-            json.dump({"bind": self.endpoint, "log_level": "info", "pub_credit": PUB_CREDIT,
-                       "queue_limit": QUEUE_LIMIT, "plugins": [entry]}, f, indent=2)
+            json.dump(conf, f, indent=2)
         self.start()
 
     def start(self):
