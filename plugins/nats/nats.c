@@ -4,7 +4,7 @@
     Export: the plugin is an ordinary busd subscriber of its entry's
     patterns.  A topic under jetstream.patterns is published asynchronously
     to the JetStream stream with Nats-Msg-Id, and the busd event stays
-    PENDING (plugin ABI 1.1) until the stream acknowledges it; at most
+    PENDING (plugin ABI 1.2) until the stream acknowledges it; at most
     `window` such events are in flight, and since each pending event holds
     one credit of the entry's max_inflight, a full window means busd sends
     the plugin nothing more and its queue throttles the local publishers.
@@ -47,6 +47,8 @@
 #define SETUP_RETRY_MAX_MS  5000
 #define WINDOW_WAIT_MS      10000   /*  on_event waits this long for room   */
 #define GAUGE_EVERY_MS      500
+#define STREAM_CHECK_MS     100     /*  how often the stream's fill is read */
+#define HIGH_WATER_PCT      80      /*  hold exports above this % of limits */
 
 /*  One JetStream export waiting for its publish ack.                        */
 typedef struct export_s {
@@ -94,6 +96,8 @@ typedef struct {
     int64_t setup_at_ms, setup_backoff_ms;
     atomic_bool connected;
     atomic_bool stop;
+    atomic_bool stream_full;        /*  above the high-water mark: hold     */
+    int64_t stream_check_at_ms;
     atomic_llong reconnects;
     pthread_t worker;
     bool worker_started;
@@ -676,9 +680,17 @@ s_on_event (void *state, const busd_plugin_event_t *event)
         self->head = e;
     self->tail = e;
     self->pending++;
+    //  A stream near its limits waits for the importers: the export stays
+    //  in the window and the worker sends it once there is room again.
+    bool hold = atomic_load (&self->stream_full);
+    if (hold) {
+        e->in_flight = false;
+        e->retry_at_ms = 0;
+    }
     pthread_mutex_unlock (&self->lock);
     s_metric (self, "js_inflight", 1);
-    s_send_js (self, e);
+    if (!hold)
+        s_send_js (self, e);
     return BUSD_PLUGIN_PENDING;
 }
 
@@ -692,7 +704,7 @@ s_resend_due (nats_t *self)
         export_t *e = self->head;
         while (e && (e->in_flight || e->retry_at_ms > now))
             e = e->next;
-        if (e && atomic_load (&self->connected))
+        if (e && atomic_load (&self->connected) && !atomic_load (&self->stream_full))
             e->in_flight = true;
         else
             e = NULL;
@@ -861,6 +873,38 @@ s_setup (nats_t *self)
     }
     else
         self->setup_backoff_ms = 0;
+}
+
+/*  Read how full the stream is.  Exports stop at HIGH_WATER_PCT of its
+    limits instead of running into them: the stream refusing messages is
+    the last resort, not the flow control (a clustered stream that keeps
+    refusing is also the case nats-server handles worst).                  */
+static void
+s_check_stream (nats_t *self)
+{
+    int64_t now = pc_mono_ms ();
+    if (now < self->stream_check_at_ms)
+        return;
+    self->stream_check_at_ms = now + STREAM_CHECK_MS;
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    if (js_GetStreamInfo (&si, self->js, self->stream, NULL, &code) != NATS_OK)
+        return;
+    bool full = false;
+    if (si->Config && si->Config->MaxMsgs > 0)
+        full |= (int64_t) si->State.Msgs * 100 >= si->Config->MaxMsgs * HIGH_WATER_PCT;
+    if (si->Config && si->Config->MaxBytes > 0)
+        full |= (int64_t) si->State.Bytes * 100 >= si->Config->MaxBytes * HIGH_WATER_PCT;
+    jsStreamInfo_Destroy (si);
+    if (full != atomic_load (&self->stream_full)) {
+        atomic_store (&self->stream_full, full);
+        self->host->log (self->self, full ? BUSD_LOG_INFO : BUSD_LOG_DEBUG,
+                         full ? "stream '%s' is %d%% full: exports wait for the importers"
+                              : "stream '%s' below %d%% again: exporting", self->stream,
+                         HIGH_WATER_PCT);
+        if (full)
+            s_metric (self, "js_held", 1);
+    }
 }
 
 /*  ------------------------------------------------------------------
@@ -1072,6 +1116,8 @@ s_worker (void *arg)
             continue;
         }
         s_setup (self);
+        if (self->js && self->js_ready)
+            s_check_stream (self);
         if (self->js)
             s_resend_due (self);
         if (pc_mono_ms () - self->started_ms < self->import_delay_ms) {
@@ -1107,21 +1153,13 @@ s_fail (nats_t *self, busd_plugin_instance_t *instance, const busd_plugin_host_t
     return rc;
 }
 
-static int
-s_init (busd_plugin_instance_t *instance, const busd_plugin_host_t *host, void **state_p)
+/*  A state with its locks, before any configuration.                       */
+static nats_t *
+s_new (busd_plugin_instance_t *instance, const busd_plugin_host_t *host)
 {
-    if (host->abi_minor < 1 || host->size < offsetof (busd_plugin_host_t, publish_flush)
-                                            + sizeof host->publish_flush) {
-        host->set_reason (instance, "needs plugin host ABI 1.1 (complete, publish_credit, "
-                          "publish_flush); this host speaks %u.%u", (unsigned) host->abi_major,
-                          (unsigned) host->abi_minor);
-        return -ENOTSUP;
-    }
     nats_t *self = calloc (1, sizeof *self);
-    if (!self) {
-        host->set_reason (instance, "out of memory");
-        return -ENOMEM;
-    }
+    if (!self)
+        return NULL;
     self->self = instance;
     self->host = host;
     pthread_mutex_init (&self->lock, NULL);
@@ -1129,6 +1167,43 @@ s_init (busd_plugin_instance_t *instance, const busd_plugin_host_t *host, void *
     atomic_init (&self->connected, false);
     atomic_init (&self->stop, false);
     atomic_init (&self->reconnects, 0);
+    return self;
+}
+
+/*  busd --check-config: the configuration alone, nothing connected.  An
+    import or jetstream pattern NATS cannot carry is refused here, with
+    the reason, before busd runs it.                                        */
+static int
+s_check_config (busd_plugin_instance_t *instance, const busd_plugin_host_t *host)
+{
+    nats_t *self = s_new (instance, host);
+    if (!self) {
+        host->set_reason (instance, "out of memory");
+        return -ENOMEM;
+    }
+    char err [600];
+    int rc = s_configure (self, host->config_json (instance), err, sizeof err);
+    if (rc)
+        host->set_reason (instance, "%s", err);
+    s_fini (self);
+    return rc;
+}
+
+static int
+s_init (busd_plugin_instance_t *instance, const busd_plugin_host_t *host, void **state_p)
+{
+    if (host->abi_minor < 2 || host->size < offsetof (busd_plugin_host_t, publish_flush)
+                                            + sizeof host->publish_flush) {
+        host->set_reason (instance, "needs plugin host ABI 1.2 (complete, publish_credit, "
+                          "publish_flush); this host speaks %u.%u", (unsigned) host->abi_major,
+                          (unsigned) host->abi_minor);
+        return -ENOTSUP;
+    }
+    nats_t *self = s_new (instance, host);
+    if (!self) {
+        host->set_reason (instance, "out of memory");
+        return -ENOMEM;
+    }
     self->started_ms = pc_mono_ms ();
     snprintf (self->nonce, sizeof self->nonce, "%08x%08x", (unsigned) time (NULL),
               (unsigned) (s_now_us () ^ getpid ()));
@@ -1170,6 +1245,8 @@ s_init (busd_plugin_instance_t *instance, const busd_plugin_host_t *host, void *
         snprintf (err, sizeof err, "cannot set up the NATS options: %s", natsStatus_GetText (s));
         return s_fail (self, instance, host, err, -EINVAL);
     }
+    //  Shown from the start, so an unreachable cluster reads as 0.
+    s_metric (self, "nats_connected", 0);
     s = natsConnection_Connect (&self->nc, self->opts);
     if (s == NATS_OK) {
         char url [256] = "";
@@ -1287,7 +1364,8 @@ static const busd_plugin_t s_plugin = {
     .description = "join busd instances through a NATS cluster with JetStream",
     .init = s_init,
     .on_event = s_on_event,
-    .fini = s_fini
+    .fini = s_fini,
+    .check_config = s_check_config
 };
 
 BUSD_PLUGIN_DECLARE (s_plugin)

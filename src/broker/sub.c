@@ -39,9 +39,12 @@ sub_free (sub_t **self_p)
     if (!self)
         return;
     *self_p = NULL;
+    broker_t *broker = self->session->broker;
     for (size_t i = 0; i < self->inflight_len; i++)
         event_unref (&s_at (self, i)->event);
+    broker->inflight_bytes -= self->inflight_bytes;
     free (self->inflight);
+    free (self->wire_sizes);
     free (self->pattern);
     free (self);
 }
@@ -111,6 +114,43 @@ s_find (sub_t *self, uint64_t delivery_id)
     return NULL;
 }
 
+/*  A DELIVER handed to ZeroMQ: its size waits in the ring until the client
+    returns the credit it spent (it has taken the event off the socket).    */
+static int
+s_wire_push (sub_t *self, uint32_t size)
+{
+    if (self->wire_len == self->wire_cap) {
+        size_t cap = self->wire_cap ? self->wire_cap * 2 : 16;
+        uint32_t *ring = malloc (cap * sizeof (uint32_t));
+        if (!ring)
+            return -ENOMEM;
+        for (size_t i = 0; i < self->wire_len; i++)
+            ring [i] = self->wire_sizes [(self->wire_head + i) % self->wire_cap];
+        free (self->wire_sizes);
+        self->wire_sizes = ring;
+        self->wire_cap = cap;
+        self->wire_head = 0;
+    }
+    self->wire_sizes [(self->wire_head + self->wire_len++) % self->wire_cap] = size;
+    self->wire_bytes += size;
+    return 0;
+}
+
+void
+sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit)
+{
+    for (uint32_t i = 0; i < credit && self->wire_len; i++) {
+        self->wire_bytes -= self->wire_sizes [self->wire_head];
+        self->wire_head = (self->wire_head + 1) % self->wire_cap;
+        self->wire_len--;
+    }
+    //  Capped, so what the broker hands ZeroMQ for one subscription stays
+    //  bounded however much credit a client grants.
+    self->credit += credit;
+    if (self->credit > max_credit)
+        self->credit = max_credit;
+}
+
 int
 sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
 {
@@ -118,10 +158,17 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
     uint64_t delivery_id = self->next_delivery_id + 1;
     const uint8_t *header = event_deliver_header (ev, self->sub_id, delivery_id,
                                                   (uint16_t) (attempt + 1));
-    int rc = broker_send_raw (broker, self->session, header, ev->deliver_len, &ev->payload,
+    int rc = wire_send_raw (broker, self->session, header, ev->deliver_len, &ev->payload,
                               ev->has_headers ? &ev->headers : NULL);
+    if (rc == -EAGAIN)
+        //  The peer's ZeroMQ queue is full although it has credit: it
+        //  grants credit it does not read.  End it rather than grow.
+        work_sub_over_limit (broker, self, "send queue full: the client does not read what it asks for");
     if (rc)
         return rc;
+    uint32_t size = (uint32_t) event_bytes (ev);
+    if (s_wire_push (self, size))
+        log_error ("out of memory accounting delivery of '%s'", self->pattern);
     self->next_delivery_id++;
     self->credit--;
     self->delivered++;
@@ -136,6 +183,10 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
                        (unsigned long long) delivery_id, self->pattern);
             event_unref (&ev);
         }
+        else {
+            self->inflight_bytes += size;
+            broker->inflight_bytes += size;
+        }
     }
     return 0;
 }
@@ -144,7 +195,7 @@ int
 sub_send_gap (sub_t *self, uint64_t dropped)
 {
     busp_header_t g = { .command = BUSP_GAP, .sub_id = self->sub_id, .dropped = dropped };
-    int rc = broker_send (self->session->broker, self->session, &g, NULL, NULL);
+    int rc = wire_send (self->session->broker, self->session, &g, NULL, NULL);
     if (rc == 0) {
         self->gaps_sent++;
         self->session->broker->stats.gaps++;
@@ -157,7 +208,7 @@ sub_send_subend (sub_t *self, uint16_t code, const char *reason)
 {
     busp_header_t e = { .command = BUSP_SUBEND, .sub_id = self->sub_id, .code = code,
                         .name = busp_str (reason) };
-    broker_send (self->session->broker, self->session, &e, NULL, NULL);
+    wire_send (self->session->broker, self->session, &e, NULL, NULL);
 }
 
 /*  Take the event out of an in-flight slot, leaving a hole.                 */
@@ -167,6 +218,9 @@ s_take (sub_t *self, inflight_t *slot)
     event_t *ev = slot->event;
     slot->event = NULL;
     self->inflight_live--;
+    uint64_t size = event_bytes (ev);
+    self->inflight_bytes -= size;
+    self->session->broker->inflight_bytes -= size;
     return ev;
 }
 
@@ -189,7 +243,7 @@ s_give_up (sub_t *self, event_t *ev, uint16_t attempts, const char *reason)
     char name [300];
     sub_describe (self, name, sizeof name);
     self->dead_lettered++;
-    broker_dead_letter (self->session->broker, ev, reason, attempts, name);
+    work_dead_letter (self->session->broker, ev, reason, attempts, name);
     event_unref (&ev);
 }
 
@@ -204,7 +258,8 @@ s_retry (sub_t *self, event_t *ev, uint16_t attempts, int64_t delay_ms)
         return;
     }
     self->redelivered++;
-    channel_redeliver (self->channel, ev, attempts, self->session->broker->now_ms + delay_ms);
+    work_redeliver (self->session->broker, self->channel, ev, attempts,
+                    self->session->broker->now_ms + delay_ms);
 }
 
 int
@@ -259,60 +314,4 @@ sub_drain_inflight (sub_t *self, sub_inflight_fn *fn, void *arg)
     }
     self->inflight_len = 0;
     self->inflight_head = 0;
-}
-
-/*  ------------------------------------------------------------------
-    Dead letters                                                            */
-
-void
-broker_dead_letter (broker_t *self, event_t *ev, const char *reason,
-                    uint16_t attempts, const char *subscription)
-{
-    self->stats.dead_lettered++;
-    int64_t now = busp_wall_us ();
-    dlq_add (self->dlq, ev, reason, attempts, subscription, now);
-    log_info ("dead letter on '%s' from %s: %s (after %u attempts)", ev->topic, subscription,
-              reason, attempts);
-
-    char topic [300];
-    int topic_len = snprintf (topic, sizeof topic, "$dlq.%s", ev->topic);
-    if (topic_len > 255)
-        return;                 /*  retained, not routable (PROTOCOL §6)    */
-    //  Original headers plus the x- headers that say why.
-    cJSON *headers = NULL;
-    if (ev->has_headers)
-        headers = cJSON_ParseWithLength (zmq_msg_data (&ev->headers), zmq_msg_size (&ev->headers));
-    if (!cJSON_IsObject (headers)) {
-        cJSON_Delete (headers);
-        headers = cJSON_CreateObject ();
-    }
-    char number [32];
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-reason");
-    cJSON_AddStringToObject (headers, "x-reason", reason);
-    snprintf (number, sizeof number, "%u", attempts);
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-attempts");
-    cJSON_AddStringToObject (headers, "x-attempts", number);
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-subscription");
-    cJSON_AddStringToObject (headers, "x-subscription", subscription);
-    snprintf (number, sizeof number, "%llu", (unsigned long long) ev->stream_seq);
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-original-seq");
-    cJSON_AddStringToObject (headers, "x-original-seq", number);
-    char *text = cJSON_PrintUnformatted (headers);
-    cJSON_Delete (headers);
-    if (!text)
-        return;
-    zmq_msg_t payload, hdrs;
-    zmq_msg_init (&payload);
-    zmq_msg_copy (&payload, &ev->payload);
-    zmq_msg_init_size (&hdrs, strlen (text));
-    memcpy (zmq_msg_data (&hdrs), text, strlen (text));
-    free (text);
-    event_t *dead = event_new (topic, (size_t) topic_len, ev->msg_id, ev->msg_id_len,
-                               &payload, &hdrs, now);
-    zmq_msg_close (&payload);
-    zmq_msg_close (&hdrs);
-    if (!dead)
-        return;
-    broker_route (self, dead, NULL);
-    event_unref (&dead);
 }

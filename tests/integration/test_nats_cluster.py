@@ -533,6 +533,11 @@ def unreachable_cluster_is_reported_while_busd_serves(env):
         d = c.expect(busp.DELIVER, skip=(busp.PING, busp.PUBACK))
         assert d["payload"] == b"still serving", d
         c.close()
+        c = Client("tcp://127.0.0.1:%d" % port)
+        c.hello("test-ctl")
+        p = c.ctl({"cmd": "plugins"})["json"]["plugins"][0]
+        assert p["state"] == "running" and p["metrics"]["nats_connected"] == 0, p
+        c.close()
         with open(logpath, errors="replace") as f:
             text = f.read()
         line = next(l for l in text.splitlines() if "cannot reach the NATS cluster" in l)
@@ -550,6 +555,12 @@ def unmappable_import_is_refused_with_the_reason(env):
             "name": "cluster", "path": PLUGIN, "patterns": ["x.#"],
             "config": {"servers": env["cluster"].urls(), "instance": "bad",
                        "import": ["ok.#", "a.>.b"]}}]}, f)
+    # busd --check-config (and so `systemctl reload`) refuses it first.
+    r = subprocess.run([BUSD, "--check-config", "-c", conf], capture_output=True, text=True,
+                       env=CHILD_ENV, timeout=30)
+    assert r.returncode == 2, r
+    assert ("plugins[0] ('cluster'): key 'config': \"import\"[1]: pattern 'a.>.b' cannot map "
+            "to a NATS subject: token '>' is NATS's full wildcard") in r.stderr + r.stdout, r
     logpath = os.path.join(TMP, "busd-bad.log")
     with open(logpath, "wb") as out:
         proc = subprocess.Popen([BUSD, "-c", conf], stdout=out, stderr=out, env=CHILD_ENV)
@@ -629,6 +640,12 @@ def main():
                     print("--- %s (last 40 lines)" % name)
                     print("\n".join(lines[-40:]))
         else:
+            resets = 0
+            for name in os.listdir(TMP):
+                if name.startswith("n") and name.endswith(".log"):
+                    with open(os.path.join(TMP, name), errors="replace") as f:
+                        resets += f.read().count("Resetting stream cluster state")
+            log("nats-server logged %d stream cluster state resets" % resets)
             shutil.rmtree(TMP, ignore_errors=True)
     print("%d passed, %d failed (%.0f s)" % (passed, failed, time.time() - started))
     return 1 if failed else 0

@@ -1,4 +1,4 @@
-/*  pending.c — test plugin for plugin ABI 1.1: on_event answers PENDING
+/*  pending.c — test plugin for plugin ABI 1.2: on_event answers PENDING
     and a thread of the plugin's own answers each event "hold_ms" (default
     100) later with host->complete: FAIL ("pending says no") for topics
     ending in ".fail", else OK after publishing "pending.done" from that
@@ -70,8 +70,8 @@ s_answerer (void *arg)
 static int
 s_init (busd_plugin_instance_t *instance, const busd_plugin_host_t *host, void **state)
 {
-    if (host->abi_minor < 1) {
-        host->set_reason (instance, "needs plugin host ABI 1.1");
+    if (host->abi_minor < 2) {
+        host->set_reason (instance, "needs plugin host ABI 1.2");
         return -ENOTSUP;
     }
     pending_t *self = calloc (1, sizeof *self);
@@ -125,7 +125,7 @@ s_fini (void *state)
 
 static const busd_plugin_t s_plugin = {
     BUSD_PLUGIN_HEADER,
-    .name = "pending", .version = "1.0.0", .description = "test: answers later (ABI 1.1)",
+    .name = "pending", .version = "1.0.0", .description = "test: answers later (ABI 1.2)",
     .init = s_init, .on_event = s_on_event, .fini = s_fini
 };
 BUSD_PLUGIN_DECLARE (s_plugin)
