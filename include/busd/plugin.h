@@ -109,7 +109,10 @@ typedef struct {
     const char *(*config_json) (busd_plugin_instance_t *self);
     /*  Publish a follow-up event (e.g. spam.detected).  headers_json and
         msg_id may be NULL.  Blocks for publisher credit up to timeout_ms.
-        Returns 0 or a negative code (the event was not sent).               */
+        Returns 0 or a negative code (the event was not sent).  From a
+        thread the plugin started it goes through a second session of the
+        instance (opened on first use), so it never waits for the instance
+        thread (since ABI 1.2).                                              */
     int (*publish) (busd_plugin_instance_t *self, const char *topic,
                     const void *payload, size_t size, const char *headers_json,
                     const char *msg_id, int timeout_ms);
@@ -133,13 +136,14 @@ typedef struct {
     int (*complete) (busd_plugin_instance_t *self, uint64_t delivery_id,
                      busd_plugin_result_t result, uint32_t retry_delay_ms,
                      const char *reason);
-    /*  Publisher credit the instance holds now: how many publish calls
-        would be sent without waiting.  A plugin that feeds busd from
-        elsewhere takes in only that many, so busd's credit reaches its
-        source.                                                              */
+    /*  Publisher credit the calling thread's session holds now (the
+        instance's own on its thread; on the plugin's threads the second
+        session their publishes go through): how many publish calls would be
+        sent without waiting.  A plugin that feeds busd from elsewhere takes
+        in only that many, so busd's credit reaches its source.             */
     uint32_t (*publish_credit) (busd_plugin_instance_t *self);
-    /*  Wait up to timeout_ms until every event published so far is
-        acknowledged by the broker: 0 when all were accepted, a negative
+    /*  Wait up to timeout_ms until every event the calling thread's session
+        published so far is acknowledged by the broker: 0 when all were accepted, a negative
         code when one was rejected or the time ran out.  For plugins that
         must confirm to their source only what busd has taken.               */
     int (*publish_flush) (busd_plugin_instance_t *self, int timeout_ms);

@@ -14,8 +14,10 @@
     after the busd instance) and from core queue subscriptions, never more
     than the plugin's busd publisher credit allows, and acknowledges a
     JetStream message only after busd has accepted the event.  So a slow
-    subscriber on this busd stops the fetching, the stream fills up to its
-    limits, and the exporting busd on another machine is throttled in turn.
+    subscriber on this busd stops the fetching, this importer falls behind
+    in the stream, and the exporters, which grant themselves a budget from
+    the slowest importer's backlog (s_check_stream), hold their exports:
+    their busd throttles its publishers in turn.
 
     Loops: every bridged message carries busd-origin (this instance's id);
     an imported event keeps it locally, so export skips it, and import
@@ -96,7 +98,8 @@ typedef struct {
     int64_t setup_at_ms, setup_backoff_ms;
     atomic_bool connected;
     atomic_bool stop;
-    atomic_bool stream_full;        /*  above the high-water mark: hold     */
+    atomic_bool stream_full;        /*  no budget left: exports wait        */
+    atomic_llong budget;            /*  exports allowed until the next check */
     int64_t stream_check_at_ms;
     atomic_llong reconnects;
     pthread_t worker;
@@ -359,7 +362,7 @@ s_configure (nats_t *self, const char *config_json, char *err, size_t err_size)
                                             &value, err, err_size)) == 0)
             self->duplicate_window_ms = value;
         item = cJSON_GetObjectItemCaseSensitive (js, "retention");
-        self->interest = true;
+        self->interest = false;
         if (rc == 0 && item) {
             if (cJSON_IsString (item) && strcmp (item->valuestring, "interest") == 0)
                 self->interest = true;
@@ -585,6 +588,17 @@ s_is_imported (const char *headers_json)
     return imported;
 }
 
+/*  One unit of the export budget, or false when there is none.             */
+static bool
+s_take_budget (nats_t *self)
+{
+    long long budget = atomic_load (&self->budget);
+    while (budget > 0)
+        if (atomic_compare_exchange_weak (&self->budget, &budget, budget - 1))
+            return true;
+    return false;
+}
+
 static busd_plugin_result_t
 s_on_event (void *state, const busd_plugin_event_t *event)
 {
@@ -682,7 +696,7 @@ s_on_event (void *state, const busd_plugin_event_t *event)
     self->pending++;
     //  A stream near its limits waits for the importers: the export stays
     //  in the window and the worker sends it once there is room again.
-    bool hold = atomic_load (&self->stream_full);
+    bool hold = !s_take_budget (self);
     if (hold) {
         e->in_flight = false;
         e->retry_at_ms = 0;
@@ -704,7 +718,8 @@ s_resend_due (nats_t *self)
         export_t *e = self->head;
         while (e && (e->in_flight || e->retry_at_ms > now))
             e = e->next;
-        if (e && atomic_load (&self->connected) && !atomic_load (&self->stream_full))
+        //  Held exports (never sent) need budget; a failed send had it.
+        if (e && atomic_load (&self->connected) && (e->attempts > 0 || s_take_budget (self)))
             e->in_flight = true;
         else
             e = NULL;
@@ -750,8 +765,14 @@ s_setup_stream (nats_t *self)
     cfg.Name = self->stream;
     cfg.Subjects = subjects;
     cfg.SubjectsLen = self->stream_subject_count;
+    //  "limits" (the default) is a ring of max_msgs: an acknowledgement
+    //  never removes a message, and exports hold before the slowest
+    //  importer is a ring behind (s_check_stream).  "interest" removes what
+    //  every importer took; nats-server 2.9 in a cluster was seen removing
+    //  messages an importer had not been given yet, so it is not the
+    //  default.
     cfg.Retention = self->interest ? js_InterestPolicy : js_LimitsPolicy;
-    cfg.Discard = js_DiscardNew;
+    cfg.Discard = self->interest ? js_DiscardNew : js_DiscardOld;
     cfg.MaxMsgs = self->max_msgs;
     cfg.MaxBytes = self->max_bytes;
     cfg.Replicas = self->replicas;
@@ -789,7 +810,9 @@ s_setup_consumer (nats_t *self)
         jsConsumerConfig_Init (&cc);
         cc.Durable = self->instance;
         cc.AckPolicy = js_AckExplicit;
-        cc.DeliverPolicy = js_DeliverAll;
+        //  From now on: a busd joining the cluster does not replay the
+        //  ring; after that the durable consumer remembers its place.
+        cc.DeliverPolicy = js_DeliverNew;
         cc.AckWait = (self->ack_timeout_ms * 6) * 1000000LL;
         cc.MaxAckPending = self->batch * 4;
         s = js_AddConsumer (&ci, self->js, self->stream, &cc, NULL, &code);
@@ -875,10 +898,10 @@ s_setup (nats_t *self)
         self->setup_backoff_ms = 0;
 }
 
-/*  Read how full the stream is.  Exports stop at HIGH_WATER_PCT of its
-    limits instead of running into them: the stream refusing messages is
-    the last resort, not the flow control (a clustered stream that keeps
-    refusing is also the case nats-server handles worst).                  */
+/*  Read how far behind the slowest importer is.  Exports stop at
+    HIGH_WATER_PCT of the stream's max_msgs (and, with interest retention,
+    of max_bytes), well before a limits stream would overwrite what an
+    importer has not taken or an interest stream would refuse messages.    */
 static void
 s_check_stream (nats_t *self)
 {
@@ -890,18 +913,41 @@ s_check_stream (nats_t *self)
     jsErrCode code = 0;
     if (js_GetStreamInfo (&si, self->js, self->stream, NULL, &code) != NATS_OK)
         return;
-    bool full = false;
-    if (si->Config && si->Config->MaxMsgs > 0)
-        full |= (int64_t) si->State.Msgs * 100 >= si->Config->MaxMsgs * HIGH_WATER_PCT;
-    if (si->Config && si->Config->MaxBytes > 0)
-        full |= (int64_t) si->State.Bytes * 100 >= si->Config->MaxBytes * HIGH_WATER_PCT;
+    int64_t max_msgs = si->Config ? si->Config->MaxMsgs : 0;
+    int64_t max_bytes = si->Config ? si->Config->MaxBytes : 0;
+    bool interest = si->Config && si->Config->Retention == js_InterestPolicy;
+    uint64_t bytes = si->State.Bytes;
     jsStreamInfo_Destroy (si);
+    jsConsumerInfoList *list = NULL;
+    if (js_Consumers (&list, self->js, self->stream, NULL, &code) != NATS_OK)
+        return;
+    int64_t backlog = 0;
+    for (int i = 0; i < list->Count; i++) {
+        int64_t behind = (int64_t) list->List [i]->NumPending + list->List [i]->NumAckPending;
+        if (behind > backlog)
+            backlog = behind;
+    }
+    jsConsumerInfoList_Destroy (list);
+    //  The budget: what may still go out before the slowest importer is
+    //  HIGH_WATER_PCT of max_msgs behind, less what is on its way already.
+    pthread_mutex_lock (&self->lock);
+    int64_t in_flight = 0;
+    for (export_t *e = self->head; e; e = e->next)
+        in_flight += e->in_flight;
+    pthread_mutex_unlock (&self->lock);
+    int64_t budget = max_msgs > 0 ? max_msgs * HIGH_WATER_PCT / 100 - backlog - in_flight
+                                  : INT64_MAX / 2;
+    if (interest && max_bytes > 0 && (int64_t) bytes * 100 >= max_bytes * HIGH_WATER_PCT)
+        budget = 0;
+    atomic_store (&self->budget, budget);
+    bool full = budget <= 0;
     if (full != atomic_load (&self->stream_full)) {
         atomic_store (&self->stream_full, full);
         self->host->log (self->self, full ? BUSD_LOG_INFO : BUSD_LOG_DEBUG,
-                         full ? "stream '%s' is %d%% full: exports wait for the importers"
-                              : "stream '%s' below %d%% again: exporting", self->stream,
-                         HIGH_WATER_PCT);
+                         full ? "stream '%s': an importer is %" PRId64 " messages behind: "
+                                "exports wait for it"
+                              : "stream '%s': importers caught up (%" PRId64 " behind): "
+                                "exporting", self->stream, backlog);
         if (full)
             s_metric (self, "js_held", 1);
     }
@@ -1167,6 +1213,8 @@ s_new (busd_plugin_instance_t *instance, const busd_plugin_host_t *host)
     atomic_init (&self->connected, false);
     atomic_init (&self->stop, false);
     atomic_init (&self->reconnects, 0);
+    atomic_init (&self->stream_full, false);
+    atomic_init (&self->budget, 0);
     return self;
 }
 

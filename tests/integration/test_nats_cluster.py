@@ -588,6 +588,8 @@ def _connect(endpoint):
 
 
 def main():
+    # make check may stop the test with SIGTERM: clean up then too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     if not os.path.exists(PLUGIN):
         print("FAIL - %s not built" % PLUGIN)
         return 1
