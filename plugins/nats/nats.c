@@ -94,7 +94,9 @@ typedef struct {
     char pull_inbox [128];
     char pull_subject [160];
     bool js_ready;                  /*  worker: stream and consumer exist   */
-    bool core_ready;
+    atomic_bool core_ready;         /*  core_subs set up (by the worker)    */
+    pthread_t core_worker;
+    bool core_worker_started;
     int64_t setup_at_ms, setup_backoff_ms;
     atomic_bool connected;
     atomic_bool stop;
@@ -877,10 +879,10 @@ s_setup (nats_t *self)
     if (now < self->setup_at_ms)
         return;
     int rc = 0;
-    if (!self->core_ready && self->import_subject_count)
+    if (!atomic_load (&self->core_ready) && self->import_subject_count)
         rc = s_setup_core (self);
     if (rc == 0)
-        self->core_ready = true;
+        atomic_store (&self->core_ready, true);
     if (rc == 0 && !self->js_ready && self->js) {
         rc = s_setup_stream (self);
         if (rc == 0 && self->import_count)
@@ -993,9 +995,12 @@ s_import_one (nats_t *self, natsMsg *msg, bool from_js)
         return IMPORT_SKIP;
     }
     const char *marker = NULL;
-    if (!from_js && self->pull
+    //  A JetStream message also reaches core subscribers: with a durable
+    //  consumer of our own (configured, if not yet set up) that one brings
+    //  it, once, and at least once.
+    if (!from_js && self->js && self->import_count
     &&  natsMsgHeader_Get (msg, "busd-js", &marker) == NATS_OK && marker)
-        return IMPORT_SKIP;         /*  the durable consumer brings it      */
+        return IMPORT_SKIP;
     char topic [300];
     if (ns_subject_topic (self->prefix, natsMsg_GetSubject (msg), topic, sizeof topic)) {
         s_metric (self, "skipped_invalid", 1);
@@ -1029,10 +1034,13 @@ s_import_core (nats_t *self, uint32_t credit)
             natsMsg *msg = NULL;
             if (natsSubscription_NextMsg (&msg, sub, 0) != NATS_OK)
                 break;
-            if (s_import_one (self, msg, false) == IMPORT_SENT) {
+            import_t fate = s_import_one (self, msg, false);
+            if (fate == IMPORT_SENT) {
                 credit--;
                 done++;
             }
+            else if (fate == IMPORT_FAILED)
+                s_metric (self, "core_dropped", 1);     /*  at most once    */
             natsMsg_Destroy (msg);
         }
     }
@@ -1171,14 +1179,30 @@ s_worker (void *arg)
             continue;
         }
         int done = 0;
-        uint32_t credit = self->import_count ? self->host->publish_credit (self->self) : 0;
-        if (credit && self->core_ready)
-            done += s_import_core (self, credit);
-        if (credit && self->pull) {
-            credit = self->host->publish_credit (self->self);
-            if (credit)
-                done += s_import_js (self, credit);
+        uint32_t credit = self->pull ? self->host->publish_credit (self->self) : 0;
+        if (credit)
+            done += s_import_js (self, credit);
+        if (!done)
+            s_sleep_ms (IDLE_SLEEP_MS);
+    }
+    return NULL;
+}
+
+/*  Core imports in a thread of their own, so a burst on core NATS is
+    drained while the worker waits on JetStream requests (and the other way
+    round).  Both publish through the instance's one publisher session.    */
+static void *
+s_core_worker (void *arg)
+{
+    nats_t *self = arg;
+    while (!atomic_load (&self->stop)) {
+        if (!atomic_load (&self->connected) || !atomic_load (&self->core_ready)
+        ||  pc_mono_ms () - self->started_ms < self->import_delay_ms) {
+            s_sleep_ms (20);
+            continue;
         }
+        uint32_t credit = self->host->publish_credit (self->self);
+        int done = credit ? s_import_core (self, credit) : 0;
         if (!done)
             s_sleep_ms (IDLE_SLEEP_MS);
     }
@@ -1215,6 +1239,7 @@ s_new (busd_plugin_instance_t *instance, const busd_plugin_host_t *host)
     atomic_init (&self->reconnects, 0);
     atomic_init (&self->stream_full, false);
     atomic_init (&self->budget, 0);
+    atomic_init (&self->core_ready, false);
     return self;
 }
 
@@ -1335,12 +1360,18 @@ s_init (busd_plugin_instance_t *instance, const busd_plugin_host_t *host, void *
     sigfillset (&all);
     pthread_sigmask (SIG_SETMASK, &all, &old);
     rc = pthread_create (&self->worker, NULL, s_worker, self);
+    if (rc == 0) {
+        self->worker_started = true;
+        if (self->import_subject_count) {
+            rc = pthread_create (&self->core_worker, NULL, s_core_worker, self);
+            self->core_worker_started = rc == 0;
+        }
+    }
     pthread_sigmask (SIG_SETMASK, &old, NULL);
     if (rc) {
         snprintf (err, sizeof err, "cannot start the import thread: %s", strerror (rc));
         return s_fail (self, instance, host, err, -rc);
     }
-    self->worker_started = true;
     host->log (instance, BUSD_LOG_INFO, "instance '%s', prefix '%s', %d import subject%s, "
                "%s%s, window %" PRId64, self->instance, self->prefix,
                self->import_subject_count, self->import_subject_count == 1 ? "" : "s",
@@ -1359,6 +1390,8 @@ s_fini (void *state)
     atomic_store (&self->stop, true);
     if (self->worker_started)
         pthread_join (self->worker, NULL);
+    if (self->core_worker_started)
+        pthread_join (self->core_worker, NULL);
     for (int i = 0; self->core_subs && i < self->import_subject_count; i++)
         natsSubscription_Destroy (self->core_subs [i]);
     free (self->core_subs);
