@@ -33,6 +33,9 @@
     X (subs_over_limit,  "subscriptions_over_limit", "subscriptions_over_limit_total", "subscriptions ended with SUBEND 429 by a memory limit") \
     X (throttle_events,  "throttle_events",  "throttle_events_total",     "times a publisher was throttled") \
     X (batches,          "batches",          "batches_total",             "ROUTER batches handled") \
-    X (messages_in,      "messages_in",      "messages_in_total",         "messages received")
+    X (messages_in,      "messages_in",      "messages_in_total",         "messages received") \
+    X (pubb_in,          "pubb_in",          "pubb_total",                "PUBB messages received (PROTOCOL §8.2)") \
+    X (deliverb_out,     "deliverb_out",     "deliverb_total",            "DELIVERB messages sent") \
+    X (ackb_in,          "ackb_in",          "ackb_total",                "ACKB messages received")
 
 #endif

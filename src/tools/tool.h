@@ -59,6 +59,7 @@ typedef struct {
     const char *endpoint;           /*  from -e, or NULL                      */
     const char *name;               /*  from --name, or the program name      */
     int connect_timeout_ms;
+    bool no_batch;                  /*  --no-batch: one frame per event       */
 } tool_conn_t;
 
 /*  Set the program name used in messages and the connection defaults.      */
