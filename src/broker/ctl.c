@@ -3,24 +3,14 @@
     Every reply is built with cJSON from the live state; nothing here is on
     the hot path, so clarity beats speed.                                    */
 #include "broker.h"
+#include <inttypes.h>
 #include "clock.h"
 #include "dedup.h"
 #include "dlq.h"
 #include "durable.h"
 #include "topic.h"
-#include <inttypes.h>
 
 extern volatile sig_atomic_t busd_reload_requested;
-
-/*  A µs time as an exact JSON integer: cJSON_AddNumber's 15 digits turn
-    one that ends in 0 into 1.79610277302191e+15, a float to JSON readers.  */
-static void
-s_add_int (cJSON *object, const char *name, int64_t value)
-{
-    char text [24];
-    snprintf (text, sizeof text, "%" PRId64, value);
-    cJSON_AddRawToObject (object, name, text);
-}
 
 static void
 s_reply (broker_t *self, session_t *session, uint32_t request_id, uint16_t code, cJSON *json)
@@ -81,6 +71,16 @@ ctl_stats (broker_t *self)
             cJSON_AddItemToObject (json, "plugins", plugins);
     }
     return json;
+}
+
+/*  A µs time as an exact JSON integer: cJSON_AddNumber's 15 digits turn
+    one that ends in 0 into 1.79610277302191e+15, a float to JSON readers.  */
+static void
+s_add_int (cJSON *object, const char *name, int64_t value)
+{
+    char text [24];
+    snprintf (text, sizeof text, "%" PRId64, value);
+    cJSON_AddRawToObject (object, name, text);
 }
 
 static cJSON *
