@@ -956,6 +956,78 @@ def hello_options_must_be_an_object(b):
     assert "discarded_on_end" in stats(session(b, "ho2"))
 
 
+@test
+def redelivery_keeps_acceptance_time_and_stream_seq(b):
+    """§6: ts_us is the broker's acceptance time, so a redelivery carries
+    the first delivery's ts_us (and stream_seq)."""
+    s = session(b, "tsr")
+    subscribe(s, 1, "tsr.x", {"ack": "explicit"})
+    p = session(b)
+    p.publish("tsr.x", b"x")
+    until_acked(p, 1)
+    d1 = next_msg(s)
+    time.sleep(0.01)
+    s.send(busp.nack(1, d1["delivery_id"], 0, 1))
+    d2 = next_msg(s)
+    assert d2["attempt"] == 2 and d2["ts_us"] == d1["ts_us"], (d1, d2)
+    assert d2["stream_seq"] == d1["stream_seq"] == 0
+    s.send(busp.ack(1, d2["delivery_id"]))
+    assert sync(s) == []
+
+
+@test
+def expiry_and_rehello_hand_group_inflight_over(b):
+    """§4: on expiry (and on a HELLO that replaces a session, as BYE would)
+    unacknowledged deliveries go to the group's other members; any message
+    counts as a sign of life."""
+    b2 = Broker("--heartbeat", "200", "--session-timeout", "1200")
+    try:
+        stay = session(b2, "stay")
+        subscribe(stay, 1, "exp.x", {"group": "eg", "ack": "explicit", "credit": 0})
+        gone = session(b2, "gone")
+        subscribe(gone, 1, "exp.x", {"group": "eg", "ack": "explicit", "credit": 10})
+        p = session(b2, "exp-pub")
+        for i in range(3):
+            p.publish("exp.x", b"%d" % i)
+        until_acked(p, 3)
+        got = [next_msg(gone) for _ in range(3)]
+        assert [d["payload"] for d in got] == [b"0", b"1", b"2"], got
+        stay.send(busp.credit(1, 10))
+        # "gone" falls silent; "stay" never answers PINGs but sends PINGs
+        # of its own, which count as signs of life
+        deadline = time.time() + 20
+        redelivered = []
+        while len(redelivered) < 3 and time.time() < deadline:
+            stay.send(busp.ping(1))
+            for d in drain(stay, 300):
+                if d["cmd"] == busp.DELIVER:
+                    redelivered.append(d)
+        assert sorted(d["payload"] for d in redelivered) == [b"0", b"1", b"2"], redelivered
+        assert all(d["attempt"] == 2 for d in redelivered), redelivered
+        for d in redelivered:
+            stay.send(busp.ack(1, d["delivery_id"]))
+        # the silent one was expired
+        assert error(gone, [busp.unsub(1)])["code"] == 401
+        # a HELLO that replaces a session hands its in-flight over too
+        wait2 = session(b2, "wait2")
+        subscribe(wait2, 1, "exp.y", {"group": "eg2", "ack": "explicit", "credit": 0})
+        again = session(b2, "again")
+        subscribe(again, 1, "exp.y", {"group": "eg2", "ack": "explicit", "credit": 10})
+        p = session(b2, "exp-pub2")       # the first publisher fell silent too
+        p.publish("exp.y", b"r")
+        until_acked(p, p.seq)
+        d = next_msg(again)
+        assert d["payload"] == b"r" and d["attempt"] == 1, d
+        again.send(busp.hello("again-2"))
+        assert next_msg(again)["cmd"] == busp.WELCOME
+        wait2.send(busp.credit(1, 1))
+        r = next_msg(wait2)
+        assert r["cmd"] == busp.DELIVER and r["payload"] == b"r" and r["attempt"] == 2, r
+        stay.send(busp.ping(2))
+    finally:
+        b2.stop()
+
+
 # ---------------------------------------------------------------- §8 features
 
 @test
