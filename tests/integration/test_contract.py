@@ -500,6 +500,31 @@ def throttle_thresholds_are_exact(b):
 
 
 @test
+def withheld_credit_returns_when_the_last_throttle_lifts(b):
+    s1 = session(b, "tw1")
+    subscribe(s1, 1, "tw.a", {"credit": 0, "queue_limit": 1})
+    s2 = session(b, "tw2")
+    subscribe(s2, 1, "tw.b", {"credit": 0, "queue_limit": 1})
+    p = session(b, "twp")
+    p.publish("tw.a", b"a0")
+    assert until_acked(p, 1)[-1]["credit"] == 1
+    p.publish("tw.a", b"a1")          # throttled by s1
+    p.publish("tw.b", b"b0")          # not full, but the publisher is throttled
+    p.publish("tw.b", b"b1")          # throttled by s2 too
+    got = until_acked(p, 4)
+    assert sum(d["credit"] for d in got if d["cmd"] == busp.PUBACK) == 0, got
+    s1.send(busp.credit(1, 5))
+    assert [next_msg(s1)["payload"] for _ in range(2)] == [b"a0", b"a1"]
+    sync(s1)
+    assert not drain(p, 400), "credit came back while s2 still throttles"
+    s2.send(busp.credit(1, 5))
+    assert [next_msg(s2)["payload"] for _ in range(2)] == [b"b0", b"b1"]
+    a = next_msg(p)
+    assert a["cmd"] == busp.PUBACK and a["seq"] == 4 and a["credit"] == 3, a
+    assert not drain(p, 300)
+
+
+@test
 def throttle_lifts_when_subscription_ends(b):
     s = session(b, "tend")
     subscribe(s, 1, "the.x", {"credit": 0, "queue_limit": 1})
@@ -823,6 +848,21 @@ def ctl_shapes(b):
     for k in ("client", "pattern", "group", "credit", "queued", "inflight",
               "delivered", "dropped", "throttled_publishers"):
         assert k in row, (k, row)
+
+
+@test
+def ack_returns_no_credit(b):
+    s = session(b, "anc")
+    subscribe(s, 1, "anc.x", {"ack": "explicit", "credit": 1})
+    p = session(b)
+    p.publish("anc.x", b"1")
+    p.publish("anc.x", b"2")
+    until_acked(p, 2)
+    d = next_msg(s)
+    s.send(busp.ack(1, d["delivery_id"]))
+    assert sync(s) == [], "ACK gave credit back"
+    s.send(busp.credit(1, 1))
+    assert next_msg(s)["payload"] == b"2"
 
 
 @test
