@@ -851,6 +851,24 @@ def ctl_shapes(b):
 
 
 @test
+def resubscribed_sub_id_starts_delivery_ids_at_1(b):
+    s = session(b, "resub")
+    subscribe(s, 1, "rsb.x")
+    p = session(b)
+    p.publish("rsb.x", b"a")
+    until_acked(p, 1)
+    assert next_msg(s)["delivery_id"] == 1
+    s.send(busp.unsub(1))
+    d = next_msg(s)
+    assert d["cmd"] == busp.SUBEND and d["code"] == 200 and d["reason"] == "unsubscribed", d
+    subscribe(s, 1, "rsb.x")
+    p.publish("rsb.x", b"b")
+    until_acked(p, 2)
+    d = next_msg(s)
+    assert d["payload"] == b"b" and d["delivery_id"] == 1 and d["attempt"] == 1, d
+
+
+@test
 def ack_returns_no_credit(b):
     s = session(b, "anc")
     subscribe(s, 1, "anc.x", {"ack": "explicit", "credit": 1})
