@@ -28,6 +28,20 @@ s_event (const char *topic, const char *msg_id, size_t payload_size)
     return ev;
 }
 
+/*  A reply as the client reads it: printed, then parsed back (ts_us is
+    written raw so it stays an exact integer on the wire).                  */
+static cJSON *
+s_wire (cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted (json);
+    ck_assert_ptr_nonnull (text);
+    cJSON_Delete (json);
+    cJSON *back = cJSON_Parse (text);
+    free (text);
+    ck_assert_ptr_nonnull (back);
+    return back;
+}
+
 /*  Add an event and drop the test's reference: the store then holds the
     only one.                                                               */
 static uint64_t
@@ -112,7 +126,7 @@ START_TEST (test_add_find_remove)
     ck_assert_ptr_null (dlq_find (dlq, id + 1));
 
     //  The list entry carries what dlq-list promises.
-    cJSON *list = dlq_list (dlq, NULL, NULL, 0, 0);
+    cJSON *list = s_wire (dlq_list (dlq, NULL, NULL, 0, 0));
     ck_assert_int_eq (cJSON_GetArraySize (list), 1);
     cJSON *item = cJSON_GetArrayItem (list, 0);
     ck_assert_double_eq (cJSON_GetObjectItem (item, "id")->valuedouble, (double) id);
@@ -153,6 +167,31 @@ START_TEST (test_add_find_remove)
     dlq_remove (dlq, id);
     ck_assert_uint_eq (ev->refs, 1);        //  released with the entry
     event_unref (&ev);
+    dlq_destroy (&dlq);
+}
+END_TEST
+
+START_TEST (test_wire_form)
+{
+    //  cJSON's numbers print with 15 digits: a µs time ending in 0 would
+    //  come out as 1.79610277302191e+15.  ts_us stays an exact integer,
+    //  and dlq-show's headers are the dead letter's (PROTOCOL §6).
+    dlq_t *dlq = dlq_new (10, 1 << 20);
+    event_t *ev = s_event ("a.b", "m", 3);
+    uint64_t id = dlq_add (dlq, ev, "why", 2, "grp", INT64_C (1796102773021910));
+    event_unref (&ev);
+    cJSON *list = dlq_list (dlq, NULL, NULL, 0, 0);
+    char *text = cJSON_PrintUnformatted (list);
+    ck_assert_ptr_nonnull (strstr (text, "\"ts_us\":1796102773021910,"));
+    free (text);
+    cJSON_Delete (list);
+    cJSON *one = s_wire (dlq_entry_json (dlq_find (dlq, id)));
+    cJSON *headers = cJSON_GetObjectItem (one, "headers");
+    ck_assert_str_eq (cJSON_GetObjectItem (headers, "x-reason")->valuestring, "why");
+    ck_assert_str_eq (cJSON_GetObjectItem (headers, "x-attempts")->valuestring, "2");
+    ck_assert_str_eq (cJSON_GetObjectItem (headers, "x-subscription")->valuestring, "grp");
+    ck_assert_str_eq (cJSON_GetObjectItem (headers, "x-original-seq")->valuestring, "0");
+    cJSON_Delete (one);
     dlq_destroy (&dlq);
 }
 END_TEST
@@ -382,7 +421,7 @@ START_TEST (test_many)
     ck_assert_uint_le (dlq_size (dlq), 500);
     ck_assert_uint_eq (dlq_bytes (dlq), dlq_size (dlq) * per);
     ck_assert_uint_gt (dlq_evicted (dlq), 0);
-    cJSON *list = dlq_list (dlq, "odd.*", NULL, 19000, 0);
+    cJSON *list = s_wire (dlq_list (dlq, "odd.*", NULL, 19000, 0));
     const cJSON *item;
     cJSON_ArrayForEach (item, list) {
         ck_assert_str_eq (cJSON_GetObjectItem (item, "topic")->valuestring, "odd.one");
@@ -401,6 +440,7 @@ s_suite (void)
     tcase_add_test (tc, test_new_destroy);
     tcase_add_test (tc, test_add_find_remove);
     tcase_add_test (tc, test_long_texts);
+    tcase_add_test (tc, test_wire_form);
     suite_add_tcase (suite, tc);
 
     tc = tcase_create ("filter");
