@@ -1,0 +1,15 @@
+/*  headers.h — the PUB headers frame (PROTOCOL §1): a UTF-8 JSON object
+    whose values are strings.
+
+    Its own file so that the rule has one definition the broker applies and
+    a fuzzer can drive without a socket.                                    */
+#ifndef BUSD_HEADERS_H_INCLUDED
+#define BUSD_HEADERS_H_INCLUDED
+
+#include <stddef.h>
+
+/*  0 when (data, size) is a valid headers frame; otherwise -EINVAL and *why
+    (if not NULL) a static sentence saying what is wrong.                    */
+int headers_check (const void *data, size_t size, const char **why);
+
+#endif
