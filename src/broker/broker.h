@@ -1,191 +1,18 @@
-/*  broker.h — the routing state of busd and the types that make it up.
+/*  broker.h — what the broker's files call in each other.
 
-    One thread owns everything declared here (the Redis model): sessions,
-    subscriptions, channels and the routing trie are plain structs with
-    direct pointers between them and no locks.  The pieces live in their own
-    files (session.c, channel.c, ctl.c ...) but share these definitions
-    because they are one data structure seen from different sides.
-
-      session ──< sub >── channel ──< trie entry (pattern)
-      (a client)   (SUB)   (a queue: one sub, or a queue group's members)
-
-    A channel owns the queue and the overflow policy; a sub owns its credit,
-    delivery ids and in-flight deliveries.  A plain subscription is a channel
-    with one member, so groups cost nothing extra in the common path.        */
+    The structs are in state.h (with the layout of src/broker); the wire,
+    routing, command and end-of-batch APIs in wire.h, route.h, commands.h
+    and work.h.  This header gathers them for the files of the core.        */
 #ifndef BUSD_BROKER_H_INCLUDED
 #define BUSD_BROKER_H_INCLUDED
 
-#include <czmq.h>
-#include <cJSON.h>
-#include "busp.h"
-#include "event.h"
-#include "queue.h"
-#include "trie.h"
-#include "config.h"
+#include "state.h"
+#include "wire.h"
+#include "route.h"
+#include "commands.h"
+#include "work.h"
 
-typedef struct broker broker_t;
-typedef struct session session_t;
-typedef struct sub sub_t;
-typedef struct channel channel_t;
-typedef struct dedup dedup_t;
-typedef struct dlq dlq_t;
-
-typedef enum {
-    POLICY_BLOCK = 0, POLICY_DROP_OLDEST, POLICY_DROP_NEW, POLICY_LATEST,
-    POLICY_DISCONNECT
-} policy_t;
-
-const char *policy_name (policy_t policy);
-
-/*  A small growable array of pointers; the sets it holds (members of a
-    group, publishers throttled by a queue) are short and iterated whole.   */
-typedef struct {
-    void **items;
-    size_t size;
-    size_t cap;
-} ptrvec_t;
-
-int ptrvec_add (ptrvec_t *vec, void *item);      /*  0, -EEXIST, -ENOMEM   */
-/*  Append without the membership check (caller keeps a flag instead).      */
-int ptrvec_push (ptrvec_t *vec, void *item);
-/*  Refresh the broker's batch clocks.                                      */
-void broker_clock (broker_t *self);
-bool ptrvec_remove (ptrvec_t *vec, void *item);
-bool ptrvec_contains (const ptrvec_t *vec, const void *item);
-void ptrvec_free (ptrvec_t *vec);
-
-/*  One delivery awaiting ACK (ack: explicit).                              */
-typedef struct {
-    uint64_t delivery_id;
-    event_t *event;             /*  NULL once acknowledged (a hole)         */
-    uint16_t attempt;
-    int64_t deadline_ms;        /*  monotonic                               */
-} inflight_t;
-
-struct sub {
-    session_t *session;
-    channel_t *channel;
-    uint32_t sub_id;
-    char *pattern;
-    uint64_t credit;
-    bool ack_explicit;
-    uint32_t ack_wait_ms;
-    uint32_t max_deliver;
-    uint64_t next_delivery_id;
-    /*  In-flight deliveries in delivery_id order, which is also deadline
-        order since ack_wait is fixed per subscription: the oldest is at the
-        front for the timeout scan and ACKs binary-search by id.             */
-    inflight_t *inflight;
-    size_t inflight_head, inflight_len, inflight_cap, inflight_live;
-    uint64_t delivered;
-    uint64_t acked;
-    uint64_t redelivered;
-    uint64_t dead_lettered;
-    uint64_t gaps_sent;
-    bool send_stalled;          /*  last send hit the HWM; retry on tick    */
-};
-
-struct channel {
-    broker_t *broker;
-    char *pattern;
-    char *group;                /*  NULL for a plain subscription           */
-    char *key;                  /*  group index key                         */
-    policy_t policy;
-    uint32_t queue_limit;
-    uint64_t queue_bytes_limit;
-    queue_t *queue;             /*  fresh events waiting for credit         */
-    queue_t *redeliveries;      /*  redeliveries: served before the queue   */
-    zlistx_t *delayed;          /*  NACKed with a delay, sorted by due time */
-    ptrvec_t members;           /*  sub_t *                                 */
-    size_t rr;                  /*  round-robin cursor into members         */
-    ptrvec_t throttled;         /*  session_t * throttled by this queue     */
-    uint64_t pending_gap;       /*  dropped since the last DELIVER          */
-    uint64_t dropped;
-    uint64_t delivered;
-    bool dirty;                 /*  in the broker's pump list               */
-    bool dead;                  /*  ended; freed after the current batch    */
-};
-
-struct session {
-    broker_t *broker;
-    uint8_t rid [256];          /*  rid [0] = length, then the routing id   */
-    char name [256];
-    char id_hex [80];
-    int64_t created_ms;
-    int64_t last_seen_ms;
-    int64_t ping_sent_ms;       /*  0: no PING outstanding                  */
-    uint64_t last_pub_seq;      /*  last PUB processed                      */
-    uint64_t acked_pub_seq;     /*  last PUBACKed                           */
-    uint64_t credit;            /*  publisher credit the client holds       */
-    uint64_t credit_owed;       /*  processed PUBs whose credit is not back */
-    ptrvec_t throttled_by;      /*  channel_t * throttling this session     */
-    bool pub_dirty;             /*  owes a PUBACK at the end of the batch   */
-    bool dead;                  /*  ended; freed after the current batch    */
-    bool gone;                  /*  transport says the peer left            */
-    zhashx_t *subs;             /*  sub_id (as uint32 key) -> sub_t *       */
-    uint64_t accepted;
-    uint64_t rejected;
-    uint64_t delivered;
-};
-
-typedef struct {
-    uint64_t accepted, rejected, duplicates, unrouted, delivered, redelivered,
-             dropped, dead_lettered, protocol_errors, send_failures, gaps,
-             events_in_bytes, sessions_opened, sessions_expired,
-             acks, nacks, throttle_events, batches, messages_in;
-} stats_t;
-
-struct broker {
-    config_t *config;
-    zloop_t *loop;
-    zsock_t *router_sock;
-    void *router;               /*  the raw libzmq socket of router_sock    */
-    char broker_id [32];
-    zhashx_t *sessions;         /*  routing id blob -> session_t *          */
-    session_t *last_session;    /*  lookup cache: bursts come from one peer */
-    zhashx_t *groups;           /*  "group\x1fpattern" -> channel_t *        */
-    trie_t *trie;
-    ptrvec_t dirty_channels;
-    ptrvec_t dirty_sessions;
-    ptrvec_t dead_channels;
-    ptrvec_t dead_sessions;
-    ptrvec_t gone_sessions;
-    ptrvec_t all_channels;
-    dedup_t *dedup;
-    dlq_t *dlq;
-    stats_t stats;
-    uint64_t queued_bytes;      /*  across every queue: the broker-wide cap */
-    uint64_t nonce;
-    /*  Clocks read once per batch or timer run: per-event clock reads cost
-        more than the routing itself, and within a batch they would differ
-        by microseconds.                                                    */
-    int64_t now_ms;
-    int64_t now_wall_us;
-    int64_t started_ms;
-    bool draining;
-    bool registered;            /*  loop handlers installed             */
-    volatile sig_atomic_t *stop_flag;
-    volatile sig_atomic_t *reload_flag;
-    uint64_t throttled_sessions;
-    zlistx_t *bound;            /*  endpoints actually bound (strings)      */
-    struct metrics *metrics;    /*  /metrics snapshot, NULL when off        */
-    int64_t last_metrics_ms;
-    int64_t last_sys_stats_ms;
-    /*  The plugin host adds its own lines to /metrics and CTL stats.        */
-    void (*plugin_metrics) (void *arg, void (*add) (void *sbuf, const char *fmt, ...), void *sbuf);
-    cJSON *(*plugin_stats) (void *arg);
-    /*  plugins.c: called repeatedly by the final drain; the first call asks
-        plugin threads to finish, and it returns true while any still runs
-        (they need the broker to take their last ACKs).                      */
-    bool (*plugin_drain) (void *arg);
-    void *plugin_metrics_arg;
-    /*  main.c's reload (CTL reload answers with its result).  On success
-        msg holds the keys that need a restart ("" when none), on failure
-        the errors.                                                          */
-    int (*reload_fn) (char *msg, size_t size);
-};
-
-/*  ---- broker.c: lifecycle and wire I/O -------------------------------- */
+/*  ---- broker.c: lifecycle and the loop ----------------------------------- */
 broker_t *broker_new (config_t *config);
 void broker_destroy (broker_t **self_p);
 int broker_bind (broker_t *self);
@@ -193,24 +20,9 @@ int broker_bind (broker_t *self);
 int broker_run (broker_t *self, volatile sig_atomic_t *stop_flag,
                 volatile sig_atomic_t *reload_flag);
 int broker_apply_config (broker_t *self, config_t *config);
+/*  Refresh the broker's batch clocks.                                      */
+void broker_clock (broker_t *self);
 
-/*  Send a BUSP message to a session: header, then up to two body frames
-    (NULL to omit).  Body frames are copied (zmq_msg_copy) not consumed.
-    Returns 0, -EAGAIN (HWM reached: nothing was sent) or -EHOSTUNREACH (the
-    peer is gone; the session is marked dead).                               */
-int broker_send (broker_t *self, session_t *session, const busp_header_t *h,
-                 zmq_msg_t *body, zmq_msg_t *extra);
-/*  The same with a header already encoded.                                 */
-int broker_send_raw (broker_t *self, session_t *session, const uint8_t *header, size_t len,
-                     zmq_msg_t *body, zmq_msg_t *extra);
-int broker_send_json (broker_t *self, session_t *session, const busp_header_t *h,
-                      cJSON *json);
-void broker_send_error (broker_t *self, session_t *session, const uint8_t *rid,
-                        uint16_t code, const char *reason);
-
-/*  Route an accepted event to every matching channel.  publisher may be
-    NULL (dead letters, replays).  Returns the number of channels reached.  */
-size_t broker_route (broker_t *self, event_t *ev, session_t *publisher);
 
 /*  ---- session.c ----------------------------------------------------- */
 session_t *session_new (broker_t *broker, const uint8_t *rid, size_t rid_len,
@@ -296,10 +108,6 @@ int subopts_parse (subopts_t *opts, const config_t *config, const void *json, si
 void ctl_handle (broker_t *self, session_t *session, uint32_t request_id,
                  const void *body, size_t size);
 cJSON *ctl_stats (broker_t *self);
-
-/*  ---- deadletter (in sub.c / dlq.c) ---------------------------------- */
-void broker_dead_letter (broker_t *self, event_t *ev, const char *reason,
-                         uint16_t attempts, const char *subscription);
 
 /*  ---- logging ------------------------------------------------------ */
 #include "log.h"

@@ -105,8 +105,8 @@ channel_waiting (const channel_t *self)
 static void
 s_release_throttles (channel_t *self)
 {
-    while (self->throttled.size)
-        session_unthrottle (self->throttled.items [0], self);
+    if (self->throttled.size)
+        work_unthrottle (self->broker, self);
 }
 
 /*  A channel whose last member left, or that overflowed with `disconnect`:
@@ -210,6 +210,7 @@ s_drop (channel_t *self, event_t **ev_p)
     self->dropped++;
     self->pending_gap++;
     self->broker->stats.dropped++;
+    self->broker->stats.dropped_by_policy [self->policy]++;
     event_unref (ev_p);
 }
 

@@ -14,7 +14,7 @@ static void
 s_reply (broker_t *self, session_t *session, uint32_t request_id, uint16_t code, cJSON *json)
 {
     busp_header_t r = { .command = BUSP_CTLREPLY, .request_id = request_id, .code = code };
-    broker_send_json (self, session, &r, json);
+    wire_send_json (self, session, &r, json);
     cJSON_Delete (json);
 }
 
@@ -49,29 +49,13 @@ ctl_stats (broker_t *self)
 #define ADD(name, value) cJSON_AddNumberToObject (json, name, (double) (value))
     ADD ("sessions", zhashx_size (self->sessions));
     ADD ("subscriptions", subs);
-    ADD ("accepted", s->accepted);
-    ADD ("rejected", s->rejected);
-    ADD ("duplicates", s->duplicates);
-    ADD ("unrouted", s->unrouted);
-    ADD ("delivered", s->delivered);
-    ADD ("redelivered", s->redelivered);
-    ADD ("dropped", s->dropped);
     ADD ("queued", queued);
     ADD ("queued_bytes", self->queued_bytes);
     ADD ("inflight", inflight);
-    ADD ("dead_lettered", s->dead_lettered);
     ADD ("throttled_publishers", self->throttled_sessions);
-    ADD ("protocol_errors", s->protocol_errors);
-    ADD ("send_failures", s->send_failures);
-    ADD ("gaps", s->gaps);
-    ADD ("acks", s->acks);
-    ADD ("nacks", s->nacks);
-    ADD ("bytes_in", s->events_in_bytes);
-    ADD ("sessions_opened", s->sessions_opened);
-    ADD ("sessions_expired", s->sessions_expired);
-    ADD ("throttle_events", s->throttle_events);
-    ADD ("batches", s->batches);
-    ADD ("messages_in", s->messages_in);
+#define BUSD_CTL_COUNTER(field, key, metric, help) ADD (key, s->field);
+    BUSD_COUNTERS (BUSD_CTL_COUNTER)
+#undef BUSD_CTL_COUNTER
     ADD ("dedup_entries", dedup_size (self->dedup));
     ADD ("dlq_entries", dlq_size (self->dlq));
     ADD ("dlq_bytes", dlq_bytes (self->dlq));
@@ -179,7 +163,7 @@ s_replay_one (broker_t *self, uint64_t id)
     if (!ev)
         return false;
     self->stats.accepted++;
-    if (broker_route (self, ev, NULL) == 0)
+    if (route_event (self, ev, NULL) == 0)
         self->stats.unrouted++;
     event_unref (&ev);
     dlq_remove (self->dlq, id);

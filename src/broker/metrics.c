@@ -159,20 +159,11 @@ metrics_update (metrics_t *self, broker_t *broker)
 {
     const stats_t *st = &broker->stats;
     sbuf_t s = { 0 };
-    s_metric (&s, "events_accepted_total", "counter", "PUBs accepted", (double) st->accepted);
-    s_metric (&s, "events_rejected_total", "counter", "PUBs rejected", (double) st->rejected);
-    s_metric (&s, "events_duplicate_total", "counter", "PUBs dropped by the dedup window", (double) st->duplicates);
-    s_metric (&s, "events_unrouted_total", "counter", "accepted PUBs that matched no subscription", (double) st->unrouted);
-    s_metric (&s, "events_delivered_total", "counter", "DELIVERs sent (redeliveries included)", (double) st->delivered);
-    s_metric (&s, "events_redelivered_total", "counter", "redeliveries sent", (double) st->redelivered);
-    s_metric (&s, "events_dead_lettered_total", "counter", "events sent to the dead-letter store", (double) st->dead_lettered);
-    s_metric (&s, "gaps_total", "counter", "GAP messages sent", (double) st->gaps);
-    s_metric (&s, "bytes_in_total", "counter", "payload bytes accepted", (double) st->events_in_bytes);
-    s_metric (&s, "protocol_errors_total", "counter", "malformed messages answered with ERROR 400", (double) st->protocol_errors);
-    s_metric (&s, "send_failures_total", "counter", "sends refused by the socket", (double) st->send_failures);
-    s_metric (&s, "acks_total", "counter", "ACKs received", (double) st->acks);
-    s_metric (&s, "nacks_total", "counter", "NACKs received", (double) st->nacks);
-    s_metric (&s, "sessions_expired_total", "counter", "sessions expired by silence", (double) st->sessions_expired);
+#define BUSD_METRIC_COUNTER(field, key, metric, help) \
+    if (metric [0]) \
+        s_metric (&s, metric, "counter", help, (double) st->field);
+    BUSD_COUNTERS (BUSD_METRIC_COUNTER)
+#undef BUSD_METRIC_COUNTER
     s_metric (&s, "sessions", "gauge", "live sessions", (double) zhashx_size (broker->sessions));
     s_metric (&s, "throttled_publishers", "gauge", "publishers currently throttled", (double) broker->throttled_sessions);
     s_metric (&s, "queued_bytes", "gauge", "bytes waiting in subscription queues", (double) broker->queued_bytes);
@@ -180,23 +171,24 @@ metrics_update (metrics_t *self, broker_t *broker)
     s_metric (&s, "dedup_entries", "gauge", "msg_ids in the dedup window", (double) dedup_size (broker->dedup));
     s_metric (&s, "uptime_seconds", "gauge", "seconds since start", (double) ((busp_mono_ms () - broker->started_ms) / 1000));
 
-    //  Per-policy drops and queue depth, summed over channels.
-    double dropped [5] = { 0 }, queued [5] = { 0 };
+    //  Queue depth per policy is a gauge summed over live channels; drops
+    //  per policy are counted broker-wide, so the counter never goes down.
+    double queued [POLICY_COUNT] = { 0 };
     size_t subscriptions = 0;
     for (size_t i = 0; i < broker->all_channels.size; i++) {
         channel_t *channel = broker->all_channels.items [i];
-        dropped [channel->policy] += (double) channel->dropped;
         queued [channel->policy] += (double) channel_waiting (channel);
         subscriptions += channel->members.size;
     }
     s_metric (&s, "subscriptions", "gauge", "live subscriptions", (double) subscriptions);
-    s_add (&s, "# HELP busd_events_dropped_total events dropped by overflow policy (live subscriptions)\n"
+    s_add (&s, "# HELP busd_events_dropped_total events dropped by overflow policy\n"
                "# TYPE busd_events_dropped_total counter\n");
-    for (int p = 0; p < 5; p++)
-        s_add (&s, "busd_events_dropped_total{policy=\"%s\"} %.0f\n", policy_name ((policy_t) p), dropped [p]);
+    for (int p = 0; p < POLICY_COUNT; p++)
+        s_add (&s, "busd_events_dropped_total{policy=\"%s\"} %.0f\n", policy_name ((policy_t) p),
+               (double) st->dropped_by_policy [p]);
     s_add (&s, "# HELP busd_events_queued events waiting for subscriber credit\n"
                "# TYPE busd_events_queued gauge\n");
-    for (int p = 0; p < 5; p++)
+    for (int p = 0; p < POLICY_COUNT; p++)
         s_add (&s, "busd_events_queued{policy=\"%s\"} %.0f\n", policy_name ((policy_t) p), queued [p]);
     if (broker->plugin_metrics)
         broker->plugin_metrics (broker->plugin_metrics_arg, s_add, &s);

@@ -144,7 +144,7 @@ session_puback (session_t *self)
     while (true) {
         uint32_t chunk = give > UINT32_MAX ? UINT32_MAX : (uint32_t) give;
         busp_header_t ack = { .command = BUSP_PUBACK, .seq = self->last_pub_seq, .credit = chunk };
-        if (broker_send (self->broker, self, &ack, NULL, NULL))
+        if (wire_send (self->broker, self, &ack, NULL, NULL))
             return;
         self->acked_pub_seq = self->last_pub_seq;
         self->credit += chunk;

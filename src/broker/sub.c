@@ -118,7 +118,7 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
     uint64_t delivery_id = self->next_delivery_id + 1;
     const uint8_t *header = event_deliver_header (ev, self->sub_id, delivery_id,
                                                   (uint16_t) (attempt + 1));
-    int rc = broker_send_raw (broker, self->session, header, ev->deliver_len, &ev->payload,
+    int rc = wire_send_raw (broker, self->session, header, ev->deliver_len, &ev->payload,
                               ev->has_headers ? &ev->headers : NULL);
     if (rc)
         return rc;
@@ -144,7 +144,7 @@ int
 sub_send_gap (sub_t *self, uint64_t dropped)
 {
     busp_header_t g = { .command = BUSP_GAP, .sub_id = self->sub_id, .dropped = dropped };
-    int rc = broker_send (self->session->broker, self->session, &g, NULL, NULL);
+    int rc = wire_send (self->session->broker, self->session, &g, NULL, NULL);
     if (rc == 0) {
         self->gaps_sent++;
         self->session->broker->stats.gaps++;
@@ -157,7 +157,7 @@ sub_send_subend (sub_t *self, uint16_t code, const char *reason)
 {
     busp_header_t e = { .command = BUSP_SUBEND, .sub_id = self->sub_id, .code = code,
                         .name = busp_str (reason) };
-    broker_send (self->session->broker, self->session, &e, NULL, NULL);
+    wire_send (self->session->broker, self->session, &e, NULL, NULL);
 }
 
 /*  Take the event out of an in-flight slot, leaving a hole.                 */
@@ -189,7 +189,7 @@ s_give_up (sub_t *self, event_t *ev, uint16_t attempts, const char *reason)
     char name [300];
     sub_describe (self, name, sizeof name);
     self->dead_lettered++;
-    broker_dead_letter (self->session->broker, ev, reason, attempts, name);
+    work_dead_letter (self->session->broker, ev, reason, attempts, name);
     event_unref (&ev);
 }
 
@@ -204,7 +204,8 @@ s_retry (sub_t *self, event_t *ev, uint16_t attempts, int64_t delay_ms)
         return;
     }
     self->redelivered++;
-    channel_redeliver (self->channel, ev, attempts, self->session->broker->now_ms + delay_ms);
+    work_redeliver (self->session->broker, self->channel, ev, attempts,
+                    self->session->broker->now_ms + delay_ms);
 }
 
 int
@@ -259,60 +260,4 @@ sub_drain_inflight (sub_t *self, sub_inflight_fn *fn, void *arg)
     }
     self->inflight_len = 0;
     self->inflight_head = 0;
-}
-
-/*  ------------------------------------------------------------------
-    Dead letters                                                            */
-
-void
-broker_dead_letter (broker_t *self, event_t *ev, const char *reason,
-                    uint16_t attempts, const char *subscription)
-{
-    self->stats.dead_lettered++;
-    int64_t now = busp_wall_us ();
-    dlq_add (self->dlq, ev, reason, attempts, subscription, now);
-    log_info ("dead letter on '%s' from %s: %s (after %u attempts)", ev->topic, subscription,
-              reason, attempts);
-
-    char topic [300];
-    int topic_len = snprintf (topic, sizeof topic, "$dlq.%s", ev->topic);
-    if (topic_len > 255)
-        return;                 /*  retained, not routable (PROTOCOL §6)    */
-    //  Original headers plus the x- headers that say why.
-    cJSON *headers = NULL;
-    if (ev->has_headers)
-        headers = cJSON_ParseWithLength (zmq_msg_data (&ev->headers), zmq_msg_size (&ev->headers));
-    if (!cJSON_IsObject (headers)) {
-        cJSON_Delete (headers);
-        headers = cJSON_CreateObject ();
-    }
-    char number [32];
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-reason");
-    cJSON_AddStringToObject (headers, "x-reason", reason);
-    snprintf (number, sizeof number, "%u", attempts);
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-attempts");
-    cJSON_AddStringToObject (headers, "x-attempts", number);
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-subscription");
-    cJSON_AddStringToObject (headers, "x-subscription", subscription);
-    snprintf (number, sizeof number, "%llu", (unsigned long long) ev->stream_seq);
-    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-original-seq");
-    cJSON_AddStringToObject (headers, "x-original-seq", number);
-    char *text = cJSON_PrintUnformatted (headers);
-    cJSON_Delete (headers);
-    if (!text)
-        return;
-    zmq_msg_t payload, hdrs;
-    zmq_msg_init (&payload);
-    zmq_msg_copy (&payload, &ev->payload);
-    zmq_msg_init_size (&hdrs, strlen (text));
-    memcpy (zmq_msg_data (&hdrs), text, strlen (text));
-    free (text);
-    event_t *dead = event_new (topic, (size_t) topic_len, ev->msg_id, ev->msg_id_len,
-                               &payload, &hdrs, now);
-    zmq_msg_close (&payload);
-    zmq_msg_close (&hdrs);
-    if (!dead)
-        return;
-    broker_route (self, dead, NULL);
-    event_unref (&dead);
 }

@@ -1,0 +1,481 @@
+/*  commands.c — one handler per client command.
+
+    Each handler validates its message, answers errors with the code
+    PROTOCOL §8 gives, and hands accepted work down: PUB to route.c, SUB to
+    a new channel or group member, CREDIT/ACK/NACK to the subscription.
+    Nothing is sent back up from below: PUBACKs are cumulative and go at
+    the end of the batch (work.c).                                          */
+#include "broker.h"
+#include "topic.h"
+#include "dedup.h"
+#include <errno.h>
+
+static cJSON *
+s_welcome_info (broker_t *self)
+{
+    cJSON *info = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (info, "session_timeout_ms", (double) self->config->session_timeout_ms);
+    cJSON_AddNumberToObject (info, "heartbeat_ms", (double) self->config->heartbeat_ms);
+    cJSON_AddNumberToObject (info, "dedup_window_ms", (double) self->config->dedup_window_ms);
+    cJSON_AddNumberToObject (info, "max_headers", (double) self->config->max_headers);
+    cJSON_AddNumberToObject (info, "max_topic", 255);
+    cJSON_AddStringToObject (info, "broker_version", PACKAGE_VERSION);
+    return info;
+}
+
+static void
+s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
+                const busp_header_t *h, zmq_msg_t *frames, int nframes)
+{
+    if (h->version != BUSP_VERSION) {
+        char reason [96];
+        snprintf (reason, sizeof reason, "unsupported protocol version %u (this broker speaks 1)",
+                  h->version);
+        self->stats.protocol_errors++;
+        wire_send_error (self, session, rid, BUSP_E_MALFORMED, reason);
+        return;
+    }
+    if (nframes > 2 && zmq_msg_size (&frames [2]) > 0) {
+        cJSON *opts = cJSON_ParseWithLength (zmq_msg_data (&frames [2]), zmq_msg_size (&frames [2]));
+        bool ok = cJSON_IsObject (opts);
+        cJSON_Delete (opts);
+        if (!ok) {
+            self->stats.protocol_errors++;
+            wire_send_error (self, session, rid, BUSP_E_MALFORMED,
+                               "HELLO options must be a JSON object");
+            return;
+        }
+    }
+    if (self->draining) {
+        wire_send_error (self, session, rid, BUSP_E_SHUTDOWN, "broker is shutting down");
+        return;
+    }
+    if (session) {
+        //  The old session's PUBs in this batch are still owed their
+        //  PUBACK; the client reads everything before WELCOME as old.
+        if (session->pub_dirty)
+            session_puback (session);
+        session_end (session, "new HELLO on a live session");
+    }
+    session = session_new (self, rid + 1, rid [0], h->name.data, h->name.len);
+    if (!session) {
+        wire_send_error (self, NULL, rid, BUSP_E_INTERNAL, "out of memory");
+        return;
+    }
+    session->credit = (uint64_t) self->config->pub_credit;
+    busp_header_t w = {
+        .command = BUSP_WELCOME, .version = BUSP_VERSION,
+        .name = busp_str (self->broker_id),
+        .credit = (uint32_t) self->config->pub_credit,
+        .max_payload = (uint32_t) self->config->max_payload
+    };
+    cJSON *info = s_welcome_info (self);
+    wire_send_json (self, session, &w, info);
+    cJSON_Delete (info);
+    log_info ("client '%s' (%s) connected", session->name, session->id_hex);
+}
+
+static void
+s_reject (broker_t *self, session_t *session, uint64_t seq, uint16_t code, const char *reason)
+{
+    busp_header_t r = { .command = BUSP_REJECT, .seq = seq, .code = code, .name = busp_str (reason) };
+    self->stats.rejected++;
+    session->rejected++;
+    wire_send (self, session, &r, NULL, NULL);
+    log_debug ("rejected PUB %llu from %s: %u %s", (unsigned long long) seq, session->name, code, reason);
+}
+
+/*  Headers must be a JSON object whose values are strings.                 */
+static const char *
+s_check_headers (const void *data, size_t size)
+{
+    cJSON *root = cJSON_ParseWithLength (data, size);
+    const char *why = NULL;
+    if (!cJSON_IsObject (root))
+        why = "headers frame is not a JSON object";
+    else {
+        const cJSON *item;
+        cJSON_ArrayForEach (item, root)
+            if (!cJSON_IsString (item)) {
+                why = "header values must be strings";
+                break;
+            }
+    }
+    cJSON_Delete (root);
+    return why;
+}
+
+static void
+s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
+              zmq_msg_t *frames, int nframes)
+{
+    if (h->seq != session->last_pub_seq + 1) {
+        char reason [128];
+        snprintf (reason, sizeof reason, "pub_seq %llu out of order: expected %llu",
+                  (unsigned long long) h->seq, (unsigned long long) session->last_pub_seq + 1);
+        self->stats.protocol_errors++;
+        wire_send_error (self, session, NULL, BUSP_E_MALFORMED, reason);
+        return;
+    }
+    session->last_pub_seq = h->seq;
+    if (!session->pub_dirty) {
+        session->pub_dirty = true;
+        ptrvec_push (&self->dirty_sessions, session);
+    }
+    if (session->credit == 0) {
+        s_reject (self, session, h->seq, BUSP_E_LIMIT, "no publisher credit");
+        return;
+    }
+    session->credit--;
+    session->credit_owed++;
+    if (self->draining) {
+        s_reject (self, session, h->seq, BUSP_E_SHUTDOWN, "broker is shutting down");
+        return;
+    }
+    const char *why = NULL;
+    if (busp_topic_check (h->topic.data, h->topic.len, &why)) {
+        char reason [160];
+        snprintf (reason, sizeof reason, "invalid topic: %s", why);
+        s_reject (self, session, h->seq, BUSP_E_MALFORMED, reason);
+        return;
+    }
+    if (busp_topic_is_system (h->topic.data, h->topic.len)) {
+        s_reject (self, session, h->seq, BUSP_E_FORBIDDEN,
+                  "topics starting with '$' are reserved for the broker");
+        return;
+    }
+    zmq_msg_t *payload = nframes > 2 ? &frames [2] : NULL;
+    size_t size = payload ? zmq_msg_size (payload) : 0;
+    if (size > (uint64_t) self->config->max_payload) {
+        char reason [128];
+        snprintf (reason, sizeof reason, "payload of %zu bytes exceeds max_payload %lld",
+                  size, (long long) self->config->max_payload);
+        s_reject (self, session, h->seq, BUSP_E_TOO_LARGE, reason);
+        return;
+    }
+    zmq_msg_t *headers = nframes > 3 && zmq_msg_size (&frames [3]) > 0 ? &frames [3] : NULL;
+    if (headers) {
+        size_t hsize = zmq_msg_size (headers);
+        if (hsize > (uint64_t) self->config->max_headers) {
+            char reason [128];
+            snprintf (reason, sizeof reason, "headers of %zu bytes exceed max_headers %lld",
+                      hsize, (long long) self->config->max_headers);
+            s_reject (self, session, h->seq, BUSP_E_TOO_LARGE, reason);
+            return;
+        }
+        const char *bad = s_check_headers (zmq_msg_data (headers), hsize);
+        if (bad) {
+            s_reject (self, session, h->seq, BUSP_E_MALFORMED, bad);
+            return;
+        }
+    }
+    if (h->msg_id.len && dedup_seen (self->dedup, h->msg_id.data, h->msg_id.len, self->now_ms)) {
+        self->stats.duplicates++;
+        return;
+    }
+    event_t *ev = event_new (h->topic.data, h->topic.len, h->msg_id.data, h->msg_id.len,
+                             payload, headers, self->now_wall_us);
+    if (!ev) {
+        s_reject (self, session, h->seq, BUSP_E_INTERNAL, "out of memory");
+        return;
+    }
+    self->stats.accepted++;
+    self->stats.events_in_bytes += size;
+    session->accepted++;
+    if (h->msg_id.len)
+        dedup_add (self->dedup, h->msg_id.data, h->msg_id.len, self->now_ms);
+    if (route_event (self, ev, session) == 0)
+        self->stats.unrouted++;
+    event_unref (&ev);
+}
+
+static void
+s_subend (broker_t *self, session_t *session, uint32_t sub_id, uint16_t code, const char *reason)
+{
+    busp_header_t e = { .command = BUSP_SUBEND, .sub_id = sub_id, .code = code,
+                        .name = busp_str (reason) };
+    wire_send (self, session, &e, NULL, NULL);
+}
+
+static void
+s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
+              zmq_msg_t *frames, int nframes)
+{
+    if (session_sub (session, h->sub_id)) {
+        char reason [64];
+        snprintf (reason, sizeof reason, "sub_id %u is already in use", h->sub_id);
+        wire_send_error (self, session, NULL, BUSP_E_CONFLICT, reason);
+        return;
+    }
+    const char *why = NULL;
+    char pattern [256];
+    busp_str_copy (h->topic, pattern);
+    if (busp_pattern_check (h->topic.data, h->topic.len, &why)) {
+        char reason [200];
+        snprintf (reason, sizeof reason, "invalid pattern: %s", why);
+        s_subend (self, session, h->sub_id, BUSP_E_MALFORMED, reason);
+        return;
+    }
+    subopts_t opts;
+    char err [200];
+    const void *body = nframes > 2 ? zmq_msg_data (&frames [2]) : NULL;
+    size_t size = nframes > 2 ? zmq_msg_size (&frames [2]) : 0;
+    if (subopts_parse (&opts, self->config, body, size, err, sizeof err)) {
+        s_subend (self, session, h->sub_id, BUSP_E_MALFORMED, err);
+        return;
+    }
+    channel_t *channel = NULL;
+    char key [520];
+    if (opts.has_group) {
+        snprintf (key, sizeof key, "%s\x1f%s", opts.group, pattern);
+        channel = zhashx_lookup (self->groups, key);
+        if (channel && (channel->policy != opts.policy || channel->queue_limit != opts.queue_limit)) {
+            char reason [200];
+            snprintf (reason, sizeof reason,
+                      "group '%.150s' exists with overflow %s and queue_limit %u", opts.group,
+                      policy_name (channel->policy), channel->queue_limit);
+            s_subend (self, session, h->sub_id, BUSP_E_CONFLICT, reason);
+            return;
+        }
+    }
+    if (opts.has_durable) {
+        s_subend (self, session, h->sub_id, BUSP_E_NOT_FOUND,
+                  "no durable stream covers the pattern");
+        return;
+    }
+    sub_t *sub = sub_new (session, h->sub_id, pattern);
+    if (!sub) {
+        s_subend (self, session, h->sub_id, BUSP_E_INTERNAL, "out of memory");
+        return;
+    }
+    sub->credit = opts.credit;
+    sub->ack_explicit = opts.ack_explicit;
+    sub->ack_wait_ms = opts.ack_wait_ms;
+    sub->max_deliver = opts.max_deliver;
+    if (!channel) {
+        channel = channel_new (self, pattern, opts.has_group ? opts.group : NULL, opts.policy,
+                               opts.queue_limit, opts.queue_bytes);
+        if (!channel || trie_insert (self->trie, pattern, strlen (pattern), channel)) {
+            channel_free (&channel);
+            sub_free (&sub);
+            s_subend (self, session, h->sub_id, BUSP_E_INTERNAL, "out of memory");
+            return;
+        }
+        if (opts.has_group) {
+            channel->key = strdup (key);
+            zhashx_insert (self->groups, key, channel);
+        }
+        ptrvec_add (&self->all_channels, channel);
+    }
+    zhashx_insert (session->subs, (void *) ((uintptr_t) h->sub_id + 1), sub);
+    channel_add_member (channel, sub);
+
+    busp_header_t ok = { .command = BUSP_SUBOK, .sub_id = h->sub_id };
+    cJSON *info = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (info, "stream_seq", 0);
+    cJSON_AddStringToObject (info, "pattern", pattern);
+    cJSON_AddNumberToObject (info, "credit", opts.credit);
+    cJSON_AddStringToObject (info, "ack", opts.ack_explicit ? "explicit" : "none");
+    cJSON_AddStringToObject (info, "overflow", policy_name (channel->policy));
+    cJSON_AddNumberToObject (info, "queue_limit", channel->queue_limit);
+    cJSON_AddNumberToObject (info, "queue_bytes", (double) channel->queue_bytes_limit);
+    if (opts.has_group) {
+        cJSON_AddStringToObject (info, "group", opts.group);
+        cJSON_AddNumberToObject (info, "members", (double) channel->members.size);
+    }
+    wire_send_json (self, session, &ok, info);
+    cJSON_Delete (info);
+    log_debug ("client %s subscribed %u to '%s'%s%s", session->name, h->sub_id, pattern,
+               opts.has_group ? " in group " : "", opts.has_group ? opts.group : "");
+    channel_mark_dirty (channel);
+}
+
+static void
+s_handle_unsub (broker_t *self, session_t *session, const busp_header_t *h)
+{
+    sub_t *sub = session_sub (session, h->sub_id);
+    if (!sub) {
+        char reason [64];
+        snprintf (reason, sizeof reason, "unknown subscription %u", h->sub_id);
+        wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
+        return;
+    }
+    zhashx_delete (session->subs, (void *) ((uintptr_t) h->sub_id + 1));
+    //  Nothing is dropped silently, not even on the way out.
+    channel_t *channel = sub->channel;
+    if (channel->members.size == 1 && channel->pending_gap) {
+        sub_send_gap (sub, channel->pending_gap);
+        channel->pending_gap = 0;
+    }
+    channel_remove_member (channel, sub);
+    s_subend (self, session, h->sub_id, BUSP_OK, "unsubscribed");
+    sub_free (&sub);
+}
+
+static void
+s_handle_credit (broker_t *self, session_t *session, const busp_header_t *h)
+{
+    sub_t *sub = session_sub (session, h->sub_id);
+    if (!sub) {
+        char reason [64];
+        snprintf (reason, sizeof reason, "unknown subscription %u", h->sub_id);
+        wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
+        return;
+    }
+    //  Saturate: credit is a u32 on the wire and a client adding to a huge
+    //  window must not wrap it.
+    sub->credit += h->credit;
+    if (sub->credit > UINT32_MAX)
+        sub->credit = UINT32_MAX;
+    channel_mark_dirty (sub->channel);
+}
+
+static void
+s_handle_ack (broker_t *self, session_t *session, const busp_header_t *h,
+              zmq_msg_t *frames, int nframes)
+{
+    sub_t *sub = session_sub (session, h->sub_id);
+    char reason [96];
+    if (!sub) {
+        snprintf (reason, sizeof reason, "unknown subscription %u", h->sub_id);
+        wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
+        return;
+    }
+    int rc;
+    if (h->command == BUSP_ACK) {
+        rc = sub_ack (sub, h->delivery_id);
+        if (rc == 0)
+            self->stats.acks++;
+    }
+    else {
+        char why [256] = "";
+        if (nframes > 2 && zmq_msg_size (&frames [2]) > 0) {
+            cJSON *body = cJSON_ParseWithLength (zmq_msg_data (&frames [2]), zmq_msg_size (&frames [2]));
+            cJSON *r = cJSON_GetObjectItemCaseSensitive (body, "reason");
+            if (cJSON_IsString (r))
+                snprintf (why, sizeof why, "%s", r->valuestring);
+            cJSON_Delete (body);
+        }
+        if (h->action > BUSP_NACK_DEADLETTER) {
+            snprintf (reason, sizeof reason, "unknown NACK action %u", h->action);
+            self->stats.protocol_errors++;
+            wire_send_error (self, session, NULL, BUSP_E_MALFORMED, reason);
+            return;
+        }
+        rc = sub_nack (sub, h->delivery_id, h->action, h->delay_ms, why [0] ? why : NULL);
+        if (rc == 0)
+            self->stats.nacks++;
+    }
+    if (rc) {
+        snprintf (reason, sizeof reason, "unknown delivery %llu on subscription %u",
+                  (unsigned long long) h->delivery_id, h->sub_id);
+        wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
+        return;
+    }
+    channel_mark_dirty (sub->channel);
+}
+
+void
+commands_handle (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
+{
+    size_t rid_size = zmq_msg_size (&frames [0]);
+    if (rid_size == 0 || rid_size > 255)
+        return;
+    uint8_t rid [256];
+    rid [0] = (uint8_t) rid_size;
+    memcpy (rid + 1, zmq_msg_data (&frames [0]), rid_size);
+
+    session_t *session = self->last_session;
+    if (!session || session->dead || session->rid [0] != rid [0]
+    ||  memcmp (session->rid + 1, rid + 1, rid_size) != 0) {
+        session = zhashx_lookup (self->sessions, rid);
+        if (session)
+            self->last_session = session;
+    }
+    if (session)
+        session->last_seen_ms = self->now_ms;
+
+    if (nframes < 2) {
+        self->stats.protocol_errors++;
+        wire_send_error (self, session, rid, BUSP_E_MALFORMED, "empty message: no header frame");
+        return;
+    }
+    busp_header_t h;
+    const char *why = NULL;
+    if (busp_decode (zmq_msg_data (&frames [1]), zmq_msg_size (&frames [1]), &h, &why)) {
+        char reason [160];
+        snprintf (reason, sizeof reason, "malformed header: %s", why ? why : "unparseable");
+        self->stats.protocol_errors++;
+        wire_send_error (self, session, rid, BUSP_E_MALFORMED, reason);
+        return;
+    }
+    int min_frames, max_frames;
+    busp_frame_limits (h.command, &min_frames, &max_frames);
+    if (too_many || nframes - 1 > max_frames) {
+        char reason [96];
+        snprintf (reason, sizeof reason, "too many frames for %s (at most %d)",
+                  busp_command_name (h.command), max_frames);
+        self->stats.protocol_errors++;
+        wire_send_error (self, session, rid, BUSP_E_MALFORMED, reason);
+        return;
+    }
+    switch (h.command) {
+        case BUSP_HELLO:
+        case BUSP_PUB: case BUSP_SUB: case BUSP_UNSUB: case BUSP_CREDIT:
+        case BUSP_ACK: case BUSP_NACK: case BUSP_PING: case BUSP_PONG:
+        case BUSP_BYE: case BUSP_CTL:
+            break;
+        default: {
+            char reason [96];
+            snprintf (reason, sizeof reason, "%s is not a client command",
+                      busp_command_name (h.command));
+            self->stats.protocol_errors++;
+            wire_send_error (self, session, rid, BUSP_E_MALFORMED, reason);
+            return;
+        }
+    }
+    if (h.command == BUSP_HELLO) {
+        s_handle_hello (self, session, rid, &h, frames, nframes);
+        return;
+    }
+    if (!session) {
+        wire_send_error (self, NULL, rid, BUSP_E_NO_SESSION, "no session: send HELLO first");
+        return;
+    }
+    switch (h.command) {
+        case BUSP_PUB:
+            s_handle_pub (self, session, &h, frames, nframes);
+            break;
+        case BUSP_SUB:
+            s_handle_sub (self, session, &h, frames, nframes);
+            break;
+        case BUSP_UNSUB:
+            s_handle_unsub (self, session, &h);
+            break;
+        case BUSP_CREDIT:
+            s_handle_credit (self, session, &h);
+            break;
+        case BUSP_ACK:
+        case BUSP_NACK:
+            s_handle_ack (self, session, &h, frames, nframes);
+            break;
+        case BUSP_PING: {
+            busp_header_t pong = { .command = BUSP_PONG, .nonce = h.nonce };
+            wire_send (self, session, &pong, NULL, NULL);
+            break;
+        }
+        case BUSP_PONG:
+            session->ping_sent_ms = 0;
+            break;
+        case BUSP_BYE:
+            log_info ("client '%s' (%s) said BYE", session->name, session->id_hex);
+            session_end (session, "BYE");
+            break;
+        case BUSP_CTL:
+            ctl_handle (self, session, h.request_id,
+                        nframes > 2 ? zmq_msg_data (&frames [2]) : NULL,
+                        nframes > 2 ? zmq_msg_size (&frames [2]) : 0);
+            break;
+    }
+}
+

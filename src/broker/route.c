@@ -1,0 +1,111 @@
+/*  route.c — an accepted event to every channel whose pattern matches.
+
+    The step between commands and channels: commands admit an event, route
+    offers it through the trie, channels queue or deliver it.  Dead letters
+    and $sys.stats enter here too, as events without a publisher.  Nothing
+    in channel.c or sub.c calls back up into this file: they queue their
+    dead letters (work.c), which come here at the end of the batch.          */
+#include "broker.h"
+#include "clock.h"
+#include "dlq.h"
+
+typedef struct {
+    event_t *event;
+    session_t *publisher;
+    size_t reached;
+} route_ctx_t;
+
+static void
+s_route_one (void *value, void *arg)
+{
+    route_ctx_t *ctx = arg;
+    channel_t *channel = value;
+    if (channel->dead)
+        return;
+    channel_offer (channel, ctx->event, ctx->publisher);
+    ctx->reached++;
+}
+
+size_t
+route_event (broker_t *self, event_t *ev, session_t *publisher)
+{
+    route_ctx_t ctx = { ev, publisher, 0 };
+    trie_match (self->trie, ev->topic, ev->topic_len, s_route_one, &ctx);
+    return ctx.reached;
+}
+
+
+/*  The broker's own statistics as an event on $sys.stats, so dashboards
+    can subscribe instead of polling CTL.                                    */
+void
+route_sys_stats (broker_t *self)
+{
+    cJSON *stats = ctl_stats (self);
+    char *text = cJSON_PrintUnformatted (stats);
+    cJSON_Delete (stats);
+    if (!text)
+        return;
+    zmq_msg_t payload;
+    zmq_msg_init_size (&payload, strlen (text));
+    memcpy (zmq_msg_data (&payload), text, strlen (text));
+    free (text);
+    event_t *ev = event_new ("$sys.stats", 10, "", 0, &payload, NULL, self->now_wall_us);
+    zmq_msg_close (&payload);
+    if (!ev)
+        return;
+    route_event (self, ev, NULL);
+    event_unref (&ev);
+}
+
+void
+route_dead_letter (broker_t *self, event_t *ev, const char *reason,
+                    uint16_t attempts, const char *subscription)
+{
+    self->stats.dead_lettered++;
+    int64_t now = busp_wall_us ();
+    dlq_add (self->dlq, ev, reason, attempts, subscription, now);
+    log_info ("dead letter on '%s' from %s: %s (after %u attempts)", ev->topic, subscription,
+              reason, attempts);
+
+    char topic [300];
+    int topic_len = snprintf (topic, sizeof topic, "$dlq.%s", ev->topic);
+    if (topic_len > 255)
+        return;                 /*  retained, not routable (PROTOCOL §6)    */
+    //  Original headers plus the x- headers that say why.
+    cJSON *headers = NULL;
+    if (ev->has_headers)
+        headers = cJSON_ParseWithLength (zmq_msg_data (&ev->headers), zmq_msg_size (&ev->headers));
+    if (!cJSON_IsObject (headers)) {
+        cJSON_Delete (headers);
+        headers = cJSON_CreateObject ();
+    }
+    char number [32];
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-reason");
+    cJSON_AddStringToObject (headers, "x-reason", reason);
+    snprintf (number, sizeof number, "%u", attempts);
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-attempts");
+    cJSON_AddStringToObject (headers, "x-attempts", number);
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-subscription");
+    cJSON_AddStringToObject (headers, "x-subscription", subscription);
+    snprintf (number, sizeof number, "%llu", (unsigned long long) ev->stream_seq);
+    cJSON_DeleteItemFromObjectCaseSensitive (headers, "x-original-seq");
+    cJSON_AddStringToObject (headers, "x-original-seq", number);
+    char *text = cJSON_PrintUnformatted (headers);
+    cJSON_Delete (headers);
+    if (!text)
+        return;
+    zmq_msg_t payload, hdrs;
+    zmq_msg_init (&payload);
+    zmq_msg_copy (&payload, &ev->payload);
+    zmq_msg_init_size (&hdrs, strlen (text));
+    memcpy (zmq_msg_data (&hdrs), text, strlen (text));
+    free (text);
+    event_t *dead = event_new (topic, (size_t) topic_len, ev->msg_id, ev->msg_id_len,
+                               &payload, &hdrs, now);
+    zmq_msg_close (&payload);
+    zmq_msg_close (&hdrs);
+    if (!dead)
+        return;
+    route_event (self, dead, NULL);
+    event_unref (&dead);
+}

@@ -1,0 +1,163 @@
+/*  wire.c — the ROUTER socket: its options, receiving, sending.
+
+    The only file that touches the socket.  Frames are zmq_msg_t end to end:
+    payloads are moved into the event on the way in and shared with every
+    DELIVER on the way out (zmq_msg_copy is a reference, not a copy).  A
+    peer that has vanished is not ended here: callers may be iterating over
+    what session_end changes, so it is queued (work_session_gone).          */
+#include "broker.h"
+#include <errno.h>
+
+int
+wire_open (broker_t *self)
+{
+    self->router_sock = zsock_new (ZMQ_ROUTER);
+    if (!self->router_sock)
+        return -ENOMEM;
+    self->router = zsock_resolve (self->router_sock);
+    int on = 1;
+    int hwm = (int) self->config->sndhwm;
+    int zero = 0;
+    //  MANDATORY turns a send to a vanished peer into EHOSTUNREACH instead
+    //  of a silent drop; credit keeps sends under the HWM so EAGAIN is a bug
+    //  we count, and the event is kept, not lost.
+    if (zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &on, sizeof on)
+    ||  zmq_setsockopt (self->router, ZMQ_SNDHWM, &hwm, sizeof hwm)
+    ||  zmq_setsockopt (self->router, ZMQ_RCVHWM, &hwm, sizeof hwm)
+    ||  zmq_setsockopt (self->router, ZMQ_LINGER, &zero, sizeof zero)) {
+        log_error ("cannot configure the ROUTER socket: %s", zmq_strerror (errno));
+        return -EINVAL;
+    }
+    for (int i = 0; i < self->config->bind_count; i++) {
+        const char *endpoint = self->config->binds [i];
+        if (zmq_bind (self->router, endpoint)) {
+            log_error ("cannot bind %s: %s", endpoint, zmq_strerror (errno));
+            return -EADDRINUSE;
+        }
+        char last [256];
+        size_t size = sizeof last;
+        if (zmq_getsockopt (self->router, ZMQ_LAST_ENDPOINT, last, &size))
+            snprintf (last, sizeof last, "%s", endpoint);
+        zlistx_add_end (self->bound, last);
+        log_notice ("busd %s listening on %s", PACKAGE_VERSION, last);
+    }
+    return 0;
+}
+
+int
+wire_recv (broker_t *self, zmq_msg_t *frames, int *nframes_p, bool *too_many_p)
+{
+    zmq_msg_init (&frames [0]);
+    if (zmq_msg_recv (&frames [0], self->router, ZMQ_DONTWAIT) == -1) {
+        int err = errno;
+        zmq_msg_close (&frames [0]);
+        return err == EAGAIN || err == EINTR ? -EAGAIN : -err;
+    }
+    int nframes = 1;
+    bool too_many = false;
+    bool more = zmq_msg_more (&frames [0]);
+    while (more) {
+        if (nframes < WIRE_MAX_FRAMES) {
+            zmq_msg_init (&frames [nframes]);
+            zmq_msg_recv (&frames [nframes], self->router, 0);
+            more = zmq_msg_more (&frames [nframes]);
+            nframes++;
+        }
+        else {
+            zmq_msg_t excess;
+            zmq_msg_init (&excess);
+            zmq_msg_recv (&excess, self->router, 0);
+            more = zmq_msg_more (&excess);
+            zmq_msg_close (&excess);
+            too_many = true;
+        }
+    }
+    *nframes_p = nframes;
+    *too_many_p = too_many;
+    return 0;
+}
+
+int
+wire_send (broker_t *self, session_t *session, const busp_header_t *h,
+             zmq_msg_t *body, zmq_msg_t *extra)
+{
+    uint8_t buf [BUSP_HEADER_MAX];
+    int len = busp_encode (h, buf, sizeof buf);
+    assert (len > 0);
+    return wire_send_raw (self, session, buf, (size_t) len, body, extra);
+}
+
+int
+wire_send_raw (broker_t *self, session_t *session, const uint8_t *buf, size_t len,
+                 zmq_msg_t *body, zmq_msg_t *extra)
+{
+    if (session->dead || session->gone)
+        return -EHOSTUNREACH;
+    if (zmq_send (self->router, session->rid + 1, session->rid [0], ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+        int err = errno;
+        self->stats.send_failures++;
+        if (err == EHOSTUNREACH) {
+            //  Ended at the end of the batch: callers may be iterating
+            //  over the structures session_end changes.
+            log_info ("client '%s' (%s) is gone", session->name, session->id_hex);
+            work_session_gone (self, session);
+            return -EHOSTUNREACH;
+        }
+        log_warning ("send %s to %s failed: %s", busp_command_name (buf [1]),
+                     session->name, zmq_strerror (err));
+        return -EAGAIN;
+    }
+    //  Past the routing frame the message is committed: later parts of a
+    //  multipart message cannot fail on the HWM.
+    bool more = body || extra;
+    zmq_send (self->router, buf, (size_t) len, more ? ZMQ_SNDMORE : 0);
+    if (more) {
+        zmq_msg_t copy;
+        zmq_msg_init (&copy);
+        if (body)
+            zmq_msg_copy (&copy, body);
+        zmq_msg_send (&copy, self->router, extra ? ZMQ_SNDMORE : 0);
+        if (extra) {
+            zmq_msg_init (&copy);
+            zmq_msg_copy (&copy, extra);
+            zmq_msg_send (&copy, self->router, 0);
+        }
+    }
+    return 0;
+}
+
+int
+wire_send_json (broker_t *self, session_t *session, const busp_header_t *h, cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted (json);
+    if (!text)
+        return -ENOMEM;
+    zmq_msg_t body;
+    zmq_msg_init_size (&body, strlen (text));
+    memcpy (zmq_msg_data (&body), text, strlen (text));
+    free (text);
+    int rc = wire_send (self, session, h, &body, NULL);
+    zmq_msg_close (&body);
+    return rc;
+}
+
+void
+wire_send_error (broker_t *self, session_t *session, const uint8_t *rid,
+                   uint16_t code, const char *reason)
+{
+    busp_header_t h = { .command = BUSP_ERROR, .code = code, .name = busp_str (reason) };
+    if (session) {
+        wire_send (self, session, &h, NULL, NULL);
+        return;
+    }
+    //  No session: answer the routing id directly.
+    uint8_t buf [BUSP_HEADER_MAX];
+    int len = busp_encode (&h, buf, sizeof buf);
+    assert (len > 0);
+    if (zmq_send (self->router, rid + 1, rid [0], ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
+        self->stats.send_failures++;
+        return;
+    }
+    zmq_send (self->router, buf, (size_t) len, 0);
+}
+

@@ -1,0 +1,173 @@
+/*  work.c — the end-of-batch work queue and the end of a batch.
+
+    Dead letters, redeliveries, lifted throttles and peers that left are
+    found deep inside delivery (a NACK, an ack timeout, a send that failed,
+    a queue that drained).  Doing them there re-enters routing while the
+    caller still holds the subscription or channel that may end, so they are
+    queued here and done after the batch, in the order they were found.
+    Work done here may queue more work; the loop runs until the queue is
+    empty.                                                                   */
+#include "broker.h"
+#include <errno.h>
+
+static int
+s_push (broker_t *self, const work_item_t *item)
+{
+    work_t *work = &self->work;
+    if (work->size == work->cap) {
+        size_t cap = work->cap ? work->cap * 2 : 16;
+        work_item_t *items = realloc (work->items, cap * sizeof (work_item_t));
+        if (!items)
+            return -ENOMEM;
+        work->items = items;
+        work->cap = cap;
+    }
+    work->items [work->size++] = *item;
+    return 0;
+}
+
+/*  Lift every throttle the channel holds; each publisher that is now free
+    gets its withheld credit back in a PUBACK (session_unthrottle).         */
+static void
+s_lift (channel_t *channel)
+{
+    while (channel->throttled.size)
+        session_unthrottle (channel->throttled.items [0], channel);
+}
+
+static void
+s_item_free (work_item_t *item)
+{
+    event_unref (&item->event);
+    free (item->reason);
+    free (item->subscription);
+    item->reason = item->subscription = NULL;
+}
+
+void
+work_dead_letter (broker_t *self, event_t *ev, const char *reason,
+                  uint16_t attempts, const char *subscription)
+{
+    work_item_t item = {
+        .kind = WORK_DEAD_LETTER, .event = event_ref (ev), .attempts = attempts,
+        .reason = strdup (reason), .subscription = strdup (subscription)
+    };
+    if (!item.reason || !item.subscription || s_push (self, &item)) {
+        //  Never silently: the event is still counted and logged as lost.
+        log_error ("out of memory queueing a dead letter of '%s' from %s: event lost",
+                   ev->topic, subscription);
+        self->stats.dropped++;
+        s_item_free (&item);
+    }
+}
+
+void
+work_redeliver (broker_t *self, channel_t *channel, event_t *ev,
+                uint16_t attempts, int64_t not_before_ms)
+{
+    work_item_t item = {
+        .kind = WORK_REDELIVER, .event = ev, .channel = channel, .attempts = attempts,
+        .not_before_ms = not_before_ms
+    };
+    if (s_push (self, &item)) {
+        log_error ("out of memory queueing a redelivery on '%s': event lost", channel->pattern);
+        self->stats.dropped++;
+        s_item_free (&item);
+    }
+}
+
+void
+work_unthrottle (broker_t *self, channel_t *channel)
+{
+    work_item_t item = { .kind = WORK_UNTHROTTLE, .channel = channel };
+    if (s_push (self, &item)) {
+        //  Lifting now is safe enough when memory is gone: better a deep
+        //  call than a publisher throttled for ever.
+        s_lift (channel);
+    }
+}
+
+void
+work_session_gone (broker_t *self, session_t *session)
+{
+    if (session->gone)
+        return;
+    session->gone = true;
+    work_item_t item = { .kind = WORK_SESSION_GONE, .session = session };
+    if (s_push (self, &item))
+        log_error ("out of memory queueing the end of session '%s'", session->name);
+}
+
+static void
+s_run (broker_t *self, work_item_t *item)
+{
+    switch (item->kind) {
+        case WORK_DEAD_LETTER:
+            route_dead_letter (self, item->event, item->reason, item->attempts,
+                               item->subscription);
+            break;
+        case WORK_REDELIVER:
+            channel_redeliver (item->channel, item->event, item->attempts, item->not_before_ms);
+            item->event = NULL;
+            break;
+        case WORK_UNTHROTTLE:
+            s_lift (item->channel);
+            break;
+        case WORK_SESSION_GONE:
+            session_end (item->session, "peer gone");
+            break;
+    }
+    s_item_free (item);
+}
+
+void
+work_end_batch (broker_t *self)
+{
+    //  Each step may find more work (a dead letter overflowing a queue, a
+    //  pump lifting a throttle, a send to a peer that left): repeat until
+    //  nothing is left.  Dead channels and sessions stay allocated until
+    //  then, so queued work may still name them.
+    while (self->work.size || self->dirty_sessions.size || self->dirty_channels.size) {
+        for (size_t i = 0; i < self->work.size; i++) {
+            work_item_t item = self->work.items [i];
+            s_run (self, &item);
+        }
+        self->work.size = 0;
+        for (size_t i = 0; i < self->dirty_sessions.size; i++) {
+            session_t *session = self->dirty_sessions.items [i];
+            session->pub_dirty = false;
+            if (!session->dead)
+                session_puback (session);
+        }
+        self->dirty_sessions.size = 0;
+        for (size_t i = 0; i < self->dirty_channels.size; i++) {
+            channel_t *channel = self->dirty_channels.items [i];
+            channel->dirty = false;
+            if (!channel->dead)
+                channel_pump (channel);
+        }
+        self->dirty_channels.size = 0;
+    }
+    for (size_t i = 0; i < self->dead_channels.size; i++) {
+        channel_t *channel = self->dead_channels.items [i];
+        channel_free (&channel);
+    }
+    self->dead_channels.size = 0;
+    for (size_t i = 0; i < self->dead_sessions.size; i++) {
+        session_t *session = self->dead_sessions.items [i];
+        if (self->last_session == session)
+            self->last_session = NULL;
+        session_free (&session);
+    }
+    self->dead_sessions.size = 0;
+}
+
+void
+work_free (broker_t *self)
+{
+    for (size_t i = 0; i < self->work.size; i++)
+        s_item_free (&self->work.items [i]);
+    free (self->work.items);
+    self->work.items = NULL;
+    self->work.size = self->work.cap = 0;
+}
