@@ -13,6 +13,7 @@
 #include "dedup.h"
 #include "dlq.h"
 #include "metrics.h"
+#include "auth.h"
 #include <errno.h>
 
 #define BATCH_MAX       1024
@@ -80,6 +81,7 @@ broker_destroy (broker_t **self_p)
         }
     }
     work_free (self);
+    auth_stop (self);
     for (size_t i = 0; i < self->dead_sessions.size; i++) {
         session_t *session = self->dead_sessions.items [i];
         session_free (&session);
@@ -116,7 +118,10 @@ broker_destroy (broker_t **self_p)
 int
 broker_bind (broker_t *self)
 {
-    int rc = wire_open (self);
+    //  The ZAP handler first: a handshake that finds none passes unchecked.
+    int rc = auth_start (self);
+    if (rc == 0)
+        rc = wire_open (self);
     if (rc)
         return rc;
     if (self->config->metrics_bind) {
@@ -233,7 +238,7 @@ broker_apply_config (broker_t *self, config_t *config)
     self->config = config;
     dedup_configure (self->dedup, config->dedup_window_ms, (size_t) config->dedup_max);
     dlq_configure (self->dlq, (size_t) config->dlq_max_count, (size_t) config->dlq_max_bytes);
-    return 0;
+    return auth_reload (self, config);
 }
 
 /*  Stop: refuse new PUBs, deliver what subscribers have credit for until

@@ -8,6 +8,9 @@
 #include "broker.h"
 #include "topic.h"
 #include "dedup.h"
+#include "auth.h"
+#include "headers.h"
+#include "utf8.h"
 #include <errno.h>
 
 static cJSON *
@@ -21,6 +24,43 @@ s_welcome_info (broker_t *self)
     cJSON_AddNumberToObject (info, "max_topic", 255);
     cJSON_AddStringToObject (info, "broker_version", PACKAGE_VERSION);
     return info;
+}
+
+/*  max_sessions and max_sessions_per_identity (0: no limit).              */
+static bool
+s_over_session_limits (broker_t *self, const char *identity, char *reason, size_t size)
+{
+    const config_t *c = self->config;
+    size_t total = zhashx_size (self->sessions);
+    if (c->max_sessions && total >= (size_t) c->max_sessions) {
+        snprintf (reason, size, "too many sessions: max_sessions is %lld",
+                  (long long) c->max_sessions);
+        return true;
+    }
+    if (c->max_sessions_per_identity) {
+        size_t mine = 0;
+        for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
+            if (!s->dead && strcmp (s->identity, identity) == 0)
+                mine++;
+        if (mine >= (size_t) c->max_sessions_per_identity) {
+            char safe [128];
+            busp_utf8_sanitize (identity, strlen (identity), safe, sizeof safe, NULL);
+            snprintf (reason, size, "too many sessions for identity '%s': max_sessions_per_identity is %lld",
+                      safe, (long long) c->max_sessions_per_identity);
+            return true;
+        }
+    }
+    return false;
+}
+
+/*  Tokens of a topic or pattern.                                           */
+static size_t
+s_depth (const char *s, size_t len)
+{
+    size_t depth = 1;
+    for (size_t i = 0; i < len; i++)
+        depth += s [i] == '.';
+    return depth;
 }
 
 static void
@@ -57,11 +97,26 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
             session_puback (session);
         session_end (session, "new HELLO on a live session");
     }
+    auth_conn_t conn;
+    auth_conn (&frames [1], &conn);
+    char reason [400];
+    if (!conn.trusted && s_over_session_limits (self, conn.identity, reason, sizeof reason)) {
+        self->stats.over_limit++;
+        wire_send_error (self, NULL, rid, BUSP_E_LIMIT, reason);
+        return;
+    }
     session = session_new (self, rid + 1, rid [0], h->name.data, h->name.len);
     if (!session) {
         wire_send_error (self, NULL, rid, BUSP_E_INTERNAL, "out of memory");
         return;
     }
+    snprintf (session->user_id, sizeof session->user_id, "%s", conn.user_id);
+    busp_utf8_sanitize (conn.identity, strlen (conn.identity), session->identity,
+                        sizeof session->identity, NULL);
+    busp_utf8_sanitize (conn.peer, strlen (conn.peer), session->peer, sizeof session->peer, NULL);
+    session->trusted = conn.trusted;
+    session->ctl_tokens = (double) self->config->ctl_rate;
+    session->ctl_refill_ms = self->now_ms;
     session->credit = (uint64_t) self->config->pub_credit;
     busp_header_t w = {
         .command = BUSP_WELCOME, .version = BUSP_VERSION,
@@ -83,26 +138,6 @@ s_reject (broker_t *self, session_t *session, uint64_t seq, uint16_t code, const
     session->rejected++;
     wire_send (self, session, &r, NULL, NULL);
     log_debug ("rejected PUB %llu from %s: %u %s", (unsigned long long) seq, session->name, code, reason);
-}
-
-/*  Headers must be a JSON object whose values are strings.                 */
-static const char *
-s_check_headers (const void *data, size_t size)
-{
-    cJSON *root = cJSON_ParseWithLength (data, size);
-    const char *why = NULL;
-    if (!cJSON_IsObject (root))
-        why = "headers frame is not a JSON object";
-    else {
-        const cJSON *item;
-        cJSON_ArrayForEach (item, root)
-            if (!cJSON_IsString (item)) {
-                why = "header values must be strings";
-                break;
-            }
-    }
-    cJSON_Delete (root);
-    return why;
 }
 
 static void
@@ -144,6 +179,22 @@ s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
                   "topics starting with '$' are reserved for the broker");
         return;
     }
+    if (self->config->max_topic_depth
+    &&  s_depth (h->topic.data, h->topic.len) > (size_t) self->config->max_topic_depth) {
+        char reason [96];
+        snprintf (reason, sizeof reason, "topic deeper than max_topic_depth %lld",
+                  (long long) self->config->max_topic_depth);
+        self->stats.over_limit++;
+        s_reject (self, session, h->seq, BUSP_E_LIMIT, reason);
+        return;
+    }
+    {
+        char denied [512];
+        if (!auth_may_publish (self, session, h->topic.data, h->topic.len, denied, sizeof denied)) {
+            s_reject (self, session, h->seq, BUSP_E_FORBIDDEN, denied);
+            return;
+        }
+    }
     zmq_msg_t *payload = nframes > 2 ? &frames [2] : NULL;
     size_t size = payload ? zmq_msg_size (payload) : 0;
     if (size > (uint64_t) self->config->max_payload) {
@@ -163,8 +214,8 @@ s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
             s_reject (self, session, h->seq, BUSP_E_TOO_LARGE, reason);
             return;
         }
-        const char *bad = s_check_headers (zmq_msg_data (headers), hsize);
-        if (bad) {
+        const char *bad = NULL;
+        if (headers_check (zmq_msg_data (headers), hsize, &bad)) {
             s_reject (self, session, h->seq, BUSP_E_MALFORMED, bad);
             return;
         }
@@ -223,6 +274,36 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     if (subopts_parse (&opts, self->config, body, size, err, sizeof err)) {
         s_subend (self, session, h->sub_id, BUSP_E_MALFORMED, err);
         return;
+    }
+    //  Group and durable names are shown to others (CTL, dead letters).
+    if (opts.has_group && !busp_utf8_valid (opts.group, strlen (opts.group))) {
+        char clean [sizeof opts.group];
+        busp_utf8_sanitize (opts.group, strlen (opts.group), clean, sizeof clean, NULL);
+        memcpy (opts.group, clean, sizeof clean);
+    }
+    if (self->config->max_topic_depth
+    &&  s_depth (pattern, h->topic.len) > (size_t) self->config->max_topic_depth) {
+        snprintf (err, sizeof err, "pattern deeper than max_topic_depth %lld",
+                  (long long) self->config->max_topic_depth);
+        self->stats.over_limit++;
+        s_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
+        return;
+    }
+    if (self->config->max_subs_per_session && !session->trusted
+    &&  zhashx_size (session->subs) >= (size_t) self->config->max_subs_per_session) {
+        snprintf (err, sizeof err, "too many subscriptions: max_subs_per_session is %lld",
+                  (long long) self->config->max_subs_per_session);
+        self->stats.over_limit++;
+        s_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
+        return;
+    }
+    {
+        char denied [512];
+        if (!auth_may_subscribe (self, session, pattern, opts.has_group ? opts.group : NULL,
+                                 denied, sizeof denied)) {
+            s_subend (self, session, h->sub_id, BUSP_E_FORBIDDEN, denied);
+            return;
+        }
     }
     channel_t *channel = NULL;
     char key [520];
@@ -352,8 +433,10 @@ s_handle_ack (broker_t *self, session_t *session, const busp_header_t *h,
         if (nframes > 2 && zmq_msg_size (&frames [2]) > 0) {
             cJSON *body = cJSON_ParseWithLength (zmq_msg_data (&frames [2]), zmq_msg_size (&frames [2]));
             cJSON *r = cJSON_GetObjectItemCaseSensitive (body, "reason");
+            //  The reason becomes the dead letter's x-reason: valid UTF-8,
+            //  shortened on a character boundary.
             if (cJSON_IsString (r))
-                snprintf (why, sizeof why, "%s", r->valuestring);
+                busp_utf8_sanitize (r->valuestring, strlen (r->valuestring), why, sizeof why, NULL);
             cJSON_Delete (body);
         }
         if (h->action > BUSP_NACK_DEADLETTER) {
@@ -392,8 +475,26 @@ commands_handle (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
         if (session)
             self->last_session = session;
     }
-    if (session)
-        session->last_seen_ms = self->now_ms;
+    if (session && nframes < 2)
+        //  Without a header frame there is no metadata to check: answer the
+        //  routing id, touch nothing of the session.
+        session = NULL;
+    if (session) {
+        //  PROTOCOL §4: a session belongs to its connection.  Another
+        //  connection using its routing id means that connection is gone;
+        //  the newcomer reaches nothing of it.  (libzmq attaches metadata
+        //  to the frames the peer sent, not to the routing-id frame.)
+        const char *user_id = zmq_msg_gets (&frames [1], "User-Id");
+        if (strcmp (user_id ? user_id : "", session->user_id) != 0) {
+            log_notice ("client '%s' (%s): another connection uses its routing id; session ended",
+                        session->name, session->id_hex);
+            self->stats.sessions_replaced++;
+            session_end (session, "its connection was replaced");
+            session = NULL;
+        }
+        else
+            session->last_seen_ms = self->now_ms;
+    }
 
     if (nframes < 2) {
         self->stats.protocol_errors++;

@@ -46,6 +46,18 @@ static const keydef_t s_keys [] = {
     { "metrics_bind",       T_STR,    OFF (metrics_bind),       0, 0, false },
     { "sndhwm",             T_INT,    OFF (sndhwm),             0, 100000000, false },
     { "plugins",            T_PLUGINS, OFF (plugins_json),      0, 0, true },
+    { "auth",               T_STR,    OFF (auth),               0, 0, false },
+    { "listeners",          T_PLUGINS, OFF (listeners_json),    0, 0, false },
+    { "curve_server_cert",  T_STR,    OFF (curve_server_cert),  0, 0, false },
+    { "curve_clients_dir",  T_STR,    OFF (curve_clients_dir),  0, 0, true },
+    { "plain_passwords",    T_STR,    OFF (plain_passwords),    0, 0, true },
+    { "acl_file",           T_STR,    OFF (acl_file),           0, 0, true },
+    { "max_sessions",       T_INT,    OFF (max_sessions),       0, 100000000, true },
+    { "max_sessions_per_identity", T_INT, OFF (max_sessions_per_identity), 0, 100000000, true },
+    { "max_subs_per_session", T_INT,  OFF (max_subs_per_session), 0, 100000000, true },
+    { "max_topic_depth",    T_INT,    OFF (max_topic_depth),    0, 128, true },
+    { "ctl_rate",           T_INT,    OFF (ctl_rate),           0, 1000000, true },
+    { "max_ctl_reply",      T_INT,    OFF (max_ctl_reply),      0, 1e12, true },
     { NULL, 0, 0, 0, 0, false }
 };
 
@@ -78,7 +90,11 @@ config_new (void)
     self->drain_timeout_ms = 5000;
     self->stats_interval_ms = 0;
     self->sndhwm = 1000000;
-    if (!self->log_level) {
+    self->max_subs_per_session = 10000;
+    self->max_ctl_reply = 64 * 1024 * 1024;
+    self->auth = strdup ("none");
+    if (!self->log_level || !self->auth) {
+        free (self->auth);
         free (self);
         return NULL;
     }
@@ -105,6 +121,12 @@ config_destroy (config_t **self_p)
     free (self->metrics_bind);
     free (self->file);
     free (self->plugins_json);
+    free (self->auth);
+    free (self->listeners_json);
+    free (self->curve_server_cert);
+    free (self->curve_clients_dir);
+    free (self->plain_passwords);
+    free (self->acl_file);
     free (self);
 }
 
@@ -220,6 +242,12 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
                 self->metrics_bind = NULL;
                 return 0;
             }
+            //  Security files may be switched off again with null.
+            if (cJSON_IsNull (item) && k->reloadable && strcmp (k->key, "log_level") != 0) {
+                free (*(char **) field);
+                *(char **) field = NULL;
+                return 0;
+            }
             if (!cJSON_IsString (item)) {
                 snprintf (err, err_size, "must be a string");
                 return -EINVAL;
@@ -265,7 +293,8 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
         }
         case T_PLUGINS: {
             if (!cJSON_IsArray (item)) {
-                snprintf (err, err_size, "must be an array of plugin objects");
+                snprintf (err, err_size, "must be an array of %s objects",
+                          strcmp (k->key, "listeners") == 0 ? "listener" : "plugin");
                 return -EINVAL;
             }
             char *text = cJSON_PrintUnformatted (item);

@@ -33,6 +33,10 @@
     X (subs_over_limit,  "subscriptions_over_limit", "subscriptions_over_limit_total", "subscriptions ended with SUBEND 429 by a memory limit") \
     X (throttle_events,  "throttle_events",  "throttle_events_total",     "times a publisher was throttled") \
     X (batches,          "batches",          "batches_total",             "ROUTER batches handled") \
-    X (messages_in,      "messages_in",      "messages_in_total",         "messages received")
+    X (messages_in,      "messages_in",      "messages_in_total",         "messages received") \
+    X (auth_refused,     "auth_refused",     "auth_refused_total",        "connections refused by authentication (ZAP)") \
+    X (acl_denied,       "acl_denied",       "acl_denied_total",          "requests denied by the ACL (403)") \
+    X (over_limit,       "over_limit",       "over_limit_total",          "requests refused by an abuse limit (429)") \
+    X (sessions_replaced, "sessions_replaced", "sessions_replaced_total", "sessions ended because another connection used their routing id")
 
 #endif

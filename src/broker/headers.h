@@ -12,4 +12,10 @@
     (if not NULL) a static sentence saying what is wrong.                    */
 int headers_check (const void *data, size_t size, const char **why);
 
+/*  Make every key and string value in a JSON tree valid UTF-8 (invalid
+    bytes become U+FFFD) before the broker prints it for a peer: cJSON
+    copies string bytes as they came.                                        */
+struct cJSON;
+void json_utf8_sanitize (struct cJSON *json);
+
 #endif

@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "notify.h"
 #include "plugins.h"
+#include "auth.h"
 #include "util.h"
 #include <getopt.h>
 #include <grp.h>
@@ -157,6 +158,9 @@ s_load (const char *file, override_t *overrides, int count, char *errors, size_t
     //  plugins.c: every plugin entry's fields (files are checked at load).
     if (rc == 0)
         rc = plugins_check_config (config, false, errors, size);
+    //  auth.c: listeners, keys, passwords and the ACL file.
+    if (rc == 0)
+        rc = auth_check_config (config, errors, size);
     if (rc)
         config_destroy (&config);
     return config;

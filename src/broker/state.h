@@ -175,6 +175,14 @@ struct session {
     uint64_t accepted;
     uint64_t rejected;
     uint64_t delivered;
+    /*  Security (auth.c): who this is and which connection it belongs to.
+        id_hex holds the broker-assigned session id, never the routing id.  */
+    char user_id [64];          /*  ZAP User-Id of its connection           */
+    char identity [256];        /*  ACL identity                            */
+    char peer [64];             /*  Peer-Address                            */
+    bool trusted;               /*  in-process (inproc://): plugins         */
+    double ctl_tokens;          /*  ctl_rate bucket                         */
+    int64_t ctl_refill_ms;
 };
 
 #define POLICY_COUNT 5
@@ -237,6 +245,8 @@ struct broker {
         msg holds the keys that need a restart ("" when none), on failure
         the errors.                                                          */
     int (*reload_fn) (char *msg, size_t size);
+    struct auth *auth;          /*  ZAP handler, credentials, ACL (auth.c)  */
+    uint64_t session_serial;    /*  broker-assigned session ids             */
 };
 
 #endif
