@@ -40,6 +40,7 @@ typedef struct {
 
 struct auth {
     zsock_t *zap;
+    void *monitor;              /*  PAIR: the ROUTER's disconnect events    */
     listener_t listeners [MAX_LISTENERS];
     int listener_count;
     uint8_t server_public [32];
@@ -502,6 +503,17 @@ auth_stop (broker_t *self)
         return;
     if (auth->zap && self->loop)
         zloop_reader_end (self->loop, auth->zap);
+    if (auth->monitor) {
+        zmq_pollitem_t item = { auth->monitor, 0, ZMQ_POLLIN, 0 };
+        if (self->loop)
+            zloop_poller_end (self->loop, &item);
+        if (self->router)
+            zmq_socket_monitor (self->router, NULL, 0);
+        int zero = 0;
+        zmq_setsockopt (auth->monitor, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_close (auth->monitor);
+        auth->monitor = NULL;
+    }
     zsock_destroy (&auth->zap);
     s_stores_free (&auth->stores);
     memset (auth->server_secret, 0, sizeof auth->server_secret);
@@ -521,11 +533,74 @@ s_is_local (const char *endpoint)
         || strncmp (host, "[::1]:", 6) == 0;
 }
 
+/*  Disconnect events: a session ends as soon as its connection closes, so
+    nothing meant for it is ever sent to a later connection that reuses its
+    routing id (sends go by routing id; the event is queued before libzmq
+    can attach a newcomer under the same id).                                */
+static int
+s_on_monitor (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    auth_poll_disconnects (arg);
+    return 0;
+}
+
+void
+auth_poll_disconnects (broker_t *self)
+{
+    struct auth *auth = self->auth;
+    if (!auth || !auth->monitor)
+        return;
+    while (true) {
+        zmq_msg_t event, endpoint;
+        zmq_msg_init (&event);
+        if (zmq_msg_recv (&event, auth->monitor, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (&event);
+            return;
+        }
+        zmq_msg_init (&endpoint);
+        if (zmq_msg_more (&event))
+            zmq_msg_recv (&endpoint, auth->monitor, 0);
+        if (zmq_msg_size (&event) >= 6) {
+            const uint8_t *d = zmq_msg_data (&event);
+            uint16_t id;
+            int32_t fd;
+            memcpy (&id, d, 2);
+            memcpy (&fd, d + 2, 4);
+            if (id == ZMQ_EVENT_DISCONNECTED) {
+                ptrvec_t gone = { 0 };
+                for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
+                    if (!s->dead && !s->trusted && s->fd == fd)
+                        ptrvec_push (&gone, s);
+                for (size_t i = 0; i < gone.size; i++) {
+                    session_t *s = gone.items [i];
+                    log_info ("client '%s' (%s) disconnected", s->name, s->id_hex);
+                    session_end (s, "connection closed");
+                }
+                ptrvec_free (&gone);
+            }
+        }
+        zmq_msg_close (&event);
+        zmq_msg_close (&endpoint);
+    }
+}
+
 int
 auth_bind_listeners (broker_t *self)
 {
     struct auth *auth = self->auth;
     void *router = self->router;
+    char monitor_ep [64];
+    snprintf (monitor_ep, sizeof monitor_ep, "inproc://busd-monitor-%p", (void *) self);
+    auth->monitor = zmq_socket (zsys_init (), ZMQ_PAIR);
+    if (!auth->monitor
+    ||  zmq_socket_monitor (router, monitor_ep, ZMQ_EVENT_DISCONNECTED)
+    ||  zmq_connect (auth->monitor, monitor_ep)) {
+        log_error ("cannot monitor the ROUTER: %s", zmq_strerror (errno));
+        return -EINVAL;
+    }
+    zmq_pollitem_t item = { auth->monitor, 0, ZMQ_POLLIN, 0 };
+    if (zloop_poller (self->loop, &item, s_on_monitor, self))
+        return -ENOMEM;
     for (int i = 0; i < auth->listener_count; i++) {
         listener_t *l = &auth->listeners [i];
         char domain [32];

@@ -44,6 +44,10 @@ int auth_bind_listeners (broker_t *self);
     stores kept.                                                             */
 int auth_reload (broker_t *self, const config_t *config);
 
+/*  End the sessions whose connections closed (the ROUTER's monitor).  Run
+    before a batch is handled; also polled by the loop.                      */
+void auth_poll_disconnects (broker_t *self);
+
 /*  The connection a message came from: its User-Id, identity and address.
     trusted is set for in-process peers.                                     */
 typedef struct {

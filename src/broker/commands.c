@@ -115,6 +115,7 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
                         sizeof session->identity, NULL);
     busp_utf8_sanitize (conn.peer, strlen (conn.peer), session->peer, sizeof session->peer, NULL);
     session->trusted = conn.trusted;
+    session->fd = zmq_msg_get (&frames [1], ZMQ_SRCFD);
     session->ctl_tokens = (double) self->config->ctl_rate;
     session->ctl_refill_ms = self->now_ms;
     session->credit = (uint64_t) self->config->pub_credit;

@@ -181,6 +181,7 @@ struct session {
     char identity [256];        /*  ACL identity                            */
     char peer [64];             /*  Peer-Address                            */
     bool trusted;               /*  in-process (inproc://): plugins         */
+    int fd;                     /*  its connection's socket (ZMQ_SRCFD)     */
     double ctl_tokens;          /*  ctl_rate bucket                         */
     int64_t ctl_refill_ms;
 };
