@@ -300,8 +300,8 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
             char *text = cJSON_PrintUnformatted (item);
             if (!text)
                 return -ENOMEM;
-            free (self->plugins_json);
-            self->plugins_json = text;
+            free (*(char **) field);
+            *(char **) field = text;
             return 0;
         }
     }
