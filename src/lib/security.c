@@ -49,6 +49,17 @@ int
 busd_security_init (busd_security_t *self, const busd_client_options_t *opts)
 {
     memset (self, 0, sizeof *self);
+    //  An empty string (an unset-but-exported variable) means not given.
+    busd_client_options_t given = *opts;
+    if (given.curve_server_key && !*given.curve_server_key)
+        given.curve_server_key = NULL;
+    if (given.curve_cert && !*given.curve_cert)
+        given.curve_cert = NULL;
+    if (given.plain_user && !*given.plain_user)
+        given.plain_user = NULL;
+    if (given.plain_password && !*given.plain_password)
+        given.plain_password = NULL;
+    opts = &given;
     bool curve = opts->curve_server_key || opts->curve_cert;
     bool plain = opts->plain_user || opts->plain_password;
     if (curve && plain)
