@@ -533,10 +533,10 @@ s_is_local (const char *endpoint)
         || strncmp (host, "[::1]:", 6) == 0;
 }
 
-/*  Disconnect events: a session ends as soon as its connection closes, so
-    nothing meant for it is ever sent to a later connection that reuses its
-    routing id (sends go by routing id; the event is queued before libzmq
-    can attach a newcomer under the same id).                                */
+/*  Disconnect events: once a session's connection closes, nothing meant
+    for it is ever sent to a later connection that reuses its routing id
+    (sends go by routing id; the event is queued before libzmq can attach a
+    newcomer under the same id).                                             */
 static int
 s_on_monitor (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
@@ -571,10 +571,14 @@ auth_poll_disconnects (broker_t *self)
                 for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
                     if (!s->dead && !s->trusted && s->fd == fd)
                         ptrvec_push (&gone, s);
+                //  Not ended here: a group member's in-flight deliveries
+                //  return to the group at ack_wait as usual (a restarting
+                //  member rejoins meanwhile).  But nothing more is sent to
+                //  its routing id; the first attempt ends it.
                 for (size_t i = 0; i < gone.size; i++) {
                     session_t *s = gone.items [i];
                     log_info ("client '%s' (%s) disconnected", s->name, s->id_hex);
-                    session_end (s, "connection closed");
+                    s->disconnected = true;
                 }
                 ptrvec_free (&gone);
             }

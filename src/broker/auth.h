@@ -44,8 +44,9 @@ int auth_bind_listeners (broker_t *self);
     stores kept.                                                             */
 int auth_reload (broker_t *self, const config_t *config);
 
-/*  End the sessions whose connections closed (the ROUTER's monitor).  Run
-    before a batch is handled; also polled by the loop.                      */
+/*  Mark the sessions whose connections closed (the ROUTER's monitor): no
+    send reaches their routing ids any more; the first attempt ends them.
+    Run before a batch is handled; also polled by the loop.                  */
 void auth_poll_disconnects (broker_t *self);
 
 /*  The connection a message came from: its User-Id, identity and address.

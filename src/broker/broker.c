@@ -145,8 +145,8 @@ s_on_router (zloop_t *loop, zsock_t *sock, void *arg)
 {
     broker_t *self = arg;
     broker_clock (self);
-    //  auth.c: sessions whose connections closed end before anything in
-    //  this batch could be sent to their routing ids.
+    //  auth.c: sessions whose connections closed are marked before anything
+    //  in this batch could be sent to their routing ids.
     auth_poll_disconnects (self);
     zmq_msg_t frames [WIRE_MAX_FRAMES];
     for (int n = 0; n < BATCH_MAX; n++) {

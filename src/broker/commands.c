@@ -31,7 +31,12 @@ static bool
 s_over_session_limits (broker_t *self, const char *identity, char *reason, size_t size)
 {
     const config_t *c = self->config;
-    size_t total = zhashx_size (self->sessions);
+    if (!c->max_sessions && !c->max_sessions_per_identity)
+        return false;
+    //  Sessions whose connections closed wait only for expiry: not counted.
+    size_t total = 0;
+    for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
+        total += !s->dead && !s->disconnected;
     if (c->max_sessions && total >= (size_t) c->max_sessions) {
         snprintf (reason, size, "too many sessions: max_sessions is %lld",
                   (long long) c->max_sessions);
@@ -40,7 +45,7 @@ s_over_session_limits (broker_t *self, const char *identity, char *reason, size_
     if (c->max_sessions_per_identity) {
         size_t mine = 0;
         for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
-            if (!s->dead && strcmp (s->identity, identity) == 0)
+            if (!s->dead && !s->disconnected && strcmp (s->identity, identity) == 0)
                 mine++;
         if (mine >= (size_t) c->max_sessions_per_identity) {
             char safe [128];

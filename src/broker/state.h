@@ -182,6 +182,7 @@ struct session {
     char peer [64];             /*  Peer-Address                            */
     bool trusted;               /*  in-process (inproc://): plugins         */
     int fd;                     /*  its connection's socket (ZMQ_SRCFD)     */
+    bool disconnected;          /*  that connection closed: send nothing    */
     double ctl_tokens;          /*  ctl_rate bucket                         */
     int64_t ctl_refill_ms;
 };

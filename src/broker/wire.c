@@ -95,6 +95,13 @@ wire_send_raw (broker_t *self, session_t *session, const uint8_t *buf, size_t le
 {
     if (session->dead || session->gone)
         return -EHOSTUNREACH;
+    if (session->disconnected) {
+        //  auth.c saw its connection close: another peer may hold its
+        //  routing id by now.
+        log_info ("client '%s' (%s) is gone", session->name, session->id_hex);
+        work_session_gone (self, session);
+        return -EHOSTUNREACH;
+    }
     if (zmq_send (self->router, session->rid + 1, session->rid [0], ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
         int err = errno;
         self->stats.send_failures++;
