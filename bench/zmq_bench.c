@@ -3,7 +3,7 @@
     The other half of bench/compare.sh: the same payload layout as
     busd-bench (u64 sequence, u64 CLOCK_MONOTONIC send time, padding), the
     same shapes (one publisher to M subscribers, one subscriber slowed down,
-    one-at-a-time round trips) and the same JSON keys, but over raw PUB/SUB
+    one-way latency, the ping-pong round trip) and the same JSON keys, but over raw PUB/SUB
     sockets through bench/zmq_proxy_relay.  Each event is two frames, topic
     and payload, the usual ZeroMQ envelope and the nearest equivalent of a
     BUSP DELIVER's topic.
@@ -28,6 +28,7 @@
 #define HDR_SIZE        16
 #define TOPIC_DATA      "bench.events"
 #define TOPIC_SYNC      "bench.sync"
+#define TOPIC_REPLY     "bench.reply"
 #define SUB_PREFIX      "bench."
 #define SYNC_TIMEOUT_MS 10000
 
@@ -42,6 +43,7 @@ typedef struct {
     uint64_t slow_every;
     int idle_ms;
     bool latency;
+    bool rtt;
     uint64_t warmup;
     bool json;
     bool direct;                    /*  latency without the relay          */
@@ -112,7 +114,8 @@ s_rate (uint64_t n, int64_t ns)
 }
 
 static void *
-s_socket (void *ctx, int type, const char *endpoint, int hwm, bool bind)
+s_socket_sub (void *ctx, int type, const char *endpoint, int hwm, bool bind,
+              const char *prefix)
 {
     void *sock = zmq_socket (ctx, type);
     //  A publisher's last events may still sit in its pipe when it closes
@@ -125,13 +128,19 @@ s_socket (void *ctx, int type, const char *endpoint, int hwm, bool bind)
     ||  zmq_setsockopt (sock, ZMQ_RCVHWM, &hwm, sizeof hwm)
     ||  zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger)
     ||  (type == ZMQ_SUB
-         && zmq_setsockopt (sock, ZMQ_SUBSCRIBE, SUB_PREFIX, strlen (SUB_PREFIX)))
+         && zmq_setsockopt (sock, ZMQ_SUBSCRIBE, prefix, strlen (prefix)))
     ||  (bind ? zmq_bind (sock, endpoint) : zmq_connect (sock, endpoint))) {
         fprintf (stderr, "zmq_bench: socket for %s: %s\n", endpoint, zmq_strerror (errno));
         zmq_close (sock);
         return NULL;
     }
     return sock;
+}
+
+static void *
+s_socket (void *ctx, int type, const char *endpoint, int hwm, bool bind)
+{
+    return s_socket_sub (ctx, type, endpoint, hwm, bind, SUB_PREFIX);
 }
 
 /*  Send topic + payload; returns 0, or -1 with errno.                       */
@@ -421,6 +430,32 @@ s_pct_us (const int64_t *sorted, uint64_t n, double pct)
     return sorted [rank - 1] / 1000.0;
 }
 
+/*  Sort the samples and print the percentiles (JSON keys as busd-bench).   */
+static void
+s_report_latency (const args_t *args, const char *mode, const char *label, int64_t *samples,
+                  uint64_t n, uint64_t lost)
+{
+    qsort (samples, n, sizeof (int64_t), s_cmp_i64);
+    double sum = 0;
+    for (uint64_t i = 0; i < n; i++)
+        sum += (double) samples [i];
+    if (args->json)
+        printf ("{\"mode\":\"%s\",\"count\":%" PRIu64 ",\"size\":%zu,\"warmup\":%" PRIu64
+                ",\"lost\":%" PRIu64 ",\"min_us\":%.1f,\"mean_us\":%.1f,\"p50_us\":%.1f,"
+                "\"p90_us\":%.1f,\"p99_us\":%.1f,\"p99_9_us\":%.1f,\"max_us\":%.1f}\n",
+                mode, n, args->size, args->warmup, lost, samples [0] / 1000.0,
+                sum / (double) n / 1000.0, s_pct_us (samples, n, 50),
+                s_pct_us (samples, n, 90), s_pct_us (samples, n, 99),
+                s_pct_us (samples, n, 99.9), samples [n - 1] / 1000.0);
+    else
+        printf ("zmq_bench: %s %s, %" PRIu64 " events of %zu B\n"
+                "p50 %.1f us\np90 %.1f us\np99 %.1f us\np99.9 %.1f us\nmax %.1f us\n",
+                strcmp (mode, "rtt") ? "one way" : "round trip (ping-pong)", label, n,
+                args->size, s_pct_us (samples, n, 50), s_pct_us (samples, n, 90),
+                s_pct_us (samples, n, 99), s_pct_us (samples, n, 99.9),
+                samples [n - 1] / 1000.0);
+}
+
 static int
 s_latency (const args_t *args, void *ctx)
 {
@@ -476,24 +511,8 @@ s_latency (const args_t *args, void *ctx)
     }
     if (n == 0)
         goto done;
-    qsort (samples, n, sizeof (int64_t), s_cmp_i64);
-    double sum = 0;
-    for (uint64_t i = 0; i < n; i++)
-        sum += (double) samples [i];
-    if (args->json)
-        printf ("{\"mode\":\"latency\",\"count\":%" PRIu64 ",\"size\":%zu,\"warmup\":%" PRIu64
-                ",\"lost\":%" PRIu64 ",\"min_us\":%.1f,\"mean_us\":%.1f,\"p50_us\":%.1f,"
-                "\"p90_us\":%.1f,\"p99_us\":%.1f,\"p99_9_us\":%.1f,\"max_us\":%.1f}\n",
-                n, args->size, args->warmup, lost, samples [0] / 1000.0,
-                sum / (double) n / 1000.0, s_pct_us (samples, n, 50),
-                s_pct_us (samples, n, 90), s_pct_us (samples, n, 99),
-                s_pct_us (samples, n, 99.9), samples [n - 1] / 1000.0);
-    else
-        printf ("zmq_bench: round trip %s, %" PRIu64 " events of %zu B\n"
-                "p50 %.1f us\np90 %.1f us\np99 %.1f us\np99.9 %.1f us\nmax %.1f us\n",
-                args->direct ? "PUB -> SUB direct" : "via zmq_proxy", n, args->size, s_pct_us (samples, n, 50), s_pct_us (samples, n, 90),
-                s_pct_us (samples, n, 99), s_pct_us (samples, n, 99.9),
-                samples [n - 1] / 1000.0);
+    s_report_latency (args, "latency", args->direct ? "PUB -> SUB direct" : "via zmq_proxy",
+                      samples, n, lost);
     rc = lost ? 1 : 0;
 
 done:
@@ -504,6 +523,121 @@ done:
         zmq_close (pub);
     if (sub)
         zmq_close (sub);
+    return rc;
+}
+
+/*  ------------------------------------------------------------------------
+    Round trip as a ping-pong through the relay: A publishes on
+    TOPIC_DATA, B (a thread) receives it and publishes it back on
+    TOPIC_REPLY, A receives that.  Two relay traversals.                    */
+
+typedef struct {
+    const args_t *args;
+    void *sub;                      /*  TOPIC_DATA                          */
+    void *pub;
+    atomic_int stop;
+    int error;
+} echo_t;
+
+static void *
+s_echo (void *arg)
+{
+    echo_t *echo = (echo_t *) arg;
+    unsigned char *buf = malloc (echo->args->size + 1);
+    if (!buf) {
+        echo->error = 1;
+        return NULL;
+    }
+    while (!atomic_load (&echo->stop)) {
+        int size = s_recv (echo->sub, buf, echo->args->size + 1, 100);
+        if (size < HDR_SIZE)
+            continue;
+        if (s_send (echo->pub, TOPIC_REPLY, buf, (size_t) size)) {
+            echo->error = 1;
+            break;
+        }
+    }
+    free (buf);
+    return NULL;
+}
+
+static int
+s_rtt (const args_t *args, void *ctx)
+{
+    int rc = 1;
+    echo_t echo = { .args = args };
+    bool running = false;
+    pthread_t thread;
+    void *pub = s_socket (ctx, ZMQ_PUB, args->pub_ep, args->hwm, false);
+    void *sub = s_socket_sub (ctx, ZMQ_SUB, args->sub_ep, args->hwm, false, TOPIC_REPLY);
+    echo.pub = s_socket (ctx, ZMQ_PUB, args->pub_ep, args->hwm, false);
+    echo.sub = s_socket_sub (ctx, ZMQ_SUB, args->sub_ep, args->hwm, false, TOPIC_DATA);
+    unsigned char *payload = calloc (1, args->size + 1);
+    unsigned char *buf = malloc (args->size + 1);
+    int64_t *samples = calloc (args->count, sizeof (int64_t));
+    uint64_t n = 0, lost = 0;
+    if (!pub || !sub || !echo.pub || !echo.sub || !payload || !buf || !samples)
+        goto done;
+    memset (payload + HDR_SIZE, 0xA5, args->size - HDR_SIZE);
+    if (pthread_create (&thread, NULL, s_echo, &echo))
+        goto done;
+    running = true;
+    //  Subscriptions travel asynchronously through the relay: ping with
+    //  sequence 0 until one comes back, then let the rest drain.
+    int64_t deadline = s_now_ns () + (int64_t) SYNC_TIMEOUT_MS * 1000000;
+    bool synced = false;
+    while (!synced && s_now_ns () < deadline) {
+        if (s_send (pub, TOPIC_DATA, payload, args->size))
+            goto done;
+        int r = s_recv (sub, buf, args->size + 1, 10);
+        synced = r >= HDR_SIZE && s_get_u64 (buf) == 0;
+    }
+    if (!synced) {
+        fprintf (stderr, "zmq_bench: no ping-pong through the relay\n");
+        goto done;
+    }
+    while (s_recv (sub, buf, args->size + 1, 50) != -1)
+        ;
+    uint64_t total = args->warmup + args->count;
+    for (uint64_t seq = 1; seq <= total; seq++) {
+        s_put_u64 (payload, seq);
+        s_put_u64 (payload + 8, (uint64_t) s_now_ns ());
+        if (s_send (pub, TOPIC_DATA, payload, args->size))
+            goto done;
+        bool got = false;
+        int64_t until = s_now_ns () + (int64_t) args->idle_ms * 1000000;
+        while (!got && s_now_ns () < until) {
+            int r = s_recv (sub, buf, args->size + 1, 100);
+            int64_t now = s_now_ns ();
+            if (r >= HDR_SIZE && s_get_u64 (buf) == seq) {
+                got = true;
+                if (seq > args->warmup)
+                    samples [n++] = now - (int64_t) s_get_u64 (buf + 8);
+            }
+        }
+        if (!got) {
+            fprintf (stderr, "zmq_bench: round trip %" PRIu64 " not answered\n", seq);
+            lost++;
+            break;
+        }
+    }
+    if (n == 0)
+        goto done;
+    s_report_latency (args, "rtt", "via zmq_proxy", samples, n, lost);
+    rc = lost || echo.error ? 1 : 0;
+
+done:
+    if (running) {
+        atomic_store (&echo.stop, 1);
+        pthread_join (thread, NULL);
+    }
+    free (payload);
+    free (buf);
+    free (samples);
+    void *socks [] = { pub, sub, echo.pub, echo.sub };
+    for (int i = 0; i < 4; i++)
+        if (socks [i])
+            zmq_close (socks [i]);
     return rc;
 }
 
@@ -523,7 +657,11 @@ s_usage (FILE *out)
         "  --slow-every K       (default 1)\n"
         "  --idle-timeout S     seconds without events before the rest counts as lost\n"
         "                       (default 2)\n"
-        "  --latency            one-at-a-time round trips instead\n"
+        "  --latency            one-at-a-time one-way latency instead: publish ->\n"
+        "                       deliver, one relay traversal\n"
+        "  --rtt                one-at-a-time round trips as a ping-pong: A publishes,\n"
+        "                       B receives and publishes a reply, A receives it (two\n"
+        "                       relay traversals)\n"
         "  --warmup N           round trips before measuring (default 100)\n"
         "  --direct             --latency without the relay: PUB binds --pub-ep, SUB\n"
         "                       connects to it (the one-hop floor)\n"
@@ -557,6 +695,7 @@ main (int argc, char *argv [])
         { "slow-every",   required_argument, NULL, 'k' },
         { "idle-timeout", required_argument, NULL, 'i' },
         { "latency",      no_argument,       NULL, 'l' },
+        { "rtt",          no_argument,       NULL, 'r' },
         { "warmup",       required_argument, NULL, 'W' },
         { "json",         no_argument,       NULL, 'j' },
         { "direct",       no_argument,       NULL, 'd' },
@@ -584,6 +723,7 @@ main (int argc, char *argv [])
             case 'k': args.slow_every = (uint64_t) s_number ("--slow-every", optarg, 1, 1LL << 40); break;
             case 'i': args.idle_ms = (int) s_number ("--idle-timeout", optarg, 1, 3600) * 1000; break;
             case 'l': args.latency = true; break;
+            case 'r': args.rtt = true; break;
             case 'W': args.warmup = (uint64_t) s_number ("--warmup", optarg, 0, 1LL << 40); break;
             case 'j': args.json = true; break;
             case 'd': args.direct = true; break;
@@ -592,18 +732,19 @@ main (int argc, char *argv [])
         }
     }
     if (!args.pub_ep || (!args.sub_ep && !args.direct) || optind < argc
-    ||  (args.direct && !args.latency)) {
+    ||  (args.direct && !args.latency) || (args.rtt && (args.latency || !args.sub_ep))) {
         s_usage (stderr);
         return 2;
     }
     if (!count_given)
-        args.count = args.latency ? 10000 : 100000;
+        args.count = args.latency || args.rtt ? 10000 : 100000;
     void *ctx = zmq_ctx_new ();
     if (!ctx) {
         fprintf (stderr, "zmq_bench: zmq_ctx_new: %s\n", zmq_strerror (errno));
         return 1;
     }
-    int rc = args.latency ? s_latency (&args, ctx) : s_throughput (&args, ctx);
+    int rc = args.rtt ? s_rtt (&args, ctx)
+           : args.latency ? s_latency (&args, ctx) : s_throughput (&args, ctx);
     zmq_ctx_term (ctx);
     return rc;
 }

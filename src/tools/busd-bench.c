@@ -2,7 +2,10 @@
 
     Owns the benchmark shapes `nats bench` made familiar: N publisher and M
     subscriber threads, each with its own busd_client_t (a client is not
-    thread-safe), and a one-at-a-time round-trip latency mode.  Every event
+    thread-safe), and two one-at-a-time latency modes: one way (--latency:
+    publish -> deliver, one broker traversal) and the ping-pong round trip
+    other brokers' benchmarks report (--rtt: A publishes, B receives and
+    publishes a reply, A receives it; two traversals).  Every event
     carries its own evidence in the payload, so the subscribers can check
     the broker's promises instead of trusting them:
 
@@ -46,6 +49,7 @@ typedef struct {
     int64_t credit;                 /*  -1 = library default                */
     const char *topic;
     bool latency;
+    bool rtt;                       /*  --rtt: the ping-pong (with latency) */
     uint64_t warmup;
     int slow_ms;
     uint64_t slow_every;
@@ -114,7 +118,8 @@ enum {
     OPT_SLOW_EVERY,
     OPT_IDLE_TIMEOUT,
     OPT_JSON,
-    OPT_OWN_CONTEXT
+    OPT_OWN_CONTEXT,
+    OPT_RTT
 };
 
 /*  The ZeroMQ context every client shares (one I/O thread for the whole
@@ -126,7 +131,8 @@ s_usage (FILE *out)
 {
     fprintf (out,
         "Usage: busd-bench [OPTION]...                 throughput and fan-out\n"
-        "       busd-bench --latency [OPTION]...       round-trip latency\n"
+        "       busd-bench --latency [OPTION]...       one-way latency\n"
+        "       busd-bench --rtt [OPTION]...           round-trip (ping-pong) latency\n"
         "Benchmark a busd broker with its own publishers and subscribers.\n"
         "\n"
         "Throughput (default mode):\n"
@@ -145,11 +151,16 @@ s_usage (FILE *out)
         "      --slow-every K       events between the slow subscriber's sleeps (default 1)\n"
         "      --idle-timeout S     give up after S seconds without progress (default 10)\n"
         "\n"
-        "Latency:\n"
-        "      --latency            one client publishes, another subscribes; each\n"
-        "                           event is sent once the previous one arrived\n"
-        "      --count C            round trips measured (default 10000)\n"
-        "      --warmup N           round trips before measuring (default 100)\n"
+        "Latency (one event in flight at a time):\n"
+        "      --latency            one way: client A publishes, client B receives;\n"
+        "                           the time from A's publish to B's receive, one\n"
+        "                           broker traversal\n"
+        "      --rtt                round trip as a ping-pong: A publishes on the topic,\n"
+        "                           B receives it and publishes it back on TOPIC.reply,\n"
+        "                           A receives that; two broker traversals, the shape\n"
+        "                           NATS, Redis and MQTT round-trip figures use\n"
+        "      --count C            events measured (default 10000)\n"
+        "      --warmup N           events before measuring (default 100)\n"
         "      --size, --rate, --topic, --credit as above\n"
         "\n"
         "Output and set-up:\n"
@@ -720,6 +731,46 @@ s_pct_us (const int64_t *sorted, uint64_t n, double pct)
     return sorted [rank - 1] / 1000.0;
 }
 
+/*  --rtt: B's side of the ping-pong, on its own thread and client: every
+    event it receives goes back on the reply topic, payload unchanged.      */
+typedef struct {
+    const bench_args_t *args;
+    busd_client_t *client;
+    const char *reply_topic;
+    atomic_int stop;
+    int error;
+} echo_t;
+
+static void *
+s_echo (void *arg)
+{
+    echo_t *echo = (echo_t *) arg;
+    while (!atomic_load (&echo->stop) && !tool_interrupted) {
+        busd_msg_t *msg = NULL;
+        int rc = busd_receive (echo->client, &msg, POLL_MS);
+        if (rc == -ETIMEDOUT)
+            continue;
+        if (rc < 0) {
+            tool_error ("echo: receive: %s", busd_strerror (rc));
+            echo->error = rc;
+            break;
+        }
+        if (busd_msg_kind (msg) == BUSD_MSG_DELIVER)
+            rc = busd_publish (echo->client, echo->reply_topic, busd_msg_payload (msg),
+                               busd_msg_size (msg), NULL, echo->args->idle_ms);
+        busd_msg_destroy (&msg);
+        if (rc < 0) {
+            tool_error ("echo: publish: %s", busd_strerror (rc));
+            echo->error = rc;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/*  --latency and --rtt.  In both, pub (A) publishes event n + 1 only once
+    event n came back; --latency waits for it at sub (B), --rtt at A after
+    B echoed it.                                                            */
 static int
 s_latency (const bench_args_t *args)
 {
@@ -738,6 +789,12 @@ s_latency (const bench_args_t *args)
     int exit_code = TOOL_EXIT_RUNTIME;
     char *options = s_sub_options (args);
     uint64_t total = args->warmup + args->count;
+    char reply_topic [300];
+    echo_t echo = { .args = args, .client = sub, .reply_topic = reply_topic };
+    pthread_t echo_thread;
+    bool echo_running = false;
+    busd_client_t *waiter = args->rtt ? pub : sub;
+    snprintf (reply_topic, sizeof reply_topic, "%s.reply", args->topic);
     int64_t *samples = calloc (args->count, sizeof (int64_t));
     unsigned char *payload = calloc (1, args->size);
     uint64_t n = 0, lost = 0;
@@ -750,6 +807,19 @@ s_latency (const bench_args_t *args)
     if (sub_id < 0) {
         tool_error ("subscribe: %s", busd_strerror ((int) sub_id));
         goto done;
+    }
+    if (args->rtt) {
+        sub_id = busd_subscribe (pub, reply_topic, options, 10000);
+        if (sub_id < 0) {
+            tool_error ("subscribe to %s: %s", reply_topic, busd_strerror ((int) sub_id));
+            goto done;
+        }
+        int err = pthread_create (&echo_thread, NULL, s_echo, &echo);
+        if (err) {
+            tool_error ("cannot start a thread: %s", strerror (err));
+            goto done;
+        }
+        echo_running = true;
     }
     int64_t start_ns = s_now_ns ();
     for (uint64_t seq = 1; seq <= total && !tool_interrupted; seq++) {
@@ -769,7 +839,7 @@ s_latency (const bench_args_t *args)
             if (left_ms < 0)
                 break;
             busd_msg_t *msg = NULL;
-            rc = busd_receive (sub, &msg, (int) (left_ms > POLL_MS ? POLL_MS : left_ms));
+            rc = busd_receive (waiter, &msg, (int) (left_ms > POLL_MS ? POLL_MS : left_ms));
             if (rc == -ETIMEDOUT)
                 continue;
             if (rc < 0) {
@@ -788,8 +858,8 @@ s_latency (const bench_args_t *args)
             busd_msg_destroy (&msg);
         }
         if (!got && !tool_interrupted) {
-            tool_error ("event %" PRIu64 " not delivered within %.1f s", seq,
-                        args->idle_ms / 1000.0);
+            tool_error ("event %" PRIu64 " not %s within %.1f s", seq,
+                        args->rtt ? "answered" : "delivered", args->idle_ms / 1000.0);
             lost++;
             break;
         }
@@ -804,16 +874,20 @@ s_latency (const bench_args_t *args)
         sum += (double) samples [i];
     double mean_us = sum / (double) n / 1000.0;
     if (args->json)
-        printf ("{\"mode\":\"latency\",\"count\":%" PRIu64 ",\"size\":%zu,\"warmup\":%" PRIu64
+        printf ("{\"mode\":\"%s\",\"count\":%" PRIu64 ",\"size\":%zu,\"warmup\":%" PRIu64
                 ",\"lost\":%" PRIu64 ",\"min_us\":%.1f,\"mean_us\":%.1f,\"p50_us\":%.1f,"
                 "\"p90_us\":%.1f,\"p99_us\":%.1f,\"p99_9_us\":%.1f,\"max_us\":%.1f}\n",
-                n, args->size, args->warmup, lost, samples [0] / 1000.0, mean_us,
+                args->rtt ? "rtt" : "latency", n, args->size, args->warmup, lost,
+                samples [0] / 1000.0, mean_us,
                 s_pct_us (samples, n, 50), s_pct_us (samples, n, 90),
                 s_pct_us (samples, n, 99), s_pct_us (samples, n, 99.9),
                 samples [n - 1] / 1000.0);
     else {
-        printf ("busd-bench: round trip publish -> deliver, %" PRIu64 " events of %zu B"
-                " (after %" PRIu64 " warm-up), one at a time\n", n, args->size, args->warmup);
+        printf ("busd-bench: %s, %" PRIu64 " events of %zu B"
+                " (after %" PRIu64 " warm-up), one at a time\n",
+                args->rtt ? "round trip A -> busd -> B -> busd -> A (ping-pong)"
+                          : "one way, publish -> deliver",
+                n, args->size, args->warmup);
         printf ("min %.1f us, mean %.1f us\n", samples [0] / 1000.0, mean_us);
         printf ("p50 %.1f us\np90 %.1f us\np99 %.1f us\np99.9 %.1f us\nmax %.1f us\n",
                 s_pct_us (samples, n, 50), s_pct_us (samples, n, 90),
@@ -822,9 +896,13 @@ s_latency (const bench_args_t *args)
     }
     if (fflush (stdout) != 0)
         goto done;
-    exit_code = lost || tool_interrupted ? TOOL_EXIT_RUNTIME : TOOL_EXIT_OK;
+    exit_code = lost || tool_interrupted || echo.error ? TOOL_EXIT_RUNTIME : TOOL_EXIT_OK;
 
 done:
+    if (echo_running) {
+        atomic_store (&echo.stop, 1);
+        pthread_join (echo_thread, NULL);
+    }
     free (samples);
     free (payload);
     free (options);
@@ -857,6 +935,7 @@ s_parse (int argc, char *argv [], bench_args_t *args)
         { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
         { "json",         no_argument,       NULL, OPT_JSON },
         { "own-context",  no_argument,       NULL, OPT_OWN_CONTEXT },
+        { "rtt",          no_argument,       NULL, OPT_RTT },
         { NULL, 0, NULL, 0 }
     };
     bool count_given = false;
@@ -926,6 +1005,10 @@ s_parse (int argc, char *argv [], bench_args_t *args)
             case OPT_OWN_CONTEXT:
                 args->own_context = true;
                 break;
+            case OPT_RTT:
+                args->latency = true;
+                args->rtt = true;
+                break;
             default:
                 tool_usage_error ("unknown option");
         }
@@ -937,7 +1020,15 @@ s_parse (int argc, char *argv [], bench_args_t *args)
     if (args->slow_ms > 0 && args->nsub == 0)
         tool_usage_error ("--slow-sub-ms needs at least one subscriber");
     if (args->latency && args->slow_ms > 0)
-        tool_usage_error ("--slow-sub-ms is for throughput runs, not --latency");
+        tool_usage_error ("--slow-sub-ms is for throughput runs, not --latency or --rtt");
+    if (args->rtt) {
+        //  The reply topic must be valid too (length, grammar).
+        char reply [300];
+        int len = snprintf (reply, sizeof reply, "%s.reply", args->topic);
+        if (len >= (int) sizeof reply || busp_topic_check (reply, (size_t) len, NULL))
+            tool_usage_error ("--rtt: the reply topic '%s.reply' is not a valid topic",
+                              args->topic);
+    }
     //  The subscribers' bitmaps: one bit per expected event each.
     if (!args->latency && (double) args->npub * (double) args->count
                           * (double) (args->nsub ? args->nsub : 1) > 8e9)

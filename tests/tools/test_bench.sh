@@ -47,6 +47,29 @@ grep -Eq '^p50 [0-9]+\.[0-9] us$' "$T/out" || fail "no p50 line: $(cat "$T/out")
 grep -Eq '^p99 [0-9]+\.[0-9] us$' "$T/out" || fail "no p99 line: $(cat "$T/out")"
 ok "--latency prints p50 and p99"
 
+# ---- round trip as a ping-pong: every event crosses the broker twice (A's
+# publish and B's reply), so the broker accepts 2 x (count + warmup) PUBs.
+accepted () {
+    "$CTL" stats --json \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["accepted"])'
+}
+before=$(accepted) || fail "busd-ctl stats failed"
+expect_rc 0 "--rtt --count 50 --warmup 5" \
+    timeout 60 "$BENCH" --rtt --count 50 --warmup 5 --size 100 --json
+cp "$T/out" "$T/rtt.json"
+[ "$(json_get mode "$T/rtt.json")" = rtt ] || fail "--rtt mode: $(cat "$T/rtt.json")"
+[ "$(json_get count "$T/rtt.json")" = 50 ] || fail "--rtt count: $(cat "$T/rtt.json")"
+[ "$(json_get lost "$T/rtt.json")" = 0 ] || fail "--rtt lost: $(cat "$T/rtt.json")"
+after=$(accepted) || fail "busd-ctl stats failed"
+[ $((after - before)) = 110 ] \
+    || fail "--rtt: the broker accepted $((after - before)) PUBs, expected 110 (two per event)"
+ok "--rtt: 50 ping-pongs, two broker traversals each"
+expect_rc 0 "--rtt text output" timeout 60 "$BENCH" --rtt --count 20 --warmup 0
+grep -q 'ping-pong' "$T/out" || fail "--rtt text does not say ping-pong: $(cat "$T/out")"
+grep -Eq '^p99 [0-9]+\.[0-9] us$' "$T/out" || fail "--rtt: no p99 line: $(cat "$T/out")"
+ok "--rtt text output names the shape and prints p99"
+expect_rc 2 "--rtt with --slow-sub-ms" "$BENCH" --rtt --slow-sub-ms 1
+
 # ---- usage and connect errors
 expect_rc 2 "--size below the 16-byte header" "$BENCH" --size 8
 expect_rc 3 "no broker on the endpoint" \
