@@ -658,13 +658,22 @@ void
 auth_conn (zmq_msg_t *frame, auth_conn_t *conn)
 {
     const char *user_id = zmq_msg_gets (frame, "User-Id");
-    if (!user_id) {
-        //  No ZAP ran: an inproc:// peer, in this process.
+    const char *peer = zmq_msg_gets (frame, "Peer-Address");
+    if (!user_id && !peer) {
+        //  No ZAP ran and no transport address: an inproc:// peer, in this
+        //  process (plugins).
         *conn = (auth_conn_t) { "", AUTH_INTERNAL, "inproc", true };
         return;
     }
+    if (!user_id) {
+        //  A network peer that bypassed ZAP cannot happen (every listener
+        //  has a ZAP domain, so libzmq refuses pre-ZAP handshakes); if it
+        //  ever did, it gets the least: anonymous, under a User-Id no ZAP
+        //  reply uses, which never matches a session of another peer.
+        *conn = (auth_conn_t) { "unchecked", ACL_ANONYMOUS, peer, false };
+        return;
+    }
     const char *identity = zmq_msg_gets (frame, META_IDENTITY);
-    const char *peer = zmq_msg_gets (frame, "Peer-Address");
     *conn = (auth_conn_t) { user_id, identity ? identity : ACL_ANONYMOUS, peer ? peer : "", false };
 }
 
