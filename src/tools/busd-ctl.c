@@ -381,6 +381,8 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
         static const column_t cols [] = {
             { "ID",        "id",            false, CELL_PLAIN },
             { "NAME",      "name",          false, CELL_PLAIN },
+            { "IDENTITY",  "identity",      false, CELL_PLAIN },
+            { "PEER",      "peer",          false, CELL_PLAIN },
             { "AGE_S",     "age_s",         true,  CELL_PLAIN },
             { "IDLE_MS",   "idle_ms",       true,  CELL_PLAIN },
             { "PUB_SEQ",   "pub_seq",       true,  CELL_PLAIN },
