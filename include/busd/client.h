@@ -117,6 +117,16 @@ BUSD_EXPORT int busd_publish (busd_client_t *self, const char *topic,
                               const void *payload, size_t size,
                               const busd_pub_options_t *opts, int timeout_ms);
 
+/*  busd_publish, and on success *pub_seq (if not NULL) is the pub_seq the
+    PUB went out under: the number a reject handler receives for it.  After
+    a reconnect the library re-sends unacknowledged events under fresh
+    pub_seqs (same msg_id), so match those by msg_id.  *pub_seq is 0 on
+    failure.                                                                */
+BUSD_EXPORT int busd_publish_seq (busd_client_t *self, const char *topic,
+                                  const void *payload, size_t size,
+                                  const busd_pub_options_t *opts, int timeout_ms,
+                                  uint64_t *pub_seq);
+
 /*  Wait until every publish sent so far is acknowledged or rejected.
     Returns 0 when all were accepted, BUSD_EREJECTED when any was rejected
     since the last flush, -ETIMEDOUT.                                       */
@@ -133,16 +143,51 @@ BUSD_EXPORT uint64_t busd_client_rejected (busd_client_t *self);
 /*  ---------------------------------------------------------------------
     Subscribing                                                             */
 
+/*  A subscription's id: what busd_subscribe returns (when positive) and
+    every per-subscription call takes (busd_msg_sub_id reports it).          */
+typedef uint32_t busd_sub_id_t;
+
 /*  Subscribe to a pattern with SUB options as a JSON object text (NULL for
     the defaults; see doc/protocol.md §6).  Waits for SUBOK up to timeout_ms.
-    Returns the sub_id (> 0), or a negative code; on BUSD_ESUBEND the broker's
-    code and reason are available from busd_client_last_error().           */
+    Returns the sub_id (1..UINT32_MAX: store it in a busd_sub_id_t), or a
+    negative code; on BUSD_ESUBEND the broker's code and reason are
+    available from busd_client_last_error().  A pattern token "+" or ">"
+    (MQTT's and NATS' wildcards, literal tokens in busd) is refused with
+    -EINVAL and a hint ("did you mean 'user.*'?") in busd_client_last_error. */
 BUSD_EXPORT int64_t busd_subscribe (busd_client_t *self, const char *pattern,
                                     const char *options_json, int timeout_ms);
 
+/*  Typed SUB options (doc/protocol.md §6), beside the JSON text form.
+    busd_sub_options_init sets "the broker's default" everywhere.            */
+typedef enum {
+    BUSD_OVERFLOW_DEFAULT = 0, BUSD_OVERFLOW_BLOCK, BUSD_OVERFLOW_DROP_OLDEST,
+    BUSD_OVERFLOW_DROP_NEW, BUSD_OVERFLOW_LATEST, BUSD_OVERFLOW_DISCONNECT
+} busd_overflow_t;
+
+typedef struct {
+    int64_t credit;                 /*  initial credit; -1 = default         */
+    bool ack_explicit;              /*  "ack": "explicit"                    */
+    const char *group;              /*  queue group, or NULL                 */
+    busd_overflow_t overflow;
+    int64_t queue_limit;            /*  events; -1 = default                 */
+    int64_t ack_wait_ms;            /*  -1 = default                         */
+    int64_t max_deliver;            /*  -1 = default                         */
+    const char *extra_json;         /*  more options as a JSON object text,
+                                        merged in (NULL: none)               */
+} busd_sub_options_t;
+
+BUSD_EXPORT void busd_sub_options_init (busd_sub_options_t *opts);
+
+/*  busd_subscribe with typed options (NULL: defaults); on success returns 0
+    and sets *sub_id.  -EINVAL for options that cannot be expressed (a bad
+    overflow value, extra_json not an object).                               */
+BUSD_EXPORT int busd_subscribe_opts (busd_client_t *self, const char *pattern,
+                                     const busd_sub_options_t *opts, busd_sub_id_t *sub_id,
+                                     int timeout_ms);
+
 /*  UNSUB and wait for SUBEND 200.  Deliveries already received and not yet
     taken by busd_receive for this sub_id are discarded.                    */
-BUSD_EXPORT int busd_unsubscribe (busd_client_t *self, uint32_t sub_id, int timeout_ms);
+BUSD_EXPORT int busd_unsubscribe (busd_client_t *self, busd_sub_id_t sub_id, int timeout_ms);
 
 /*  SUBOK info JSON of a live subscription (owned by the client), or NULL.   */
 BUSD_EXPORT const char *busd_subscription_info (busd_client_t *self, uint32_t sub_id);

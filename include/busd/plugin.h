@@ -1,4 +1,4 @@
-/*  busd/plugin.h — the busd plugin ABI, version 1.0.
+/*  busd/plugin.h — the busd plugin ABI, version 1.1.
 
     A plugin is a shared object that busd (or busd-plugin-host) loads with
     dlopen (RTLD_NOW | RTLD_LOCAL).  Each configured instance runs in its own
@@ -20,8 +20,13 @@
     Threading: init, on_event, on_tick, reload and fini of one instance are
     always called from that instance's thread, never concurrently.  Different
     instances (even of the same plugin) run in different threads: keep state
-    in the instance's state pointer, not in globals.  Every host function is
-    thread-safe and may be called from any of the plugin's callbacks.
+    in the instance's state pointer, not in globals.  Host functions may be
+    called from any thread, the instance's own or threads the plugin starts,
+    from the moment init is called until fini returns, also concurrently
+    (each takes the locks it needs); set_reason and set_retry_delay
+    describe "the current event" and only mean something from on_event
+    (set_reason also from init and check_config).  This paragraph is the
+    one statement of that rule; doc/plugins.md refers to it.
 
     Memory: everything the host passes (event fields, config strings) stays
     valid until the callback returns (config strings: until fini).  Copy
@@ -38,7 +43,7 @@ extern "C" {
 #endif
 
 #define BUSD_PLUGIN_ABI_MAJOR 1
-#define BUSD_PLUGIN_ABI_MINOR 0
+#define BUSD_PLUGIN_ABI_MINOR 1
 /*  The one symbol a plugin exports.                                         */
 #define BUSD_PLUGIN_ENTRY_SYMBOL "busd_plugin_entry"
 
@@ -77,7 +82,7 @@ typedef struct {
     uint64_t delivery_id;
 } busd_plugin_event_t;
 
-/*  Functions the host offers.  All thread-safe.                              */
+/*  Functions the host offers (see "Threading" above).                       */
 typedef struct {
     uint32_t size;              /*  sizeof (busd_plugin_host_t) of the host  */
     uint16_t abi_major;
@@ -123,7 +128,9 @@ typedef struct {
     const char *description;
     /*  Set up an instance; store what you need in *state.  Return 0, or a
         negative code after host->set_reason explains why (the instance is
-        then reported as failed and not started).                            */
+        then reported as failed and not started).  Return -EINVAL for a
+        configuration error (restarting cannot help: busd-plugin-host then
+        exits 78, EX_CONFIG), anything else for a transient failure.          */
     int (*init) (busd_plugin_instance_t *self, const busd_plugin_host_t *host, void **state);
     /*  Handle one event.  Required.                                         */
     busd_plugin_result_t (*on_event) (void *state, const busd_plugin_event_t *event);
@@ -134,6 +141,15 @@ typedef struct {
     /*  Release everything.  Required.                                       */
     void (*fini) (void *state);
     uint32_t tick_ms;           /*  0: on_tick never called                  */
+    /*  ABI 1.1.  Optional: check the instance's "config" without starting
+        anything.  busd --check-config (and so `systemctl reload`),
+        busd-plugin-host and busd-plugin-driver call it before init; self
+        then has a configuration and a name but no connection (publish
+        fails).  Read the config with host->config_*; call host->set_reason
+        once for each problem (each call is one reported line, naming the
+        key); return 0 when the configuration is usable, else a negative
+        code.  A plugin built for ABI 1.0 simply has no check.              */
+    int (*check_config) (busd_plugin_instance_t *self, const busd_plugin_host_t *host);
 } busd_plugin_t;
 
 /*  The entry point: receives the host's table (check its version if you

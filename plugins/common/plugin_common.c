@@ -452,6 +452,48 @@ pc_config_parse (const char *config_json, const char *const *known,
 }
 
 int
+pc_config_strip_unknown (const char *config_json, const char *const *known,
+                         void (*report) (void *arg, const char *problem), void *arg,
+                         char **cleaned_p)
+{
+    *cleaned_p = NULL;
+    cJSON *config = cJSON_Parse (config_json ? config_json : "{}");
+    if (!cJSON_IsObject (config)) {
+        cJSON_Delete (config);
+        report (arg, "config is not a JSON object");
+        return -EINVAL;
+    }
+    int unknown = 0;
+    cJSON *item = config->child;
+    while (item) {
+        cJSON *next = item->next;
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp (item->string, *k) == 0;
+        if (!ok) {
+            //  The same words as pc_config_parse, one line per key.
+            char line [512];
+            int len = snprintf (line, sizeof line, "config: unknown key \"%s\" (known:",
+                                item->string);
+            for (const char *const *k = known; *k && len >= 0 && (size_t) len < sizeof line; k++) {
+                int more = snprintf (line + len, sizeof line - (size_t) len, "%s %s",
+                                     k == known ? "" : ",", *k);
+                len = more < 0 ? more : len + more;
+            }
+            if (len >= 0 && (size_t) len < sizeof line)
+                snprintf (line + len, sizeof line - (size_t) len, ")");
+            report (arg, line);
+            cJSON_Delete (cJSON_DetachItemViaPointer (config, item));
+            unknown++;
+        }
+        item = next;
+    }
+    *cleaned_p = cJSON_PrintUnformatted (config);
+    cJSON_Delete (config);
+    return *cleaned_p ? unknown : -ENOMEM;
+}
+
+int
 pc_config_int (const struct cJSON *config, const char *key, int64_t dflt,
                int64_t min, int64_t max, int64_t *value, char *err, size_t err_size)
 {

@@ -85,6 +85,15 @@ struct cJSON;
 int pc_config_parse (const char *config_json, const char *const *known,
                      struct cJSON **config_p, char *err, size_t err_size);
 
+/*  For check_config: report (one call per line) every key of config_json
+    that is not in known, and set *cleaned_p to the config without them
+    (malloc'd JSON text, free it) so the checks that follow can still find
+    the next problem.  Returns how many keys were unknown, -EINVAL (after a
+    report) when config_json is not an object, or -ENOMEM.                   */
+int pc_config_strip_unknown (const char *config_json, const char *const *known,
+                             void (*report) (void *arg, const char *problem), void *arg,
+                             char **cleaned_p);
+
 /*  The integer setting key of config, within [min, max], or dflt when the
     key is absent.  0, or -EINVAL with the reason in err.                    */
 int pc_config_int (const struct cJSON *config, const char *key, int64_t dflt,

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     busd_plugin_instance_t *self;       //  the host's handle, for host calls
@@ -68,6 +69,28 @@ s_fini (void *state_)
     free (state);
 }
 
+//  Optional (plugin ABI 1.1): say what is wrong with the configuration
+//  before anything starts.  busd --check-config calls it, so a mistake
+//  fails `systemctl reload` instead of the instance after the reload.  One
+//  set_reason per problem, every problem in one run.
+static int
+s_check_config (busd_plugin_instance_t *self, const busd_plugin_host_t *host)
+{
+    //  config_int answers the default for a missing key and for a value of
+    //  another type: two different defaults tell the cases apart.
+    int64_t a = host->config_int (self, "report_every", 1);
+    int64_t b = host->config_int (self, "report_every", 2);
+    if (a != b && strstr (host->config_json (self), "\"report_every\"")) {
+        host->set_reason (self, "\"report_every\" must be a whole number");
+        return -EINVAL;
+    }
+    if (a < 1) {
+        host->set_reason (self, "\"report_every\" is %" PRId64 "; use 1 or more", a);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static const busd_plugin_t s_plugin = {
     BUSD_PLUGIN_HEADER,
     .name = "example",
@@ -75,7 +98,8 @@ static const busd_plugin_t s_plugin = {
     .description = "count events and log them",
     .init = s_init,
     .on_event = s_on_event,
-    .fini = s_fini
+    .fini = s_fini,
+    .check_config = s_check_config
 };
 
 BUSD_PLUGIN_DECLARE (s_plugin)

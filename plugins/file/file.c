@@ -342,6 +342,68 @@ s_fini (void *state_)
     free (state);
 }
 
+typedef struct {
+    busd_plugin_instance_t *self;
+    const busd_plugin_host_t *host;
+} check_t;
+
+static void
+s_report (void *arg, const char *problem)
+{
+    check_t *check = arg;
+    check->host->set_reason (check->self, "%s", problem);
+}
+
+//  --check-config: every problem with the settings, one line each, and
+//  whether the file could be opened for appending (its directory exists
+//  and is writable) without creating it.  A relative "path" is relative to
+//  the configuration file's directory, where busd works.
+static int
+s_check_config (busd_plugin_instance_t *self, const busd_plugin_host_t *host)
+{
+    static const char *known [] = { "path", "fsync", "fsync_interval_ms", NULL };
+    char err [512];
+    check_t check = { self, host };
+    char *cleaned = NULL;
+    int unknown = pc_config_strip_unknown (host->config_json (self), known, s_report, &check,
+                                           &cleaned);
+    free (cleaned);
+    if (unknown < 0)
+        return unknown;
+    int rc = unknown ? -EINVAL : 0;
+    settings_t settings;
+    if (s_settings_read (self, host, &settings, err, sizeof err)) {
+        host->set_reason (self, "%s", err);
+        return -EINVAL;
+    }
+    struct stat st;
+    if (stat (settings.path, &st) == 0) {
+        if (S_ISDIR (st.st_mode)) {
+            host->set_reason (self, "config: \"path\" %s is a directory", settings.path);
+            rc = -EINVAL;
+        }
+        else
+        if (access (settings.path, W_OK)) {
+            host->set_reason (self, "config: \"path\" %s is not writable: %s", settings.path,
+                              strerror (errno));
+            rc = -EINVAL;
+        }
+    }
+    else {
+        char *dir = strdup (settings.path);
+        char *slash = dir ? strrchr (dir, '/') : NULL;
+        const char *parent = !slash ? "." : slash == dir ? "/" : (*slash = 0, dir);
+        if (dir && access (parent, W_OK | X_OK)) {
+            host->set_reason (self, "config: \"path\" %s cannot be created: directory %s: %s",
+                              settings.path, parent, strerror (errno));
+            rc = -EINVAL;
+        }
+        free (dir);
+    }
+    free (settings.path);
+    return rc;
+}
+
 static const busd_plugin_t s_plugin = {
     BUSD_PLUGIN_HEADER,
     .name = "file",
@@ -352,7 +414,8 @@ static const busd_plugin_t s_plugin = {
     .on_tick = s_on_tick,
     .reload = s_reload,
     .fini = s_fini,
-    .tick_ms = 100
+    .tick_ms = 100,
+    .check_config = s_check_config
 };
 
 BUSD_PLUGIN_DECLARE (s_plugin)

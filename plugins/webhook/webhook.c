@@ -468,6 +468,45 @@ s_fini (void *state_)
     free (state);
 }
 
+typedef struct {
+    busd_plugin_instance_t *self;
+    const busd_plugin_host_t *host;
+} check_t;
+
+static void
+s_report (void *arg, const char *problem)
+{
+    check_t *check = arg;
+    check->host->set_reason (check->self, "%s", problem);
+}
+
+//  --check-config: every unknown key, then the same reading init does
+//  (its first problem), without starting anything.
+static int
+s_check_config (busd_plugin_instance_t *self, const busd_plugin_host_t *host)
+{
+    static const char *known [] = {
+        "url", "headers", "timeout_ms", "content_type", "forward_headers",
+        "max_retry_after_ms", NULL
+    };
+    check_t check = { self, host };
+    char *cleaned = NULL;
+    int unknown = pc_config_strip_unknown (host->config_json (self), known, s_report, &check,
+                                           &cleaned);
+    if (unknown < 0)
+        return unknown;
+    settings_t settings;
+    char err [512];
+    int rc = s_settings_read (cleaned, &settings, err, sizeof err);
+    free (cleaned);
+    if (rc) {
+        host->set_reason (self, "%s", err);
+        return rc;
+    }
+    s_settings_clear (&settings);
+    return unknown ? -EINVAL : 0;
+}
+
 static const busd_plugin_t s_plugin = {
     BUSD_PLUGIN_HEADER,
     .name = "webhook",
@@ -476,7 +515,8 @@ static const busd_plugin_t s_plugin = {
     .init = s_init,
     .on_event = s_on_event,
     .reload = s_reload,
-    .fini = s_fini
+    .fini = s_fini,
+    .check_config = s_check_config
 };
 
 BUSD_PLUGIN_DECLARE (s_plugin)

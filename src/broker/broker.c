@@ -19,6 +19,8 @@
 #define BATCH_MAX       1024
 #define TICK_MS         10
 #define SESSION_SCAN_MS 100
+#define STALL_MS        1000    /*  a scan this late means we did not run   */
+#define SCAN_READ_BATCHES 64    /*  bound on reading before a scan          */
 
 /*  ------------------------------------------------------------------
     Lifecycle                                                               */
@@ -191,11 +193,44 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+/*  PROTOCOL §4: messages waiting on the socket are read before sessions are
+    expired, and time the broker itself did not run (SIGSTOP, a stall) is
+    not a client's silence: clients whose heartbeats wait unread, or have
+    not even reached the socket yet, are not expired for our pause.         */
+static void
+s_hear_before_expiring (broker_t *self)
+{
+    for (int i = 0; i < SCAN_READ_BATCHES; i++) {
+        int events = 0;
+        size_t size = sizeof events;
+        if (zmq_getsockopt (self->router, ZMQ_EVENTS, &events, &size) || !(events & ZMQ_POLLIN))
+            break;
+        s_on_router (self->loop, self->router_sock, self);
+    }
+    broker_clock (self);
+    int64_t gap = self->now_ms - self->last_scan_ms;
+    self->last_scan_ms = self->now_ms;
+    if (gap <= SESSION_SCAN_MS + STALL_MS)
+        return;
+    int64_t stall = gap - SESSION_SCAN_MS;
+    log_notice ("the broker did not run for %lld ms: not counted as client silence",
+                (long long) stall);
+    session_t *session = zhashx_first (self->sessions);
+    while (session) {
+        session->last_seen_ms += stall;
+        if (session->last_seen_ms > self->now_ms)
+            session->last_seen_ms = self->now_ms;
+        if (session->ping_sent_ms)
+            session->ping_sent_ms = self->now_ms;
+        session = zhashx_next (self->sessions);
+    }
+}
+
 static int
 s_on_session_scan (zloop_t *loop, int timer_id, void *arg)
 {
     broker_t *self = arg;
-    broker_clock (self);
+    s_hear_before_expiring (self);
     int64_t now = self->now_ms;
     ptrvec_t expired = { 0 };
     session_t *session = zhashx_first (self->sessions);
@@ -239,6 +274,11 @@ int
 broker_apply_config (broker_t *self, config_t *config)
 {
     self->config = config;
+    //  New connections get the new frame limit (max_payload may change).
+    int64_t largest = config->max_payload > config->max_headers ? config->max_payload : config->max_headers;
+    int64_t maxmsgsize = largest + WIRE_FRAME_HEADROOM;
+    if (self->router)
+        zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsgsize, sizeof maxmsgsize);
     dedup_configure (self->dedup, config->dedup_window_ms, (size_t) config->dedup_max);
     dlq_configure (self->dlq, (size_t) config->dlq_max_count, (size_t) config->dlq_max_bytes);
     return auth_reload (self, config);
@@ -250,6 +290,7 @@ static void
 s_drain (broker_t *self)
 {
     self->draining = true;
+    metrics_set_draining (self->metrics);
     int64_t deadline = busp_mono_ms () + self->config->drain_timeout_ms;
     while (busp_mono_ms () < deadline) {
         uint64_t waiting = 0;
@@ -297,6 +338,7 @@ broker_run (broker_t *self, volatile sig_atomic_t *stop_flag, volatile sig_atomi
         ||  zloop_timer (self->loop, SESSION_SCAN_MS, 0, s_on_session_scan, self) == -1)
             return -ENOMEM;
         self->registered = true;
+        self->last_scan_ms = busp_mono_ms ();
     }
     while (!*stop_flag) {
         zloop_start (self->loop);

@@ -53,6 +53,14 @@ void channel_add_member (channel_t *self, sub_t *sub);
     (or are dropped for a plain subscription).  Ends the channel with its
     last member.                                                             */
 void channel_remove_member (channel_t *self, sub_t *sub);
+/*  An event the channel's subscription leaves behind as it ends: dead-
+    lettered or discarded and counted (PROTOCOL §4); takes the reference.
+    channel_report_left logs how many, once.                                 */
+void channel_leave (channel_t *self, event_t *ev, uint16_t attempts);
+void channel_report_left (channel_t *self);
+/*  End one member with SUBEND code/reason (its channel with it when it is
+    the last).                                                               */
+void channel_end_member (channel_t *self, sub_t *sub, uint16_t code, const char *reason);
 /*  End every member with SUBEND code/reason (overflow: disconnect).        */
 void channel_end_all (channel_t *self, uint16_t code, const char *reason);
 void channel_free (channel_t **self_p);
@@ -72,6 +80,9 @@ void sub_free (sub_t **self_p);
     the event), -EHOSTUNREACH when the peer is gone.                         */
 int sub_deliver (sub_t *self, event_t *ev, uint16_t attempt);
 int sub_send_gap (sub_t *self, uint64_t dropped);
+/*  CREDIT from the client: that many DELIVERs were taken off the socket;
+    credit grows, capped at max_credit.                                      */
+void sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit);
 void sub_send_subend (sub_t *self, uint16_t code, const char *reason);
 /*  ACK / NACK by delivery id: 0 or -ENOENT.                                 */
 int sub_ack (sub_t *self, uint64_t delivery_id);
@@ -98,6 +109,7 @@ typedef struct {
     char group [256];
     char durable [256];
     bool has_group, has_durable, has_from;
+    bool on_end_dead_letter;    /*  "on_end": "dead-letter"                 */
 } subopts_t;
 /*  Parse SUB options JSON (NULL/empty: defaults from config).  Returns 0 or
     -EINVAL with a message naming the key in err.                            */

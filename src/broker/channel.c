@@ -109,6 +109,52 @@ s_release_throttles (channel_t *self)
         work_unthrottle (self->broker, self);
 }
 
+/*  One event a subscription leaves behind when it ends (PROTOCOL §4):
+    dead-lettered with "on_end": "dead-letter", else discarded and counted.
+    Never silently: channel_report_left logs the count.                     */
+void
+channel_leave (channel_t *self, event_t *ev, uint16_t attempts)
+{
+    broker_t *broker = self->broker;
+    if (self->on_end_dead_letter)
+        work_dead_letter (broker, ev, "subscription ended", attempts, self->name);
+    else
+        broker->stats.discarded_on_end++;
+    self->left_behind++;
+    event_unref (&ev);
+}
+
+void
+channel_report_left (channel_t *self)
+{
+    if (self->left_behind == 0)
+        return;
+    log_notice ("subscription '%s' on '%s' ended: %llu events %s", self->name, self->pattern,
+                (unsigned long long) self->left_behind,
+                self->on_end_dead_letter ? "dead-lettered (on_end: dead-letter)" : "discarded");
+    self->left_behind = 0;
+}
+
+static bool s_pop (channel_t *self, queue_t *queue, qitem_t *item);
+
+/*  Everything still waiting leaves with the channel.                        */
+static void
+s_leave_waiting (channel_t *self)
+{
+    qitem_t item;
+    while (s_pop (self, self->redeliveries, &item))
+        channel_leave (self, item.event, item.attempt);
+    while (s_pop (self, self->queue, &item))
+        channel_leave (self, item.event, item.attempt);
+    delayed_t *d = zlistx_first (self->delayed);
+    while (d) {
+        channel_leave (self, d->event, d->attempt);
+        d->event = NULL;
+        d = zlistx_next (self->delayed);
+    }
+    zlistx_purge (self->delayed);
+}
+
 /*  A channel whose last member left, or that overflowed with `disconnect`:
     out of every index now, freed at the end of the batch.                   */
 static void
@@ -118,10 +164,7 @@ s_kill (channel_t *self)
         return;
     self->dead = true;
     broker_t *broker = self->broker;
-    //  What still waits goes with the queue: count it, never hide it.
-    uint64_t discarded = channel_waiting (self);
-    self->dropped += discarded;
-    broker->stats.dropped += discarded;
+    s_leave_waiting (self);
     if (self->key)
         zhashx_delete (broker->groups, self->key);
     ptrvec_remove (&broker->all_channels, self);
@@ -129,10 +172,24 @@ s_kill (channel_t *self)
     ptrvec_add (&broker->dead_channels, self);
 }
 
+/*  Ready: credit, a live peer, and room.  What a member holds outside the
+    queue (in flight, on the wire) counts against queue_bytes, and in-flight
+    events against max_queued_bytes too, so neither a client that never
+    reads nor one that never ACKs makes the broker grow.                     */
 static bool
 s_member_ready (const sub_t *sub)
 {
-    return sub->credit > 0 && !sub->send_stalled && !sub->session->dead && !sub->session->gone;
+    if (sub->credit == 0 || sub->send_stalled || sub->over_limit
+    ||  sub->session->dead || sub->session->gone)
+        return false;
+    const channel_t *channel = sub->channel;
+    if (sub->wire_bytes + sub->inflight_bytes >= channel->queue_bytes_limit)
+        return false;
+    const broker_t *broker = channel->broker;
+    if (sub->ack_explicit
+    &&  broker->queued_bytes + broker->inflight_bytes >= (uint64_t) broker->config->max_queued_bytes)
+        return false;
+    return true;
 }
 
 bool
@@ -220,7 +277,8 @@ s_full (channel_t *self)
     const config_t *config = self->broker->config;
     return queue_len (self->queue) >= self->queue_limit
         || queue_bytes (self->queue) >= self->queue_bytes_limit
-        || self->broker->queued_bytes >= (uint64_t) config->max_queued_bytes;
+        || self->broker->queued_bytes + self->broker->inflight_bytes
+           >= (uint64_t) config->max_queued_bytes;
 }
 
 void
@@ -347,6 +405,8 @@ channel_add_member (channel_t *self, sub_t *sub)
 {
     ptrvec_add (&self->members, sub);
     sub->channel = self;
+    if (!self->name [0])
+        sub_describe (sub, self->name, sizeof self->name);
 }
 
 typedef struct {
@@ -362,7 +422,7 @@ s_hand_back (event_t *ev, uint16_t attempt, void *arg)
     if (hb->keep)
         channel_redeliver (hb->channel, ev, attempt, 0);
     else
-        event_unref (&ev);
+        channel_leave (hb->channel, ev, attempt);
 }
 
 void
@@ -371,15 +431,31 @@ channel_remove_member (channel_t *self, sub_t *sub)
     ptrvec_remove (&self->members, sub);
     if (self->rr >= self->members.size)
         self->rr = 0;
-    //  A group keeps what the leaver had in flight; a plain subscription's
-    //  deliveries end with it.
+    //  A group keeps what the leaver had in flight; the last member (or a
+    //  plain subscription) leaves it behind with the queue.
     handback_t hb = { self, self->members.size > 0 && !self->dead };
     sub_drain_inflight (sub, s_hand_back, &hb);
     sub->channel = NULL;
-    if (self->members.size == 0)
+    if (self->members.size == 0) {
         s_kill (self);
+        channel_report_left (self);
+    }
     else
         channel_mark_dirty (self);
+}
+
+void
+channel_end_member (channel_t *self, sub_t *sub, uint16_t code, const char *reason)
+{
+    if (self->members.size <= 1) {
+        channel_end_all (self, code, reason);
+        return;
+    }
+    session_t *session = sub->session;
+    sub_send_subend (sub, code, reason);
+    zhashx_delete (session->subs, (void *) ((uintptr_t) sub->sub_id + 1));
+    channel_remove_member (self, sub);
+    sub_free (&sub);
 }
 
 void
@@ -400,6 +476,7 @@ channel_end_all (channel_t *self, uint16_t code, const char *reason)
         channel_remove_member (self, sub);
         sub_free (&sub);
     }
+    channel_report_left (self);
 }
 
 void

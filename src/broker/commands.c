@@ -118,7 +118,6 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
     snprintf (session->user_id, sizeof session->user_id, "%s", conn.user_id);
     busp_utf8_sanitize (conn.identity, strlen (conn.identity), session->identity,
                         sizeof session->identity, NULL);
-    busp_utf8_sanitize (conn.peer, strlen (conn.peer), session->peer, sizeof session->peer, NULL);
     session->trusted = conn.trusted;
     session->fd = zmq_msg_get (&frames [1], ZMQ_SRCFD);
     session->ctl_tokens = (double) self->config->ctl_rate;
@@ -133,7 +132,12 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
     cJSON *info = s_welcome_info (self);
     wire_send_json (self, session, &w, info);
     cJSON_Delete (info);
-    log_info ("client '%s' (%s) connected", session->name, session->id_hex);
+    //  For busd-ctl clients: where from (TCP only; ipc/inproc have none) and when.
+    const char *peer = zmq_msg_gets (&frames [1], "Peer-Address");
+    snprintf (session->peer, sizeof session->peer, "%s", peer ? peer : "");
+    session->connected_us = self->now_wall_us;
+    log_info ("client '%s' (%s) connected%s%s", session->name, session->id_hex,
+              session->peer [0] ? " from " : "", session->peer);
 }
 
 static void
@@ -335,7 +339,8 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         s_subend (self, session, h->sub_id, BUSP_E_INTERNAL, "out of memory");
         return;
     }
-    sub->credit = opts.credit;
+    sub->credit = opts.credit < (uint64_t) self->config->max_credit
+                ? opts.credit : (uint64_t) self->config->max_credit;
     sub->ack_explicit = opts.ack_explicit;
     sub->ack_wait_ms = opts.ack_wait_ms;
     sub->max_deliver = opts.max_deliver;
@@ -356,12 +361,15 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     }
     zhashx_insert (session->subs, (void *) ((uintptr_t) h->sub_id + 1), sub);
     channel_add_member (channel, sub);
+    //  A group dead-letters its leftovers when any member asked for it.
+    if (opts.on_end_dead_letter)
+        channel->on_end_dead_letter = true;
 
     busp_header_t ok = { .command = BUSP_SUBOK, .sub_id = h->sub_id };
     cJSON *info = cJSON_CreateObject ();
     cJSON_AddNumberToObject (info, "stream_seq", 0);
     cJSON_AddStringToObject (info, "pattern", pattern);
-    cJSON_AddNumberToObject (info, "credit", opts.credit);
+    cJSON_AddNumberToObject (info, "credit", (double) sub->credit);
     cJSON_AddStringToObject (info, "ack", opts.ack_explicit ? "explicit" : "none");
     cJSON_AddStringToObject (info, "overflow", policy_name (channel->policy));
     cJSON_AddNumberToObject (info, "queue_limit", channel->queue_limit);
@@ -409,11 +417,7 @@ s_handle_credit (broker_t *self, session_t *session, const busp_header_t *h)
         wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
         return;
     }
-    //  Saturate: credit is a u32 on the wire and a client adding to a huge
-    //  window must not wrap it.
-    sub->credit += h->credit;
-    if (sub->credit > UINT32_MAX)
-        sub->credit = UINT32_MAX;
+    sub_add_credit (sub, h->credit, (uint64_t) self->config->max_credit);
     channel_mark_dirty (sub->channel);
 }
 

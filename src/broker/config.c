@@ -1,6 +1,7 @@
 /*  config.c — the settings table and its JSON loader (see config.h).       */
 #include "config.h"
 #include "util.h"
+#include "endpoint.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -46,6 +47,8 @@ static const keydef_t s_keys [] = {
     { "metrics_bind",       T_STR,    OFF (metrics_bind),       0, 0, false },
     { "sndhwm",             T_INT,    OFF (sndhwm),             0, 100000000, false },
     { "plugins",            T_PLUGINS, OFF (plugins_json),      0, 0, true },
+    { "max_credit",         T_INT,    OFF (max_credit),         1, 4294967295.0, true },
+    { "plugin_dir",         T_STR,    OFF (plugin_dir),         0, 0, true },
     { "auth",               T_STR,    OFF (auth),               0, 0, false },
     { "listeners",          T_PLUGINS, OFF (listeners_json),    0, 0, false },
     { "curve_server_cert",  T_STR,    OFF (curve_server_cert),  0, 0, false },
@@ -90,11 +93,15 @@ config_new (void)
     self->drain_timeout_ms = 5000;
     self->stats_interval_ms = 0;
     self->sndhwm = 1000000;
+    self->max_credit = 10000;
+    self->plugin_dir = strdup (BUSD_PLUGINDIR);
     self->max_subs_per_session = 10000;
     self->max_ctl_reply = 64 * 1024 * 1024;
     self->auth = strdup ("none");
-    if (!self->log_level || !self->auth) {
+    if (!self->log_level || !self->plugin_dir || !self->auth) {
         free (self->auth);
+        free (self->plugin_dir);
+        free (self->log_level);
         free (self);
         return NULL;
     }
@@ -121,6 +128,7 @@ config_destroy (config_t **self_p)
     free (self->metrics_bind);
     free (self->file);
     free (self->plugins_json);
+    free (self->plugin_dir);
     free (self->auth);
     free (self->listeners_json);
     free (self->curve_server_cert);
@@ -252,6 +260,17 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
                 snprintf (err, err_size, "must be a string");
                 return -EINVAL;
             }
+            char bad_addr [160];
+            if (strcmp (k->key, "metrics_bind") == 0
+            &&  busp_hostport_check (item->valuestring, bad_addr, sizeof bad_addr)) {
+                snprintf (err, err_size, "'%s': %s", item->valuestring, bad_addr);
+                return -EINVAL;
+            }
+            if (strcmp (k->key, "plugin_dir") == 0 && !*item->valuestring) {
+                snprintf (err, err_size, "must be a directory (relative: to the configuration "
+                          "file's directory)");
+                return -EINVAL;
+            }
             if (strcmp (k->key, "log_level") == 0 && s_check_level (item->valuestring)) {
                 snprintf (err, err_size, "'%s' is not one of debug, info, notice, warning, error",
                           item->valuestring);
@@ -259,10 +278,10 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
             }
             return s_set_str ((char **) field, item->valuestring);
         case T_BINDS: {
+            char why [160];
             if (cJSON_IsString (item)) {
-                if (!strstr (item->valuestring, "://")) {
-                    snprintf (err, err_size, "'%s' is not an endpoint like tcp://127.0.0.1:7460",
-                              item->valuestring);
+                if (busp_endpoint_check (item->valuestring, true, why, sizeof why)) {
+                    snprintf (err, err_size, "'%s': %s", item->valuestring, why);
                     return -EINVAL;
                 }
                 s_clear_binds (self);
@@ -277,11 +296,16 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
                 return -EINVAL;
             }
             const cJSON *ep;
-            cJSON_ArrayForEach (ep, item)
-                if (!cJSON_IsString (ep) || !strstr (ep->valuestring, "://")) {
+            cJSON_ArrayForEach (ep, item) {
+                if (!cJSON_IsString (ep)) {
                     snprintf (err, err_size, "every entry must be an endpoint like tcp://127.0.0.1:7460");
                     return -EINVAL;
                 }
+                if (busp_endpoint_check (ep->valuestring, true, why, sizeof why)) {
+                    snprintf (err, err_size, "'%s': %s", ep->valuestring, why);
+                    return -EINVAL;
+                }
+            }
             s_clear_binds (self);
             cJSON_ArrayForEach (ep, item) {
                 self->binds [self->bind_count] = strdup (ep->valuestring);
@@ -480,8 +504,9 @@ config_set (config_t *self, const char *key, const char *value, char *err, size_
             snprintf (err, err_size, "at most %d endpoints", CONFIG_MAX_BINDS);
             return -EINVAL;
         }
-        if (!strstr (value, "://")) {
-            snprintf (err, err_size, "'%s' is not an endpoint like tcp://127.0.0.1:7460", value);
+        char why [160];
+        if (busp_endpoint_check (value, true, why, sizeof why)) {
+            snprintf (err, err_size, "bind: '%s': %s", value, why);
             return -EINVAL;
         }
         self->binds [self->bind_count] = strdup (value);
@@ -523,10 +548,27 @@ config_validate (const config_t *self, char *errors, size_t errors_size)
     return rc;
 }
 
+static int s_diff (const config_t *old, const config_t *cur, char *out, size_t size, bool all);
+
 int
 config_diff (const config_t *old, const config_t *cur, char *restart_needed, size_t size)
 {
+    return s_diff (old, cur, restart_needed, size, false);
+}
+
+int
+config_changed_keys (const config_t *old, const config_t *cur, char *names, size_t size)
+{
+    return s_diff (old, cur, names, size, true);
+}
+
+/*  The keys that differ: all of them (all true), or those a reload cannot
+    change, comma-separated into out; returns how many differ.              */
+static int
+s_diff (const config_t *old, const config_t *cur, char *out, size_t size, bool all)
+{
     int changed = 0;
+    char *restart_needed = out;
     restart_needed [0] = 0;
     for (const keydef_t *k = s_keys; k->key; k++) {
         const char *a = (const char *) old + k->offset;
@@ -550,7 +592,7 @@ config_diff (const config_t *old, const config_t *cur, char *restart_needed, siz
         }
         if (differs) {
             changed++;
-            if (!k->reloadable)
+            if (all || !k->reloadable)
                 busp_appendf (restart_needed, size, "%s%s", restart_needed [0] ? ", " : "", k->key);
         }
     }

@@ -42,8 +42,10 @@ typedef struct {
     int64_t stats_interval_ms;  /*  $sys.stats period; 0 = off              */
     char *metrics_bind;         /*  "127.0.0.1:9460" or NULL = off          */
     int64_t sndhwm;
+    int64_t max_credit;         /*  cap on a subscription's credit          */
     char *file;                 /*  where it came from, for messages        */
     char *plugins_json;         /*  the "plugins" array, kept as JSON text  */
+    char *plugin_dir;           /*  where bare plugin names are found        */
     /*  Security (auth.c, acl.c, doc/security.md).                          */
     char *auth;                 /*  mechanism of the "bind" endpoints       */
     char *listeners_json;       /*  [{"bind": EP, "auth": MECH}] as text     */
@@ -77,6 +79,10 @@ int config_validate (const config_t *self, char *errors, size_t errors_size);
 /*  Log what differs between two configurations; returns how many keys
     differ and names those a reload cannot change in restart_needed.         */
 int config_diff (const config_t *old, const config_t *cur, char *restart_needed, size_t size);
+
+/*  Every key that differs, comma-separated into names (for the reload log
+    line); returns how many differ.                                          */
+int config_changed_keys (const config_t *old, const config_t *cur, char *names, size_t size);
 
 /*  Closest key name for a misspelled one (or NULL).                         */
 const char *config_closest_key (const char *key);

@@ -127,7 +127,6 @@ s_clients (broker_t *self)
         cJSON_AddStringToObject (c, "id", session->id_hex);
         cJSON_AddStringToObject (c, "name", session->name);
         cJSON_AddStringToObject (c, "identity", session->identity);
-        cJSON_AddStringToObject (c, "peer", session->peer);
         cJSON_AddNumberToObject (c, "age_s", (double) ((now - session->created_ms) / 1000));
         cJSON_AddNumberToObject (c, "idle_ms", (double) (now - session->last_seen_ms));
         cJSON_AddNumberToObject (c, "pub_seq", (double) session->last_pub_seq);
@@ -137,6 +136,8 @@ s_clients (broker_t *self)
         cJSON_AddNumberToObject (c, "accepted", (double) session->accepted);
         cJSON_AddNumberToObject (c, "rejected", (double) session->rejected);
         cJSON_AddNumberToObject (c, "delivered", (double) session->delivered);
+        cJSON_AddStringToObject (c, "peer", session->peer);
+        cJSON_AddNumberToObject (c, "connected_us", (double) session->connected_us);
         cJSON_AddItemToArray (list, c);
         session = zhashx_next (self->sessions);
     }
@@ -229,6 +230,7 @@ s_dlq_replay (broker_t *self, session_t *session, uint32_t request_id, cJSON *re
         return;
     }
     uint64_t replayed = 0;
+    cJSON *missing = NULL;
     if (ids) {
         if (!cJSON_IsArray (ids)) {
             s_error (self, session, request_id, BUSP_E_MALFORMED, "\"ids\" must be an array of numbers");
@@ -244,6 +246,13 @@ s_dlq_replay (broker_t *self, session_t *session, uint32_t request_id, cJSON *re
         cJSON_ArrayForEach (id, ids)
             if (s_replay_one (self, (uint64_t) id->valuedouble))
                 replayed++;
+            else
+            if (!dlq_find (self->dlq, (uint64_t) id->valuedouble)) {
+                //  Named in the reply: "replayed 0" alone hides a typo.
+                if (!missing)
+                    missing = cJSON_CreateArray ();
+                cJSON_AddItemToArray (missing, cJSON_CreateNumber (id->valuedouble));
+            }
     }
     else {
         if (!cJSON_IsString (topic)
@@ -265,6 +274,83 @@ s_dlq_replay (broker_t *self, session_t *session, uint32_t request_id, cJSON *re
     }
     cJSON *json = cJSON_CreateObject ();
     cJSON_AddNumberToObject (json, "replayed", (double) replayed);
+    if (missing)
+        cJSON_AddItemToObject (json, "missing", missing);
+    s_reply (self, session, request_id, BUSP_OK, json);
+}
+
+/*  dlq-show (PROTOCOL §7): one dead letter with headers and payload.       */
+static void
+s_dlq_show (broker_t *self, session_t *session, uint32_t request_id, cJSON *req)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive (req, "id");
+    if (!cJSON_IsNumber (id) || id->valuedouble < 0) {
+        s_error (self, session, request_id, BUSP_E_MALFORMED, "dlq-show needs \"id\" (number)");
+        return;
+    }
+    dlq_entry_t *entry = dlq_find (self->dlq, (uint64_t) id->valuedouble);
+    if (!entry) {
+        char reason [96];
+        snprintf (reason, sizeof reason, "no dead letter with id %.0f", id->valuedouble);
+        s_error (self, session, request_id, 404, reason);
+        return;
+    }
+    cJSON *json = dlq_entry_json (entry);
+    if (!json)
+        s_error (self, session, request_id, BUSP_E_INTERNAL, "out of memory");
+    else
+        s_reply (self, session, request_id, BUSP_OK, json);
+}
+
+/*  dlq-purge (PROTOCOL §7): forget dead letters by id or topic pattern.    */
+static void
+s_dlq_purge (broker_t *self, session_t *session, uint32_t request_id, cJSON *req)
+{
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive (req, "ids");
+    const cJSON *topic = cJSON_GetObjectItemCaseSensitive (req, "topic");
+    bool ids_ok = cJSON_IsArray (ids);
+    const cJSON *id;
+    cJSON_ArrayForEach (id, ids)
+        ids_ok = ids_ok && cJSON_IsNumber (id);
+    if ((ids != NULL) == (topic != NULL) || (ids && !ids_ok)
+    ||  (topic && (!cJSON_IsString (topic)
+                   || busp_pattern_check (topic->valuestring, strlen (topic->valuestring), NULL)))) {
+        s_error (self, session, request_id, BUSP_E_MALFORMED,
+                 "dlq-purge needs exactly one of \"ids\" (array of numbers) or \"topic\" (pattern)");
+        return;
+    }
+    uint64_t purged = 0;
+    cJSON *missing = NULL;
+    if (ids) {
+        cJSON_ArrayForEach (id, ids) {
+            if (dlq_find (self->dlq, (uint64_t) id->valuedouble)) {
+                dlq_remove (self->dlq, (uint64_t) id->valuedouble);
+                purged++;
+            }
+            else {
+                if (!missing)
+                    missing = cJSON_CreateArray ();
+                cJSON_AddItemToArray (missing, cJSON_CreateNumber (id->valuedouble));
+            }
+        }
+    }
+    else {
+        size_t max = dlq_size (self->dlq);
+        uint64_t *list = calloc (max + 1, sizeof (uint64_t));
+        if (!list) {
+            s_error (self, session, request_id, BUSP_E_INTERNAL, "out of memory");
+            return;
+        }
+        size_t n = dlq_match (self->dlq, topic->valuestring, list, max);
+        for (size_t i = 0; i < n; i++)
+            dlq_remove (self->dlq, list [i]);
+        purged = n;
+        free (list);
+    }
+    cJSON *json = cJSON_CreateObject ();
+    cJSON_AddNumberToObject (json, "purged", (double) purged);
+    if (missing)
+        cJSON_AddItemToObject (json, "missing", missing);
     s_reply (self, session, request_id, BUSP_OK, json);
 }
 
@@ -337,6 +423,12 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
     else
     if (streq (name, "dlq-replay"))
         s_dlq_replay (self, session, request_id, req);
+    else
+    if (streq (name, "dlq-show"))
+        s_dlq_show (self, session, request_id, req);
+    else
+    if (streq (name, "dlq-purge"))
+        s_dlq_purge (self, session, request_id, req);
     else
     if (streq (name, "plugins")) {
         //  Filled by the plugin host (plugins.c) through its hook.

@@ -108,6 +108,22 @@ s_matches (const dlq_entry_t *entry, const char *pattern)
     return busp_pattern_match (pattern, strlen (pattern), dlq_topic, (size_t) len);
 }
 
+/*  The start of the payload as printable text, for busd-ctl dlq list: what
+    was this event?  Bytes outside printable ASCII become '.'.              */
+#define PREVIEW_BYTES 48
+static void
+s_add_preview (cJSON *item, const dlq_entry_t *entry)
+{
+    const unsigned char *data = zmq_msg_data ((zmq_msg_t *) &entry->original->payload);
+    size_t size = zmq_msg_size ((zmq_msg_t *) &entry->original->payload);
+    char text [PREVIEW_BYTES + 4];
+    size_t n = size < PREVIEW_BYTES ? size : PREVIEW_BYTES;
+    for (size_t i = 0; i < n; i++)
+        text [i] = data [i] >= 0x20 && data [i] < 0x7F ? (char) data [i] : '.';
+    snprintf (text + n, sizeof text - n, "%s", size > n ? "..." : "");
+    cJSON_AddStringToObject (item, "preview", text);
+}
+
 cJSON *
 dlq_list (dlq_t *self, const char *pattern, const char *subscription,
           int64_t since_us, size_t limit)
@@ -128,6 +144,7 @@ dlq_list (dlq_t *self, const char *pattern, const char *subscription,
             cJSON_AddStringToObject (item, "msg_id", entry->original->msg_id);
             cJSON_AddNumberToObject (item, "size",
                                      (double) zmq_msg_size (&entry->original->payload));
+            s_add_preview (item, entry);
             cJSON_AddItemToArray (array, item);
             count++;
         }
@@ -187,4 +204,43 @@ uint64_t
 dlq_evicted (dlq_t *self)
 {
     return self->evicted;
+}
+
+cJSON *
+dlq_entry_json (const dlq_entry_t *entry)
+{
+    cJSON *item = cJSON_CreateObject ();
+    if (!item)
+        return NULL;
+    event_t *orig = entry->original;
+    cJSON_AddNumberToObject (item, "id", (double) entry->id);
+    cJSON_AddStringToObject (item, "topic", orig->topic);
+    cJSON_AddStringToObject (item, "reason", entry->reason);
+    cJSON_AddNumberToObject (item, "attempts", entry->attempts);
+    cJSON_AddStringToObject (item, "subscription", entry->subscription);
+    cJSON_AddNumberToObject (item, "ts_us", (double) entry->ts_us);
+    cJSON_AddStringToObject (item, "msg_id", orig->msg_id);
+    size_t size = zmq_msg_size (&orig->payload);
+    cJSON_AddNumberToObject (item, "size", (double) size);
+    cJSON *headers = orig->has_headers
+                   ? cJSON_ParseWithLength (zmq_msg_data (&orig->headers),
+                                            zmq_msg_size (&orig->headers))
+                   : NULL;
+    cJSON_AddItemToObject (item, "headers", headers ? headers : cJSON_CreateObject ());
+    //  Base64 (PROTOCOL §7): the payload is bytes, not necessarily text.
+    zarmour_t *armour = zarmour_new ();
+    char *encoded = NULL;
+    if (armour) {
+        zarmour_set_mode (armour, ZARMOUR_MODE_BASE64_STD);
+        zarmour_set_line_breaks (armour, false);
+        encoded = zarmour_encode (armour, zmq_msg_data (&orig->payload), size);
+        zarmour_destroy (&armour);
+    }
+    if (!encoded) {
+        cJSON_Delete (item);
+        return NULL;
+    }
+    cJSON_AddStringToObject (item, "payload", encoded);
+    zstr_free (&encoded);
+    return item;
 }

@@ -40,6 +40,9 @@ dlq_entry_t *dlq_find (dlq_t *self, uint64_t id);
 size_t dlq_match (dlq_t *self, const char *pattern, uint64_t *ids, size_t max);
 /*  Remove an entry (after its replay was accepted).                         */
 void dlq_remove (dlq_t *self, uint64_t id);
+/*  One entry for dlq-show: the dlq-list fields plus "headers" (object) and
+    "payload" (base64).  NULL when out of memory.                            */
+cJSON *dlq_entry_json (const dlq_entry_t *entry);
 size_t dlq_size (dlq_t *self);
 size_t dlq_bytes (dlq_t *self);
 uint64_t dlq_evicted (dlq_t *self);

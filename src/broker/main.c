@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <limits.h>
 
 static volatile sig_atomic_t s_stop = 0;
 volatile sig_atomic_t busd_reload_requested = 0;
@@ -64,6 +65,13 @@ s_usage (FILE *out)
 "Exit status: 0 clean stop, 1 runtime failure, 2 usage or configuration error.\n");
 }
 
+static int
+s_on_watchdog (zloop_t *loop, int timer_id, void *arg)
+{
+    notify_send ("WATCHDOG=1");
+    return 0;
+}
+
 /*  What a reload needs: the running configuration and where it came from. */
 typedef struct {
     config_t **config;
@@ -75,8 +83,8 @@ typedef struct {
 } live_t;
 static live_t s_live;
 
-static config_t *s_load (const char *file, override_t *overrides, int count, char *errors,
-                         size_t size);
+static int s_load (const char *file, override_t *overrides, int count, char *errors,
+                   size_t size, config_t **config_p);
 
 /*  Reload the configuration file (SIGHUP or CTL reload), on the broker
     thread between batches.  An invalid file changes nothing.  Returns 0, or
@@ -86,15 +94,20 @@ s_reload (char *errors, size_t size)
 {
     notify_send ("RELOADING=1");
     config_t *config = *s_live.config;
-    const char *path = config->file ? config->file : s_live.file;
-    config_t *fresh = s_load (path, s_live.overrides, s_live.count, errors, size);
-    if (!fresh) {
-        log_error ("reload failed; keeping the running configuration:\n%s", errors);
+    config_t *fresh = NULL;
+    int rc = s_load (s_live.file, s_live.overrides, s_live.count, errors, size, &fresh);
+    if (rc == 0)
+        rc = plugins_check_config (fresh, false, errors, size);
+    if (rc) {
+        config_destroy (&fresh);
+        //  log.c joins the error lines: one event, one line.
+        log_error ("reload failed; keeping the running configuration: %s", errors);
         notify_send ("READY=1");
         return -EINVAL;
     }
-    char restart [512];
+    char restart [512], names [1024];
     int changed = config_diff (config, fresh, restart, sizeof restart);
+    config_changed_keys (config, fresh, names, sizeof names);
     if (restart [0])
         log_warning ("reload: %s cannot change without a restart (kept as running)", restart);
     //  Keys that cannot change keep their running values.
@@ -116,19 +129,25 @@ s_reload (char *errors, size_t size)
     plugins_reload (s_live.plugins, fresh);        /*  plugins.c */
     config_destroy (&config);
     *s_live.config = fresh;
-    log_notice ("configuration reloaded (%d setting%s changed)", changed, changed == 1 ? "" : "s");
+    log_notice ("configuration reloaded (%d setting%s changed%s%s)", changed,
+                changed == 1 ? "" : "s", changed ? ": " : "", names);
     snprintf (errors, size, "%s", restart);
     notify_send ("READY=1");
     return 0;
 }
 
-/*  Build a configuration: defaults, then the file, then the flags.          */
-static config_t *
-s_load (const char *file, override_t *overrides, int count, char *errors, size_t size)
+/*  Build a configuration: defaults, then the file, then the flags.  Every
+    check runs whatever failed before it, so one --check-config shows every
+    problem.  *config_p is set (NULL only when out of memory) even when
+    there were errors; returns 0 or -EINVAL.  The plugin entries are left
+    to the caller (plugins_check_config), which knows how deep to look.    */
+static int
+s_load (const char *file, override_t *overrides, int count, char *errors, size_t size,
+        config_t **config_p)
 {
-    config_t *config = config_new ();
+    config_t *config = *config_p = config_new ();
     if (!config)
-        return NULL;
+        return -ENOMEM;
     errors [0] = 0;
     int rc = 0;
     if (file)
@@ -153,17 +172,16 @@ s_load (const char *file, override_t *overrides, int count, char *errors, size_t
         config->binds [0] = strdup (BUSD_DEFAULT_ENDPOINT_BROKER);
         config->bind_count = 1;
     }
-    if (rc == 0)
-        rc = config_validate (config, errors, size);
-    //  plugins.c: every plugin entry's fields (files are checked at load).
-    if (rc == 0)
-        rc = plugins_check_config (config, false, errors, size);
+    //  A failed load does not claim the file, but the plugin checks that
+    //  follow still name it and resolve paths against its directory.
+    if (file && !config->file && !(config->file = strdup (file)))
+        return -ENOMEM;
+    if (config_validate (config, errors, size))
+        rc = -EINVAL;
     //  auth.c: listeners, keys, passwords and the ACL file.
-    if (rc == 0)
-        rc = auth_check_config (config, errors, size);
-    if (rc)
-        config_destroy (&config);
-    return config;
+    if (auth_check_config (config, errors, size))
+        rc = -EINVAL;
+    return rc;
 }
 
 static int
@@ -309,22 +327,60 @@ main (int argc, char **argv)
         fprintf (stderr, "busd: unexpected argument '%s' (see busd --help)\n", argv [optind]);
         return 2;
     }
+    //  One rule for relative paths: relative to the configuration file's
+    //  directory (a plugin's "path", paths inside its "config", plugin_dir,
+    //  ipc:// endpoints).  busd works in that directory; what the command
+    //  line names is made absolute first, since the user meant it from here.
+    const char *given_file = file;
+    char abs_file [PATH_MAX], abs_pidfile [PATH_MAX];
+    if (file && realpath (file, abs_file))
+        file = abs_file;
+    if (pidfile && pidfile [0] != '/') {
+        char cwd [PATH_MAX];
+        if (getcwd (cwd, sizeof cwd)
+        &&  snprintf (abs_pidfile, sizeof abs_pidfile, "%s/%s", cwd, pidfile) < (int) sizeof abs_pidfile)
+            pidfile = abs_pidfile;
+    }
+    if (file && file == abs_file) {
+        char dir [PATH_MAX];
+        snprintf (dir, sizeof dir, "%s", abs_file);
+        char *slash = strrchr (dir, '/');
+        if (slash)
+            *(slash == dir ? slash + 1 : slash) = 0;
+        if (chdir (dir)) {
+            fprintf (stderr, "busd: cannot enter %s (the configuration's directory): %s\n",
+                     dir, strerror (errno));
+            return 2;
+        }
+    }
     char errors [8192];
-    config_t *config = s_load (file, overrides, count, errors, sizeof errors);
-    //  plugins.c: --check-config also wants every plugin file to exist; at
-    //  start a missing one is only logged and busd runs the rest.
-    if (check && config && plugins_check_config (config, true, errors, sizeof errors))
-        config_destroy (&config);
+    config_t *config = NULL;
+    int rc = s_load (file, overrides, count, errors, sizeof errors, &config);
+    if (!config) {
+        fprintf (stderr, "busd: out of memory\n");
+        return 1;
+    }
+    //  plugins.c: --check-config also loads every plugin and lets it check
+    //  its own config; at start a missing file is only logged and busd runs
+    //  the rest.
+    if (plugins_check_config (config, check, errors, sizeof errors))
+        rc = -EINVAL;
+    //  Refused before binding: nothing would run as that user anyway.
+    if (user && !getpwnam (user)) {
+        busp_appendf (errors, sizeof errors, "--user %s: no such user\n", user);
+        rc = -EINVAL;
+    }
     if (check) {
-        if (config) {
-            printf ("configuration OK%s%s\n", file ? ": " : "", file ? file : "");
-            config_destroy (&config);
+        config_destroy (&config);
+        if (rc == 0) {
+            printf ("configuration OK%s%s\n", given_file ? ": " : "", given_file ? given_file : "");
             return 0;
         }
         fputs (errors, stderr);
         return 2;
     }
-    if (!config) {
+    if (rc) {
+        config_destroy (&config);
         fputs (errors, stderr);
         fprintf (stderr, "busd: configuration invalid; nothing started\n");
         return 2;
@@ -379,6 +435,17 @@ main (int argc, char **argv)
         }
     }
     notify_send ("READY=1\nSTATUS=accepting clients");
+    //  notify.c: the ping rides the broker's own loop, so it proves the loop
+    //  turns, not merely that the process exists.
+    int64_t watchdog_ms = notify_watchdog_ms ();
+    if (watchdog_ms > 0) {
+        notify_send ("WATCHDOG=1");
+        if (zloop_timer (broker->loop, (size_t) (watchdog_ms / 2 > 0 ? watchdog_ms / 2 : 1), 0,
+                         s_on_watchdog, NULL) == -1)
+            log_error ("cannot start the watchdog timer; systemd will think busd hangs");
+        else
+            log_info ("systemd watchdog: pinging every %lld ms", (long long) (watchdog_ms / 2));
+    }
 
     //  plugins.c: instance threads connect over inproc:// while the loop
     //  starts; nothing here waits for them.
@@ -388,7 +455,6 @@ main (int argc, char **argv)
     s_live = (live_t) { .config = &config, .file = file, .overrides = overrides,
                         .count = count, .broker = broker, .plugins = plugins };
     broker->reload_fn = s_reload;
-    int rc;
     while ((rc = broker_run (broker, &s_stop, &busd_reload_requested)) == 1) {
         busd_reload_requested = 0;
         char reload_errors [8192];

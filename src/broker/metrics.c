@@ -6,6 +6,8 @@
 #include "dedup.h"
 #include <pthread.h>
 #include <arpa/inet.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #ifdef HAVE_MHD
 #   include <microhttpd.h>
 #endif
@@ -16,6 +18,8 @@ struct metrics {
 #endif
     pthread_mutex_t lock;
     char *text;
+    atomic_bool draining;       /*  /healthz answers 503 once set           */
+    char address [128];         /*  metrics_bind, for libmicrohttpd's lines */
 };
 
 #ifdef HAVE_MHD
@@ -34,8 +38,20 @@ s_answer (void *cls, struct MHD_Connection *connection, const char *url,
         status = MHD_HTTP_METHOD_NOT_ALLOWED;
     }
     else
+    if (strcmp (url, "/healthz") == 0) {
+        //  For load balancers and watchdogs: 200 while serving, 503 from
+        //  the moment a stop begins draining (take it out of rotation).
+        static const char ok [] = "serving\n", draining [] = "draining\n";
+        bool is_draining = atomic_load (&self->draining);
+        response = MHD_create_response_from_buffer (is_draining ? sizeof draining - 1 : sizeof ok - 1,
+                                                    (void *) (is_draining ? draining : ok),
+                                                    MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header (response, "Content-Type", "text/plain");
+        status = is_draining ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_OK;
+    }
+    else
     if (strcmp (url, "/metrics") != 0) {
-        static const char msg [] = "not found: busd serves /metrics\n";
+        static const char msg [] = "not found: busd serves /metrics and /healthz\n";
         response = MHD_create_response_from_buffer (sizeof msg - 1, (void *) msg,
                                                     MHD_RESPMEM_PERSISTENT);
         status = MHD_HTTP_NOT_FOUND;
@@ -52,6 +68,17 @@ s_answer (void *cls, struct MHD_Connection *connection, const char *url,
     enum MHD_Result rc = MHD_queue_response (connection, status, response);
     MHD_destroy_response (response);
     return rc;
+}
+#endif
+
+#ifdef HAVE_MHD
+/*  libmicrohttpd's own messages, as one busd line naming the address.       */
+static void
+s_mhd_log (void *arg, const char *format, va_list args)
+{
+    char text [512];
+    vsnprintf (text, sizeof text, format, args);
+    log_warning ("metrics_bind %s: %s", (const char *) arg, text);
 }
 #endif
 
@@ -79,28 +106,53 @@ metrics_new (const char *address)
                    address);
         return NULL;
     }
-    metrics_t *self = calloc (1, sizeof (metrics_t));
-    if (!self)
+    //  The listening socket is ours: libmicrohttpd would only say "Failed
+    //  to bind to port 0" (it never saw the port), while bind's errno names
+    //  the real trouble next to the address the operator configured.
+    int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)
+    ||  bind (fd, (struct sockaddr *) &addr, sizeof addr) || listen (fd, 16)) {
+        log_error ("metrics_bind %s: cannot serve /metrics: %s", address, strerror (errno));
+        if (fd >= 0)
+            close (fd);
         return NULL;
+    }
+    metrics_t *self = calloc (1, sizeof (metrics_t));
+    if (!self) {
+        close (fd);
+        return NULL;
+    }
     pthread_mutex_init (&self->lock, NULL);
+    atomic_init (&self->draining, false);
+    snprintf (self->address, sizeof self->address, "%s", address);
     self->daemon = MHD_start_daemon (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
                                      0, NULL, NULL, s_answer, self,
-                                     MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+                                     MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, (void *) self->address,
+                                     MHD_OPTION_LISTEN_SOCKET, fd,
                                      MHD_OPTION_CONNECTION_LIMIT, 16u,
                                      MHD_OPTION_CONNECTION_TIMEOUT, 10u,
                                      MHD_OPTION_END);
     if (!self->daemon) {
-        log_error ("cannot serve /metrics on %s (port in use?)", address);
+        log_error ("metrics_bind %s: cannot start the HTTP server", address);
+        close (fd);
         pthread_mutex_destroy (&self->lock);
         free (self);
         return NULL;
     }
-    log_notice ("serving Prometheus metrics on http://%s:%ld/metrics", host, port);
+    log_notice ("serving Prometheus metrics on http://%s:%ld/metrics (health: /healthz)", host, port);
     return self;
 #else
     log_error ("metrics_bind is set but busd was built without libmicrohttpd");
     return NULL;
 #endif
+}
+
+void
+metrics_set_draining (metrics_t *self)
+{
+    if (self)
+        atomic_store (&self->draining, true);
 }
 
 void

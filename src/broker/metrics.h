@@ -15,6 +15,8 @@ typedef struct broker broker_t;
     and logs why on failure (busy port, bad address, no libmicrohttpd).     */
 metrics_t *metrics_new (const char *address);
 void metrics_destroy (metrics_t **self_p);
+/*  From now on /healthz answers 503 "draining" (any thread; NULL is fine). */
+void metrics_set_draining (metrics_t *self);
 /*  Render the broker's current state into the snapshot.                    */
 void metrics_update (metrics_t *self, broker_t *broker);
 

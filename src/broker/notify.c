@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <stdint.h>
 #ifdef HAVE_SYSTEMD
 #   include <systemd/sd-daemon.h>
 #endif
@@ -36,4 +37,22 @@ notify_send (const char *state)
     close (fd);
     return sent < 0 ? -err : 1;
 #endif
+}
+
+int64_t
+notify_watchdog_ms (void)
+{
+    //  sd_watchdog_enabled's rules, by hand so both builds agree: the
+    //  variable is for us when WATCHDOG_PID is unset or names this process.
+    const char *usec = getenv ("WATCHDOG_USEC");
+    const char *pid = getenv ("WATCHDOG_PID");
+    if (!usec || !*usec)
+        return 0;
+    if (pid && *pid && strtol (pid, NULL, 10) != (long) getpid ())
+        return 0;
+    char *end;
+    long long value = strtoll (usec, &end, 10);
+    if (*end || value <= 0)
+        return 0;
+    return value / 1000 > 0 ? value / 1000 : 1;
 }

@@ -10,4 +10,11 @@
     Returns 1 when sent, 0 when no manager listens, negative on error.      */
 int notify_send (const char *state);
 
+/*  The service manager's watchdog interval in milliseconds (WatchdogSec=,
+    passed as $WATCHDOG_USEC), or 0 when none applies to this process.  The
+    broker's loop then sends "WATCHDOG=1" twice per interval: a loop that
+    hangs stops the pings and systemd restarts busd.                        */
+#include <stdint.h>
+int64_t notify_watchdog_ms (void);
+
 #endif

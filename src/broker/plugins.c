@@ -14,6 +14,8 @@
 #include "entry.h"
 #include "instance.h"
 #include "loader.h"
+#include "util.h"
+#include <limits.h>
 #include <errno.h>
 
 #define REAP_MS             50
@@ -391,15 +393,17 @@ s_metrics (void *arg, void (*add) (void *sbuf, const char *fmt, ...), void *sbuf
     cJSON *list = s_stats (self);
     if (!list)
         return;
-    static const struct { const char *name, *type, *help, *key; } series [] = {
-        { "plugin_delivered_total", "counter", "events handed to a plugin", "delivered" },
-        { "plugin_ok_total", "counter", "events a plugin handled (ACK)", "ok" },
-        { "plugin_retried_total", "counter", "events a plugin asked to retry", "retried" },
-        { "plugin_dead_lettered_total", "counter", "events a plugin failed (dead letter)", "failed" },
-        { "plugin_fatal_total", "counter", "FATAL results (instance disabled)", "fatal" },
-        { "plugin_inflight", "gauge", "events inside on_event now", "inflight" },
-        { "plugin_handle_us_avg", "gauge", "average on_event time in microseconds", "avg_handle_us" },
-        { "plugin_running_instances", "gauge", "instances running", "running" }
+    //  Units as Prometheus wants them (promtool check metrics): seconds,
+    //  not microseconds in the name.
+    static const struct { const char *name, *type, *help, *key; double scale; } series [] = {
+        { "plugin_delivered_total", "counter", "events handed to a plugin", "delivered", 1 },
+        { "plugin_ok_total", "counter", "events a plugin handled (ACK)", "ok", 1 },
+        { "plugin_retried_total", "counter", "events a plugin asked to retry", "retried", 1 },
+        { "plugin_dead_lettered_total", "counter", "events a plugin failed (dead letter)", "failed", 1 },
+        { "plugin_fatal_total", "counter", "FATAL results (instance disabled)", "fatal", 1 },
+        { "plugin_inflight", "gauge", "events inside on_event now", "inflight", 1 },
+        { "plugin_handle_seconds_avg", "gauge", "average on_event time in seconds", "avg_handle_us", 1e-6 },
+        { "plugin_running_instances", "gauge", "instances running", "running", 1 }
     };
     for (size_t s = 0; s < sizeof series / sizeof series [0]; s++) {
         add (sbuf, "# HELP busd_%s %s\n# TYPE busd_%s %s\n", series [s].name, series [s].help,
@@ -408,8 +412,8 @@ s_metrics (void *arg, void (*add) (void *sbuf, const char *fmt, ...), void *sbuf
         cJSON_ArrayForEach (item, list) {
             const cJSON *name = cJSON_GetObjectItemCaseSensitive (item, "name");
             const cJSON *value = cJSON_GetObjectItemCaseSensitive (item, series [s].key);
-            add (sbuf, "busd_%s{plugin=\"%s\"} %.0f\n", series [s].name, name->valuestring,
-                 cJSON_IsNumber (value) ? value->valuedouble : 0.0);
+            add (sbuf, "busd_%s{plugin=\"%s\"} %.9g\n", series [s].name, name->valuestring,
+                 (cJSON_IsNumber (value) ? value->valuedouble : 0.0) * series [s].scale);
         }
     }
     bool header = false;
@@ -471,15 +475,60 @@ s_drain (void *arg)
 /*  ------------------------------------------------------------------
     Configuration                                                           */
 
+/*  --check-config: load every sound, enabled entry's module (so a file
+    built for another ABI is found now, not after a reload) and let the
+    plugin check its own "config" (ABI 1.1).  Entries are parsed one by one
+    so that an error in one (a duplicate name, a bad key) does not hide
+    what is wrong with the others; their own messages came from the list
+    parse already.                                                           */
+static int
+s_check_modules (const config_t *config, char *errors, size_t size)
+{
+    cJSON *array = cJSON_Parse (config->plugins_json);
+    char *base_dir = plugin_entry_base_dir (config->file);
+    const char *where = config->file ? config->file : "configuration";
+    int rc = 0, index = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach (item, array) {
+        char at [PATH_MAX + 64], scratch [2048] = "";
+        snprintf (at, sizeof at, "%s: plugins[%d]", where, index++);
+        plugin_entry_t *entry = NULL;
+        if (!base_dir || plugin_entry_parse (item, at, base_dir, config->plugin_dir,
+                                             PLUGIN_ENTRY_CHECK_FILE, &entry, scratch,
+                                             sizeof scratch))
+            continue;
+        if (entry->enabled) {
+            char label [PATH_MAX + PLUGIN_NAME_MAX + 80], err [1024];
+            snprintf (label, sizeof label, "%s ('%s')", at, entry->name);
+            plugin_module_t *module = plugin_module_load (entry->name, entry->path, "busd",
+                                                          false, err, sizeof err);
+            if (!module) {
+                busp_appendf (errors, size, "%s: key 'path': %s\n", label, err);
+                rc = -EINVAL;
+            }
+            else
+            if (plugin_instance_check_config (module, entry, label, errors, size))
+                rc = -EINVAL;
+            plugin_module_destroy (&module);
+        }
+        plugin_entry_destroy (&entry);
+    }
+    free (base_dir);
+    cJSON_Delete (array);
+    return rc;
+}
+
 int
 plugins_check_config (const config_t *config, bool check_files, char *errors, size_t size)
 {
     plugin_entry_t **list = NULL;
     size_t count = 0;
-    int rc = plugin_entry_list_parse (config->plugins_json, config->file, BUSD_PLUGINDIR,
+    int rc = plugin_entry_list_parse (config->plugins_json, config->file, config->plugin_dir,
                                       check_files ? PLUGIN_ENTRY_CHECK_FILE : 0, &list, &count,
                                       errors, size);
     plugin_entry_list_free (&list, count);
+    if (check_files && config->plugins_json)
+        rc = s_check_modules (config, errors, size) || rc ? -EINVAL : 0;
     return rc;
 }
 
@@ -502,7 +551,7 @@ s_apply (plugins_t *self, const config_t *config, bool initial)
     plugin_entry_t **list = NULL;
     size_t count = 0;
     char errors [4096] = "";
-    if (plugin_entry_list_parse (config->plugins_json, config->file, BUSD_PLUGINDIR, 0, &list,
+    if (plugin_entry_list_parse (config->plugins_json, config->file, config->plugin_dir, 0, &list,
                                  &count, errors, sizeof errors)) {
         //  s_load validated the same text; only memory can fail here.
         log_error ("plugins: configuration not applied:\n%s", errors);

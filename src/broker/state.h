@@ -84,7 +84,8 @@ typedef enum {
     WORK_DEAD_LETTER,           /*  event -> $dlq.<topic> and the store     */
     WORK_REDELIVER,             /*  event back into channel                 */
     WORK_UNTHROTTLE,            /*  channel lifts the throttles it holds    */
-    WORK_SESSION_GONE           /*  transport says the peer left            */
+    WORK_SESSION_GONE,          /*  transport says the peer left            */
+    WORK_SUB_OVER_LIMIT         /*  end a subscription with SUBEND 429      */
 } work_kind_t;
 
 typedef struct {
@@ -92,6 +93,7 @@ typedef struct {
     event_t *event;             /*  owned reference                         */
     channel_t *channel;
     session_t *session;
+    uint32_t sub_id;
     uint16_t attempts;
     int64_t not_before_ms;
     char *reason;               /*  dead letters: x-reason, x-subscription  */
@@ -132,6 +134,15 @@ struct sub {
     uint64_t dead_lettered;
     uint64_t gaps_sent;
     bool send_stalled;          /*  last send hit the HWM; retry on tick    */
+    /*  Memory this subscription holds outside its queue (sub.c): events in
+        flight awaiting ACK, and DELIVERs handed to ZeroMQ that the client
+        has not yet returned credit for (a ring of their sizes, oldest
+        first).  Both count against the channel's queue_bytes.               */
+    uint64_t inflight_bytes;
+    uint64_t wire_bytes;
+    uint32_t *wire_sizes;
+    size_t wire_head, wire_len, wire_cap;
+    bool over_limit;            /*  ended with SUBEND 429 at end of batch   */
 };
 
 struct channel {
@@ -149,6 +160,9 @@ struct channel {
     size_t rr;                  /*  round-robin cursor into members         */
     ptrvec_t throttled;         /*  session_t * throttled by this queue     */
     uint64_t pending_gap;       /*  dropped since the last DELIVER          */
+    bool on_end_dead_letter;    /*  leftovers dead-lettered, not discarded  */
+    uint64_t left_behind;       /*  events left when the channel ended      */
+    char name [300];            /*  x-subscription: group, or client/sub_id */
     uint64_t dropped;
     uint64_t delivered;
     bool dirty;                 /*  in the broker's pump list               */
@@ -171,15 +185,17 @@ struct session {
     bool pub_dirty;             /*  owes a PUBACK at the end of the batch   */
     bool dead;                  /*  ended; freed after the current batch    */
     bool gone;                  /*  transport says the peer left            */
+    bool send_refused;          /*  a send hit the HWM (wire.c sets it)     */
     zhashx_t *subs;             /*  sub_id (as uint32 key) -> sub_t *       */
     uint64_t accepted;
     uint64_t rejected;
     uint64_t delivered;
+    char peer [64];             /*  transport address at HELLO ("" if none)  */
+    int64_t connected_us;       /*  wall clock at HELLO                     */
     /*  Security (auth.c): who this is and which connection it belongs to.
         id_hex holds the broker-assigned session id, never the routing id.  */
     char user_id [64];          /*  ZAP User-Id of its connection           */
     char identity [256];        /*  ACL identity                            */
-    char peer [64];             /*  Peer-Address                            */
     bool trusted;               /*  in-process (inproc://): plugins         */
     int fd;                     /*  its connection's socket (ZMQ_SRCFD)     */
     bool disconnected;          /*  that connection closed: send nothing    */
@@ -219,6 +235,7 @@ struct broker {
     dlq_t *dlq;
     stats_t stats;
     uint64_t queued_bytes;      /*  across every queue: the broker-wide cap */
+    uint64_t inflight_bytes;    /*  across every sub: counts against it too */
     uint64_t nonce;
     /*  Clocks read once per batch or timer run: per-event clock reads cost
         more than the routing itself, and within a batch they would differ
@@ -226,6 +243,7 @@ struct broker {
     int64_t now_ms;
     int64_t now_wall_us;
     int64_t started_ms;
+    int64_t last_scan_ms;       /*  session scan: detects a broker stall    */
     bool draining;
     bool registered;            /*  loop handlers installed             */
     volatile sig_atomic_t *stop_flag;

@@ -39,9 +39,12 @@ sub_free (sub_t **self_p)
     if (!self)
         return;
     *self_p = NULL;
+    broker_t *broker = self->session->broker;
     for (size_t i = 0; i < self->inflight_len; i++)
         event_unref (&s_at (self, i)->event);
+    broker->inflight_bytes -= self->inflight_bytes;
     free (self->inflight);
+    free (self->wire_sizes);
     free (self->pattern);
     free (self);
 }
@@ -111,6 +114,43 @@ s_find (sub_t *self, uint64_t delivery_id)
     return NULL;
 }
 
+/*  A DELIVER handed to ZeroMQ: its size waits in the ring until the client
+    returns the credit it spent (it has taken the event off the socket).    */
+static int
+s_wire_push (sub_t *self, uint32_t size)
+{
+    if (self->wire_len == self->wire_cap) {
+        size_t cap = self->wire_cap ? self->wire_cap * 2 : 16;
+        uint32_t *ring = malloc (cap * sizeof (uint32_t));
+        if (!ring)
+            return -ENOMEM;
+        for (size_t i = 0; i < self->wire_len; i++)
+            ring [i] = self->wire_sizes [(self->wire_head + i) % self->wire_cap];
+        free (self->wire_sizes);
+        self->wire_sizes = ring;
+        self->wire_cap = cap;
+        self->wire_head = 0;
+    }
+    self->wire_sizes [(self->wire_head + self->wire_len++) % self->wire_cap] = size;
+    self->wire_bytes += size;
+    return 0;
+}
+
+void
+sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit)
+{
+    for (uint32_t i = 0; i < credit && self->wire_len; i++) {
+        self->wire_bytes -= self->wire_sizes [self->wire_head];
+        self->wire_head = (self->wire_head + 1) % self->wire_cap;
+        self->wire_len--;
+    }
+    //  Capped, so what the broker hands ZeroMQ for one subscription stays
+    //  bounded however much credit a client grants.
+    self->credit += credit;
+    if (self->credit > max_credit)
+        self->credit = max_credit;
+}
+
 int
 sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
 {
@@ -120,8 +160,15 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
                                                   (uint16_t) (attempt + 1));
     int rc = wire_send_raw (broker, self->session, header, ev->deliver_len, &ev->payload,
                               ev->has_headers ? &ev->headers : NULL);
+    if (rc == -EAGAIN)
+        //  The peer's ZeroMQ queue is full although it has credit: it
+        //  grants credit it does not read.  End it rather than grow.
+        work_sub_over_limit (broker, self, "send queue full: the client does not read what it asks for");
     if (rc)
         return rc;
+    uint32_t size = (uint32_t) event_bytes (ev);
+    if (s_wire_push (self, size))
+        log_error ("out of memory accounting delivery of '%s'", self->pattern);
     self->next_delivery_id++;
     self->credit--;
     self->delivered++;
@@ -135,6 +182,10 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
             log_error ("out of memory tracking delivery %llu of '%s'",
                        (unsigned long long) delivery_id, self->pattern);
             event_unref (&ev);
+        }
+        else {
+            self->inflight_bytes += size;
+            broker->inflight_bytes += size;
         }
     }
     return 0;
@@ -167,6 +218,9 @@ s_take (sub_t *self, inflight_t *slot)
     event_t *ev = slot->event;
     slot->event = NULL;
     self->inflight_live--;
+    uint64_t size = event_bytes (ev);
+    self->inflight_bytes -= size;
+    self->session->broker->inflight_bytes -= size;
     return ev;
 }
 

@@ -157,6 +157,19 @@ subopts_parse (subopts_t *opts, const config_t *config, const void *json, size_t
             }
             opts->has_from = true;
         }
+        else
+        if (streq (key, "on_end")) {
+            //  PROTOCOL §4: what the subscription leaves when it ends.
+            if (cJSON_IsString (item) && streq (item->valuestring, "discard"))
+                opts->on_end_dead_letter = false;
+            else
+            if (cJSON_IsString (item) && streq (item->valuestring, "dead-letter"))
+                opts->on_end_dead_letter = true;
+            else {
+                rc = s_fail (err, err_size, "option '%s' must be \"discard\" or \"dead-letter\"", key);
+                break;
+            }
+        }
         else {
             rc = s_fail (err, err_size, "unknown option '%s'", key);
             break;

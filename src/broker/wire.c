@@ -21,13 +21,23 @@ wire_open (broker_t *self)
     self->router = zsock_resolve (self->router_sock);
     int on = 1;
     int hwm = (int) self->config->sndhwm;
+    int rcvhwm = WIRE_RCVHWM;
     int zero = 0;
+    //  No frame may be larger than the largest one BUSP allows (payload,
+    //  headers or header frame) plus headroom: ZeroMQ drops a peer that
+    //  announces more instead of buffering it whole before we could say 413.
+    int64_t largest = self->config->max_payload > self->config->max_headers
+                    ? self->config->max_payload : self->config->max_headers;
+    int64_t maxmsgsize = largest + WIRE_FRAME_HEADROOM;
     //  MANDATORY turns a send to a vanished peer into EHOSTUNREACH instead
-    //  of a silent drop; credit keeps sends under the HWM so EAGAIN is a bug
-    //  we count, and the event is kept, not lost.
+    //  of a silent drop; credit (capped at max_credit) keeps sends under
+    //  the HWM, so EAGAIN means a peer that does not read what it asked
+    //  for (sub.c ends it).  The receive HWM bounds what one peer can queue
+    //  in the broker: past it ZeroMQ stops reading that peer's connection.
     if (zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &on, sizeof on)
     ||  zmq_setsockopt (self->router, ZMQ_SNDHWM, &hwm, sizeof hwm)
-    ||  zmq_setsockopt (self->router, ZMQ_RCVHWM, &hwm, sizeof hwm)
+    ||  zmq_setsockopt (self->router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm)
+    ||  zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsgsize, sizeof maxmsgsize)
     ||  zmq_setsockopt (self->router, ZMQ_LINGER, &zero, sizeof zero)) {
         log_error ("cannot configure the ROUTER socket: %s", zmq_strerror (errno));
         return -EINVAL;
@@ -114,6 +124,7 @@ wire_send_raw (broker_t *self, session_t *session, const uint8_t *buf, size_t le
         }
         log_warning ("send %s to %s failed: %s", busp_command_name (buf [1]),
                      session->name, zmq_strerror (err));
+        session->send_refused = true;
         return -EAGAIN;
     }
     //  Past the routing frame the message is committed: later parts of a

@@ -9,6 +9,8 @@
 #include "state.h"
 
 #define WIRE_MAX_FRAMES 4       /*  routing id + header + body + headers    */
+#define WIRE_RCVHWM     1000    /*  messages one peer may have waiting      */
+#define WIRE_FRAME_HEADROOM 65536   /*  over max_payload: 413, not a drop   */
 
 /*  Create, configure and bind the ROUTER (config->binds).  0 or -errno.     */
 int wire_open (broker_t *self);

@@ -88,6 +88,23 @@ work_unthrottle (broker_t *self, channel_t *channel)
 }
 
 void
+work_sub_over_limit (broker_t *self, sub_t *sub, const char *reason)
+{
+    if (sub->over_limit)
+        return;
+    sub->over_limit = true;
+    //  By session and sub_id: the subscription may end otherwise before
+    //  the batch does.
+    work_item_t item = { .kind = WORK_SUB_OVER_LIMIT, .session = sub->session,
+                         .sub_id = sub->sub_id, .reason = strdup (reason) };
+    if (!item.reason || s_push (self, &item)) {
+        log_error ("out of memory queueing the end of subscription %u of '%s'",
+                   sub->sub_id, sub->session->name);
+        s_item_free (&item);
+    }
+}
+
+void
 work_session_gone (broker_t *self, session_t *session)
 {
     if (session->gone)
@@ -107,7 +124,14 @@ s_run (broker_t *self, work_item_t *item)
                                item->subscription);
             break;
         case WORK_REDELIVER:
-            channel_redeliver (item->channel, item->event, item->attempts, item->not_before_ms);
+            //  The subscription ended since: the event is left behind with it.
+            if (item->channel->dead) {
+                channel_leave (item->channel, item->event, item->attempts);
+                channel_report_left (item->channel);
+            }
+            else
+                channel_redeliver (item->channel, item->event, item->attempts,
+                                   item->not_before_ms);
             item->event = NULL;
             break;
         case WORK_UNTHROTTLE:
@@ -116,6 +140,25 @@ s_run (broker_t *self, work_item_t *item)
         case WORK_SESSION_GONE:
             session_end (item->session, "peer gone");
             break;
+        case WORK_SUB_OVER_LIMIT: {
+            sub_t *sub = item->session->dead ? NULL : session_sub (item->session, item->sub_id);
+            if (!sub || !sub->over_limit)
+                break;
+            log_warning ("ending subscription %u of '%s' (%s) on '%s': %s", sub->sub_id,
+                         item->session->name, item->session->id_hex, sub->pattern, item->reason);
+            self->stats.subs_over_limit++;
+            session_t *session = item->session;
+            session->send_refused = false;
+            channel_end_member (sub->channel, sub, BUSP_E_LIMIT, item->reason);
+            //  Not even the SUBEND fits in its queue: a peer that does not
+            //  read loses its session rather than making the broker wait.
+            if (session->send_refused && !session->dead) {
+                log_warning ("ending session of '%s' (%s): not reading its socket (SUBEND 429 refused)",
+                             session->name, session->id_hex);
+                session_end (session, "not reading its socket");
+            }
+            break;
+        }
     }
     s_item_free (item);
 }

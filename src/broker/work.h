@@ -18,6 +18,9 @@ void work_redeliver (broker_t *self, channel_t *channel, event_t *ev,
                      uint16_t attempts, int64_t not_before_ms);
 /*  Lift every throttle channel holds (its queue drained below half).       */
 void work_unthrottle (broker_t *self, channel_t *channel);
+/*  The subscription is over a memory limit: end it with SUBEND 429 and a
+    log line (once, however often this is called in a batch).                */
+void work_sub_over_limit (broker_t *self, sub_t *sub, const char *reason);
 /*  The peer left: end its session.                                          */
 void work_session_gone (broker_t *self, session_t *session);
 /*  End of a batch or timer run: queued work, cumulative PUBACKs, queue

@@ -29,6 +29,7 @@
 #include "msg.h"
 #include "outbox.h"
 #include "security.h"
+#include "endpoint.h"
 
 #include <assert.h>
 #include <cjson/cJSON.h>
@@ -97,6 +98,9 @@ struct busd_client {
     bool recovering;            /*  the outstanding HELLO replaces a session */
     int fatal;
     int64_t hello_ms;
+    /*  After ERROR 503: HELLO again this often (ms, growing to
+        HELLO_RETRY_MAX_MS) until a broker answers; 0 otherwise.            */
+    int64_t hello_retry_ms;
     int64_t heard_ms;
     int64_t ping_ms;
     int64_t drain_ms;           /*  last time the socket was drained       */
@@ -523,6 +527,7 @@ s_on_welcome (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
         cJSON_Delete (json);
     }
     self->state = ST_READY;
+    self->hello_retry_ms = 0;
     self->epoch++;
     self->next_seq = 1;
     self->ping_ms = 0;
@@ -548,6 +553,9 @@ s_on_welcome (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
     return s_send_backlog (self);
 }
 
+#define HELLO_RETRY_MIN_MS  50
+#define HELLO_RETRY_MAX_MS  400
+
 static int
 s_on_error (busd_client_t *self, const busp_header_t *h)
 {
@@ -567,12 +575,18 @@ s_on_error (busd_client_t *self, const busp_header_t *h)
     if (h->code == BUSP_E_SHUTDOWN) {
         if (!self->reconnect)
             return s_die (self, BUSD_ESHUTDOWN);
-        /*  Keep everything; a 401 from the next broker, or silence, starts
-            the new session.  No credit meanwhile, so publishers wait.      */
-        self->state = ST_AWAY;
-        self->credit = 0;
-        self->heard_ms = busp_mono_ms ();
-        return 0;
+        /*  PROTOCOL §4: say HELLO again at once, and keep trying with a
+            short backoff (s_timers) while the broker is down or still
+            stopping; each try on a fresh socket, so an earlier HELLO cannot
+            start a second session.  Everything the application built is
+            kept and replayed on WELCOME; no credit meanwhile.             */
+        bool first = self->state != ST_HELLO;
+        self->hello_retry_ms = first ? HELLO_RETRY_MIN_MS : self->hello_retry_ms;
+        if (!first) {
+            self->hello_ms = busp_mono_ms ();
+            return 0;           /*  a HELLO refused: retry when the timer says */
+        }
+        return s_session_lost (self, true);
     }
     /*  ERROR carries no sub_id; a 409 or 400 while a SUB is unanswered is
         that SUB's answer (a sub_id in use, PROTOCOL §3).                   */
@@ -832,6 +846,8 @@ s_drain (busd_client_t *self)
 static int64_t
 s_next_timer (busd_client_t *self)
 {
+    if (self->state == ST_HELLO && self->hello_retry_ms)
+        return self->hello_ms + self->hello_retry_ms;
     if (self->state == ST_HELLO)
         return self->recovering && self->session_timeout_ms > 0
              ? self->hello_ms + self->session_timeout_ms : -1;
@@ -854,6 +870,14 @@ s_next_timer (busd_client_t *self)
 static int
 s_timers (busd_client_t *self, int64_t now)
 {
+    if (self->state == ST_HELLO && self->hello_retry_ms) {
+        if (now - self->hello_ms < self->hello_retry_ms)
+            return 0;
+        self->hello_retry_ms = self->hello_retry_ms * 2 > HELLO_RETRY_MAX_MS
+                             ? HELLO_RETRY_MAX_MS : self->hello_retry_ms * 2;
+        int rc = s_session_lost (self, true);
+        return rc < 0 ? rc : 1;
+    }
     if (self->state == ST_HELLO) {
         if (!self->recovering || self->session_timeout_ms <= 0
         ||  now - self->hello_ms < self->session_timeout_ms)
@@ -1138,6 +1162,16 @@ busd_publish (busd_client_t *self, const char *topic,
               const void *payload, size_t size,
               const busd_pub_options_t *opts, int timeout_ms)
 {
+    return busd_publish_seq (self, topic, payload, size, opts, timeout_ms, NULL);
+}
+
+BUSD_EXPORT int
+busd_publish_seq (busd_client_t *self, const char *topic,
+                  const void *payload, size_t size,
+                  const busd_pub_options_t *opts, int timeout_ms, uint64_t *pub_seq)
+{
+    if (pub_seq)
+        *pub_seq = 0;
     if (!self || !topic || (size && !payload))
         return -EINVAL;
     size_t topic_len = strlen (topic);
@@ -1204,6 +1238,9 @@ busd_publish (busd_client_t *self, const char *topic,
         self->outbox.count--;
         outbox_entry_destroy (&entry);
     }
+    else
+    if (pub_seq)
+        *pub_seq = entry->seq;
     return rc;
 }
 
@@ -1258,6 +1295,13 @@ busd_subscribe (busd_client_t *self, const char *pattern, const char *options_js
 {
     if (!self || !pattern || busp_pattern_check (pattern, strlen (pattern), NULL))
         return -EINVAL;
+    /*  MQTT's '+' and NATS' '>' would be literal tokens that match nothing
+        anyone publishes: refused, with the hint in busd_client_last_error. */
+    char hint [400];
+    if (busp_pattern_foreign_wildcard (pattern, hint, sizeof hint)) {
+        s_set_error (self, 400, hint, strlen (hint));
+        return -EINVAL;
+    }
     if (self->fatal)
         return self->fatal;
     sub_t *sub = calloc (1, sizeof (*sub));
@@ -1309,7 +1353,7 @@ busd_subscribe (busd_client_t *self, const char *pattern, const char *options_js
 }
 
 BUSD_EXPORT int
-busd_unsubscribe (busd_client_t *self, uint32_t sub_id, int timeout_ms)
+busd_unsubscribe (busd_client_t *self, busd_sub_id_t sub_id, int timeout_ms)
 {
     if (!self)
         return -EINVAL;

@@ -6,6 +6,7 @@
 #include "entry.h"
 #include "topic.h"
 #include "util.h"
+#include "endpoint.h"
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -229,6 +230,7 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
         }
         const cJSON *p;
         int index = 0;
+        char hint [400];
         cJSON_ArrayForEach (p, patterns) {
             const char *why = "must be a string";
             if (!cJSON_IsString (p)
@@ -237,6 +239,12 @@ plugin_entry_parse (const cJSON *item, const char *where, const char *base_dir,
                               label, index, cJSON_IsString (p) ? "'" : "",
                               cJSON_IsString (p) ? p->valuestring : "",
                               cJSON_IsString (p) ? "' is not a valid pattern: " : "", why);
+                rc = -EINVAL;
+            }
+            else
+            if (busp_pattern_foreign_wildcard (p->valuestring, hint, sizeof hint)) {
+                busp_appendf (errors, errors_size, "%s: key 'patterns' [%d]: '%s': %s\n",
+                              label, index, p->valuestring, hint);
                 rc = -EINVAL;
             }
             else
@@ -366,17 +374,28 @@ plugin_entry_list_parse (const char *json_text, const char *file, const char *pl
         plugin_entry_t *entry = NULL;
         int erc = plugin_entry_parse (item, at, base_dir, plugindir, flags, &entry, errors,
                                       errors_size);
+        //  Names are compared in the JSON, so that a duplicate is reported
+        //  whatever else is wrong with either entry.
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive (item, "name");
+        const cJSON *earlier;
+        cJSON_ArrayForEach (earlier, array) {
+            if (earlier == item)
+                break;
+            const cJSON *other = cJSON_GetObjectItemCaseSensitive (earlier, "name");
+            if (cJSON_IsString (name) && cJSON_IsString (other)
+            &&  strcmp (name->valuestring, other->valuestring) == 0) {
+                busp_appendf (errors, errors_size, "%s ('%s'): key 'name': another plugin is "
+                              "already called '%s' (names must be unique)\n", at,
+                              name->valuestring, name->valuestring);
+                erc = -EINVAL;
+                break;
+            }
+        }
         if (erc) {
             rc = erc;
+            plugin_entry_destroy (&entry);
             continue;
         }
-        for (size_t i = 0; i < count; i++)
-            if (strcmp (list [i]->name, entry->name) == 0) {
-                busp_appendf (errors, errors_size, "%s ('%s'): key 'name': another plugin is "
-                              "already called '%s' (names must be unique)\n", at, entry->name,
-                              entry->name);
-                rc = -EINVAL;
-            }
         list [count++] = entry;
     }
     free (base_dir);

@@ -10,6 +10,8 @@
 #include "instance.h"
 #include "busd/client.h"
 #include "clock.h"
+#include "util.h"
+#include "logfmt.h"
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
@@ -86,6 +88,15 @@ struct busd_plugin_instance {
     char reason [512];          /*  set_reason for the current event        */
     bool reason_set;
     uint32_t retry_delay_ms;
+    bool config_error;          /*  init returned -EINVAL                   */
+
+    plugin_publish_fn *publish_sink;    /*  busd-plugin-driver: no client */
+
+    /*  Set only while check_config runs: each set_reason is one problem.    */
+    char *check_errors;
+    size_t check_size;
+    const char *check_where;
+    int check_problems;
 };
 
 /*  ------------------------------------------------------------------
@@ -110,10 +121,7 @@ const char *
 plugin_log_stamp (int level, char *stamp, size_t size)
 {
     static const char *names [] = { "D", "I", "N", "W", "E" };
-    time_t now = time (NULL);
-    struct tm tm;
-    if (!localtime_r (&now, &tm) || strftime (stamp, size, "%y-%m-%d %H:%M:%S", &tm) == 0)
-        snprintf (stamp, size, "-");
+    busp_log_stamp (stamp, size);
     return names [level < 0 ? 0 : level > 4 ? 4 : level];
 }
 
@@ -133,6 +141,7 @@ s_vlog (int level, const char *format, va_list args)
         return;
     char line [2048];
     vsnprintf (line, sizeof line, format, args);
+    busp_log_one_line (line, sizeof line);
     (s_sink ? s_sink : s_default_sink) (level, line);
 }
 
@@ -241,6 +250,8 @@ s_host_publish (busd_plugin_instance_t *self, const char *topic, const void *pay
 {
     if (!self || !topic || (size && !payload))
         return -EINVAL;
+    if (self->publish_sink)
+        return self->publish_sink (self->name, topic, payload, size, headers_json, msg_id);
     busd_pub_options_t opts = { .msg_id = msg_id, .headers_json = headers_json };
     pthread_mutex_lock (&self->client_lock);
     int rc = self->client
@@ -266,6 +277,15 @@ s_host_set_reason (busd_plugin_instance_t *self, const char *format, ...)
     vsnprintf (text, sizeof text, format, args);
     va_end (args);
     pthread_mutex_lock (&self->lock);
+    if (self->check_errors) {
+        //  The key is named by the prefix already.
+        const char *problem = strncmp (text, "config: ", 8) == 0 ? text + 8 : text;
+        busp_appendf (self->check_errors, self->check_size, "%s: key 'config': %s\n",
+                      self->check_where, problem);
+        self->check_problems++;
+        pthread_mutex_unlock (&self->lock);
+        return;
+    }
     memcpy (self->reason, text, sizeof text);
     self->reason_set = true;
     pthread_mutex_unlock (&self->lock);
@@ -521,6 +541,7 @@ s_init (plugin_instance_t *self)
     }
     char error [600];
     pthread_mutex_lock (&self->lock);
+    self->config_error = rc == -EINVAL;
     if (self->reason_set)
         snprintf (error, sizeof error, "init failed: %s", self->reason);
     else
@@ -993,4 +1014,107 @@ plugin_instance_metrics (plugin_instance_t *self, cJSON *object)
             cJSON_AddNumberToObject (object, self->metrics [i].name, self->metrics [i].value);
     }
     pthread_mutex_unlock (&self->lock);
+}
+
+/*  ------------------------------------------------------------------
+    Configuration check (ABI 1.1)                                           */
+
+int
+plugin_instance_check_config (plugin_module_t *module, const plugin_entry_t *entry,
+                              const char *where, char *errors, size_t size)
+{
+    if (!module || !module->desc.check_config)
+        return 0;
+    //  A stand-in instance: the real host functions read the real config,
+    //  but it has no thread and no client (publish says -ENOTCONN).
+    plugin_instance_t *self = plugin_instance_new (module, entry, "inproc://busd-check", NULL, 1);
+    if (!self)
+        return -ENOMEM;
+    self->check_errors = errors;
+    self->check_size = size;
+    self->check_where = where;
+    int rc = module->desc.check_config (self, &s_host);
+    pthread_mutex_lock (&self->lock);
+    int problems = self->check_problems;
+    self->check_errors = NULL;
+    pthread_mutex_unlock (&self->lock);
+    if (rc < 0 && problems == 0)
+        busp_appendf (errors, size, "%s: key 'config': rejected by the plugin (check_config "
+                      "returned %d without a reason)\n", where, rc);
+    plugin_instance_destroy (&self);
+    return rc < 0 || problems ? -EINVAL : 0;
+}
+
+bool
+plugin_instance_config_error (plugin_instance_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    bool yes = self->config_error;
+    pthread_mutex_unlock (&self->lock);
+    return yes;
+}
+
+/*  ------------------------------------------------------------------
+    Driving an instance by hand (busd-plugin-driver)                        */
+
+void
+plugin_instance_set_publish_sink (plugin_instance_t *self, plugin_publish_fn *sink)
+{
+    self->publish_sink = sink;
+}
+
+static void
+s_take_reason (plugin_instance_t *self, char *reason, size_t size, uint32_t *delay_ms)
+{
+    pthread_mutex_lock (&self->lock);
+    if (reason)
+        s_copy (reason, size, self->reason_set ? self->reason : "");
+    if (delay_ms)
+        *delay_ms = self->retry_delay_ms;
+    self->reason_set = false;
+    self->reason [0] = 0;
+    self->retry_delay_ms = 0;
+    pthread_mutex_unlock (&self->lock);
+}
+
+int
+plugin_instance_drive_init (plugin_instance_t *self, char *reason, size_t size)
+{
+    s_take_reason (self, NULL, 0, NULL);
+    int rc = self->module->desc.init ? self->module->desc.init (self, &s_host, &self->state) : 0;
+    s_take_reason (self, reason, size, NULL);
+    self->initialized = rc >= 0;
+    return rc < 0 ? rc : 0;
+}
+
+busd_plugin_result_t
+plugin_instance_drive_event (plugin_instance_t *self, const busd_plugin_event_t *event,
+                             char *reason, size_t size, uint32_t *delay_ms)
+{
+    s_take_reason (self, NULL, 0, NULL);
+    busd_plugin_result_t result = self->module->desc.on_event (self->state, event);
+    s_take_reason (self, reason, size, delay_ms);
+    return result;
+}
+
+int
+plugin_instance_drive_reload (plugin_instance_t *self)
+{
+    return self->module->desc.reload ? self->module->desc.reload (self->state) : 0;
+}
+
+void
+plugin_instance_drive_tick (plugin_instance_t *self)
+{
+    if (self->module->desc.on_tick)
+        self->module->desc.on_tick (self->state);
+}
+
+void
+plugin_instance_drive_fini (plugin_instance_t *self)
+{
+    if (self->initialized)
+        self->module->desc.fini (self->state);
+    self->initialized = false;
+    self->state = NULL;
 }

@@ -84,6 +84,33 @@ void plugin_instance_counters (plugin_instance_t *self, plugin_counters_t *sum);
     name -> number, summing names that are already there.                    */
 void plugin_instance_metrics (plugin_instance_t *self, cJSON *object);
 
+/*  Run module's check_config (ABI 1.1; a plugin without one passes) on
+    entry's "config" with a stand-in instance: no thread, no connection.
+    Each problem the plugin reports (host->set_reason) is appended to errors
+    as one line "<where>: key 'config': <problem>".  0, -EINVAL or -ENOMEM.  */
+int plugin_instance_check_config (plugin_module_t *module, const plugin_entry_t *entry,
+                                  const char *where, char *errors, size_t size);
+
+/*  True when init failed with -EINVAL: a configuration error that a
+    restart cannot fix (busd-plugin-host exits 78).                          */
+bool plugin_instance_config_error (plugin_instance_t *self);
+
+/*  Driving an instance by hand, without a thread or a broker, through the
+    real host table (busd-plugin-driver).  The instance must never be
+    started.  Each call returns what the plugin returned, with the reason
+    (set_reason) and retry delay it set during that call.  A publish goes to
+    sink (the plugin's name first) instead of a broker.                      */
+typedef int (plugin_publish_fn) (const char *instance, const char *topic, const void *payload,
+                                 size_t size, const char *headers_json, const char *msg_id);
+void plugin_instance_set_publish_sink (plugin_instance_t *self, plugin_publish_fn *sink);
+int plugin_instance_drive_init (plugin_instance_t *self, char *reason, size_t size);
+busd_plugin_result_t plugin_instance_drive_event (plugin_instance_t *self,
+                                                  const busd_plugin_event_t *event,
+                                                  char *reason, size_t size, uint32_t *delay_ms);
+int plugin_instance_drive_reload (plugin_instance_t *self);
+void plugin_instance_drive_tick (plugin_instance_t *self);
+void plugin_instance_drive_fini (plugin_instance_t *self);
+
 /*  The host function table handed to plugins.                               */
 const busd_plugin_host_t *plugin_host_table (void);
 
@@ -94,7 +121,7 @@ void plugin_log_set_sink (plugin_log_fn *sink);
 void plugin_log_set_level (int level);
 void plugin_log (int level, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
 /*  For sinks that write to stderr: the level's letter (D, I, N, W or E)
-    and, in stamp, the local time as "yy-mm-dd HH:MM:SS".                   */
+    and, in stamp, the local time in ISO 8601 with milliseconds and zone.  */
 const char *plugin_log_stamp (int level, char *stamp, size_t size);
 
 #endif

@@ -63,6 +63,10 @@ s_usage (FILE *out)
         "                           retained dead letters\n"
         "  dlq replay (--id ID... | --topic PATTERN)\n"
         "                           republish dead letters to their original topics\n"
+        "                           (an ID that does not exist is named; exit 1)\n"
+        "  dlq show ID              one dead letter: its fields, headers and payload\n"
+        "  dlq purge (--id ID... | --topic PATTERN)\n"
+        "                           forget dead letters\n"
         "  plugins                  hosted plugins: state, outcomes, handling time\n"
         "  reload                   reload configuration and plugins (as SIGHUP)\n"
         "  raw JSON                 send any CTL request, print the reply\n"
@@ -150,13 +154,15 @@ s_request (ctl_args_t *args)
     const char *dlq_cmd = dlq && extra >= 1 ? args->words [1] : NULL;
     bool dlq_list = dlq_cmd && strcmp (dlq_cmd, "list") == 0;
     bool dlq_replay = dlq_cmd && strcmp (dlq_cmd, "replay") == 0;
+    bool dlq_purge = dlq_cmd && strcmp (dlq_cmd, "purge") == 0;
+    bool dlq_show = dlq_cmd && strcmp (dlq_cmd, "show") == 0;
 
-    if (args->topic && !dlq_list && !dlq_replay)
-        tool_usage_error ("--topic is only for 'dlq list' and 'dlq replay'");
+    if (args->topic && !dlq_list && !dlq_replay && !dlq_purge)
+        tool_usage_error ("--topic is only for 'dlq list', 'dlq replay' and 'dlq purge'");
     if (args->limit_given && !dlq_list)
         tool_usage_error ("--limit is only for 'dlq list'");
-    if (args->nids > 0 && !dlq_replay)
-        tool_usage_error ("--id is only for 'dlq replay'");
+    if (args->nids > 0 && !dlq_replay && !dlq_purge)
+        tool_usage_error ("--id is only for 'dlq replay' and 'dlq purge'");
 
     if (strcmp (cmd, "raw") == 0) {
         if (extra != 1)
@@ -199,12 +205,21 @@ s_request (ctl_args_t *args)
             tool_oom ();
     }
     else
-    if (dlq_replay) {
+    if (dlq_show) {
+        if (extra != 2 || args->words [2][strspn (args->words [2], "0123456789")] != '\0'
+        ||  !args->words [2][0])
+            tool_usage_error ("dlq show needs one dead letter ID (a number from dlq list)");
+        name = "dlq-show";
+        if (!cJSON_AddNumberToObject (req, "id", strtod (args->words [2], NULL)))
+            tool_oom ();
+    }
+    else
+    if (dlq_replay || dlq_purge) {
         for (int i = 2; i < args->nwords; i++)
             s_add_id (args, args->words [i]);
         if ((args->nids > 0) == (args->topic != NULL))
-            tool_usage_error ("dlq replay needs either --id ID... or --topic PATTERN");
-        name = "dlq-replay";
+            tool_usage_error ("dlq %s needs either --id ID... or --topic PATTERN", dlq_cmd);
+        name = dlq_purge ? "dlq-purge" : "dlq-replay";
         if (args->topic && !cJSON_AddStringToObject (req, "topic", args->topic))
             tool_oom ();
         if (args->nids > 0) {
@@ -225,7 +240,7 @@ s_request (ctl_args_t *args)
     }
     else
     if (dlq)
-        tool_usage_error ("dlq needs 'list' or 'replay'");
+        tool_usage_error ("dlq needs 'list', 'show', 'replay' or 'purge'");
     else
         tool_usage_error ("unknown command '%s'", cmd);
 
@@ -240,6 +255,38 @@ s_request (ctl_args_t *args)
 
 //  ---------------------------------------------------------------------
 //  Printing replies
+
+//  Standard base64 (RFC 4648) to bytes; malloc'd, NULL when malformed.
+static unsigned char *
+s_base64_decode (const char *text, size_t *len_p)
+{
+    static const char alphabet [] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen (text);
+    unsigned char *out = malloc (n / 4 * 3 + 3);
+    if (!out)
+        return NULL;
+    size_t len = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (text [i] == '=')
+            break;
+        const char *at = strchr (alphabet, text [i]);
+        if (!at || !text [i]) {
+            free (out);
+            return NULL;
+        }
+        acc = (acc << 6) | (uint32_t) (at - alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out [len++] = (unsigned char) (acc >> bits);
+        }
+    }
+    *len_p = len;
+    return out;
+}
 
 //  The text of one value as a person wants to read it; malloc'd.
 static char *
@@ -371,6 +418,43 @@ s_reply_array (const cJSON *reply, const char *key)
     return rows;
 }
 
+/*  dlq show: "key: value" lines, the headers as JSON, then the payload as
+    text when it is printable UTF-8-ish, else as base64 (what was sent).    */
+static int
+s_print_dead_letter (const cJSON *reply)
+{
+    static const struct { const char *label, *key; cell_kind_t kind; } fields [] = {
+        { "id", "id", CELL_PLAIN }, { "topic", "topic", CELL_PLAIN },
+        { "reason", "reason", CELL_PLAIN }, { "attempts", "attempts", CELL_PLAIN },
+        { "subscription", "subscription", CELL_PLAIN }, { "time", "ts_us", CELL_TIME },
+        { "msg_id", "msg_id", CELL_PLAIN }, { "size", "size", CELL_PLAIN }
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields [0]; i++) {
+        char *text = s_cell (cJSON_GetObjectItemCaseSensitive (reply, fields [i].key),
+                             fields [i].kind);
+        if (!text)
+            tool_oom ();
+        printf ("%s: %s\n", fields [i].label, text);
+        free (text);
+    }
+    char *headers = cJSON_PrintUnformatted (cJSON_GetObjectItemCaseSensitive (reply, "headers"));
+    printf ("headers: %s\n", headers ? headers : "{}");
+    free (headers);
+    const cJSON *payload = cJSON_GetObjectItemCaseSensitive (reply, "payload");
+    const char *b64 = cJSON_IsString (payload) ? payload->valuestring : "";
+    size_t len = 0;
+    unsigned char *raw = s_base64_decode (b64, &len);
+    bool text = raw != NULL;
+    for (size_t i = 0; text && i < len; i++)
+        text = raw [i] >= 0x20 || raw [i] == '\n' || raw [i] == '\t';
+    if (text)
+        printf ("payload: %.*s\n", (int) len, (const char *) raw);
+    else
+        printf ("payload (base64): %s\n", b64);
+    free (raw);
+    return TOOL_EXIT_OK;
+}
+
 static int
 s_print_reply (const ctl_args_t *args, const cJSON *reply)
 {
@@ -383,6 +467,7 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
             { "NAME",      "name",          false, CELL_PLAIN },
             { "IDENTITY",  "identity",      false, CELL_PLAIN },
             { "PEER",      "peer",          false, CELL_PLAIN },
+            { "CONNECTED", "connected_us",  false, CELL_TIME },
             { "AGE_S",     "age_s",         true,  CELL_PLAIN },
             { "IDLE_MS",   "idle_ms",       true,  CELL_PLAIN },
             { "PUB_SEQ",   "pub_seq",       true,  CELL_PLAIN },
@@ -447,20 +532,30 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
             { "SIZE",         "size",         true,  CELL_PLAIN },
             { "TIME",         "ts_us",        false, CELL_TIME },
             { "MSG_ID",       "msg_id",       false, CELL_PLAIN },
-            { "REASON",       "reason",       false, CELL_PLAIN }
+            { "REASON",       "reason",       false, CELL_PLAIN },
+            { "PREVIEW",      "preview",      false, CELL_PLAIN }
         };
         const cJSON *rows = s_reply_array (reply, "dead_letters");
         return rows ? s_print_table (rows, cols, sizeof cols / sizeof cols [0])
                     : TOOL_EXIT_RUNTIME;
     }
+    if (strcmp (cmd, "dlq") == 0 && strcmp (args->words [1], "show") == 0)
+        return s_print_dead_letter (reply);
     if (strcmp (cmd, "dlq") == 0) {
-        const cJSON *n = cJSON_GetObjectItemCaseSensitive (reply, "replayed");
+        bool purge = strcmp (args->words [1], "purge") == 0;
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive (reply, purge ? "purged" : "replayed");
         char *text = s_cell (n, CELL_PLAIN);
         if (!text)
             tool_oom ();
-        printf ("replayed %s\n", text);
+        printf ("%s %s\n", purge ? "purged" : "replayed", text);
         free (text);
-        return TOOL_EXIT_OK;
+        //  An id that is not there is the user's mistake: say which, exit 1.
+        const cJSON *missing = cJSON_GetObjectItemCaseSensitive (reply, "missing");
+        const cJSON *id;
+        cJSON_ArrayForEach (id, missing)
+            tool_error ("no dead letter with id %.0f (see busd-ctl dlq list)",
+                        cJSON_IsNumber (id) ? id->valuedouble : 0.0);
+        return cJSON_GetArraySize (missing) > 0 ? TOOL_EXIT_RUNTIME : TOOL_EXIT_OK;
     }
     if (strcmp (cmd, "reload") == 0) {
         puts ("reloaded");

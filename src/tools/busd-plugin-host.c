@@ -19,6 +19,8 @@
 #include "loader.h"
 #include "clock.h"
 #include "util.h"
+#include "logfmt.h"
+#include "endpoint.h"
 #include <cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -71,8 +73,9 @@ s_usage (FILE *out)
 "  -h, --help              this help\n"
 "  -V, --version           version and plugin ABI\n\n"
 "Exit status: 0 stopped by SIGTERM/SIGINT (or the plugin ended cleanly),\n"
-"1 gave up after --max-restarts, 2 usage, 78 configuration or plugin\n"
-"cannot be loaded.  SIGHUP calls the plugin's reload.\n");
+"1 gave up after --max-restarts, 2 usage, 78 configuration error (the entry,\n"
+"the plugin's own check, init returning -EINVAL) or the plugin cannot be\n"
+"loaded: never restarted.  SIGHUP calls the plugin's reload.\n");
 }
 
 /*  ------------------------------------------------------------------
@@ -218,7 +221,14 @@ s_build_entry (const args_t *args, char **endpoint_p, char *errors, size_t size)
                        : cJSON_IsString (endpoint) ? endpoint->valuestring
                        : getenv ("BUSD_ENDPOINT") ? getenv ("BUSD_ENDPOINT")
                        : BUSD_DEFAULT_ENDPOINT;
-    *endpoint_p = strdup (chosen);
+    //  endpoint.c: host:port means tcp://, a bad port is named here.
+    char normal [1024], why [200];
+    if (busp_endpoint_normalize (chosen, normal, sizeof normal, why, sizeof why)) {
+        busp_appendf (errors, size, "endpoint '%s': %s\n", chosen, why);
+        plugin_entry_destroy (&entry);
+    }
+    else
+        *endpoint_p = strdup (normal);
     cJSON_Delete (json);
     if (entry && !*endpoint_p)
         plugin_entry_destroy (&entry);
@@ -250,6 +260,17 @@ s_run_plugin (const plugin_entry_t *entry, const char *endpoint)
                 "on %s", entry->name, module->desc.name, module->desc.version,
                 module->desc.abi_major, module->desc.abi_minor, entry->path, entry->instances,
                 entry->instances == 1 ? "" : "s", endpoint);
+    //  The plugin's own check (ABI 1.1) first: a configuration mistake is
+    //  reported once, as such, instead of failing init in every restart.
+    char problems [4096] = "";
+    char where [PLUGIN_NAME_MAX + 16];
+    snprintf (where, sizeof where, "plugin '%s'", entry->name);
+    if (plugin_instance_check_config (module, entry, where, problems, sizeof problems)) {
+        busp_log_one_line (problems, sizeof problems);
+        plugin_log (BUSD_LOG_ERROR, "%s", problems);
+        plugin_module_destroy (&module);
+        return EXIT_CONFIG;
+    }
     plugin_instance_t *instances [PLUGIN_INSTANCES_MAX] = { NULL };
     int count = 0;
     for (int i = 0; i < entry->instances; i++) {
@@ -282,9 +303,13 @@ s_run_plugin (const plugin_entry_t *entry, const char *endpoint)
             alive = alive || plugin_instance_alive (instances [i]);
         if (!alive) {
             //  Every instance ended by itself: say why with the exit code.
+            //  init's -EINVAL is a configuration error: restarting won't help.
             for (int i = 0; i < count; i++) {
                 plugin_state_t state = plugin_instance_state (instances [i], NULL, 0);
-                if (state == PLUGIN_STATE_FAILED)
+                if (state == PLUGIN_STATE_FAILED && plugin_instance_config_error (instances [i]))
+                    code = EXIT_CONFIG;
+                else
+                if (state == PLUGIN_STATE_FAILED && code != EXIT_CONFIG)
                     code = 1;
                 else
                 if (state == PLUGIN_STATE_DISABLED && code == 0)
@@ -409,8 +434,8 @@ s_supervise (const plugin_entry_t *entry, const char *endpoint, long max_restart
             return 0;
         }
         if (WIFEXITED (status) && WEXITSTATUS (status) == EXIT_CONFIG) {
-            plugin_log (BUSD_LOG_ERROR, "plugin '%s' cannot be loaded; not restarting",
-                        entry->name);
+            plugin_log (BUSD_LOG_ERROR, "plugin '%s' cannot be loaded or is misconfigured; "
+                        "not restarting", entry->name);
             return EXIT_CONFIG;
         }
         if (max_restarts >= 0 && restarts >= max_restarts) {
@@ -587,6 +612,20 @@ main (int argc, char **argv)
         fprintf (stderr, "%s: configuration invalid; nothing started\n", s_prog);
         free (endpoint);
         return EXIT_CONFIG;
+    }
+    //  One rule for relative paths, as in busd: relative to the
+    //  configuration file's directory (the plugin's own "config" paths too).
+    if (args.config) {
+        char dir [PATH_MAX];
+        snprintf (dir, sizeof dir, "%s", args.config);
+        char *slash = strrchr (dir, '/');
+        if (slash && chdir (slash == dir ? "/" : (*slash = 0, dir))) {
+            fprintf (stderr, "%s: cannot enter %s (the configuration's directory): %s\n",
+                     s_prog, dir, strerror (errno));
+            plugin_entry_destroy (&entry);
+            free (endpoint);
+            return EXIT_CONFIG;
+        }
     }
     int code = 0;
     if (!entry->enabled)

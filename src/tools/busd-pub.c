@@ -31,7 +31,8 @@ typedef struct {
     const char *topic;
     source_t source;
     int sources_given;              /*  more than one is a usage error        */
-    const char *message;
+    const char **messages;          /*  -m TEXT, repeatable: one event each   */
+    size_t nmessages;
     const char *file;
     bool topic_from_line;
     const char *msg_id;
@@ -54,6 +55,9 @@ typedef struct {
     uint64_t rejected;
     int64_t start_ms;
     bool bad_input;                 /*  some -l line was skipped              */
+    int64_t waited_ms;              /*  --confirm: time spent waiting on the
+                                        broker (credit, acks): --timeout bounds
+                                        it over the whole run                 */
 } pub_t;
 
 enum {
@@ -75,7 +79,7 @@ s_usage (FILE *out)
         "Publish events to a busd broker.\n"
         "\n"
         "Message (exactly one):\n"
-        "  -m, --message TEXT       publish TEXT\n"
+        "  -m, --message TEXT       publish TEXT (repeatable: one event each, in order)\n"
         "  -f, --file FILE          publish the whole FILE as one event ('-' = stdin)\n"
         "  -s, --stdin              publish all of stdin as one event\n"
         "  -l, --lines              publish one event per stdin line (newline removed)\n"
@@ -84,6 +88,9 @@ s_usage (FILE *out)
         "Event:\n"
         "  -t, --topic TOPIC        topic to publish to (required unless --topic-from-line)\n"
         "      --topic-from-line    with -l: each line is TOPIC<TAB>PAYLOAD\n"
+        "                           (-l: a line that cannot be published, a bad topic\n"
+        "                           or one over max_payload, is reported on stderr and\n"
+        "                           skipped; the exit status is then 4)\n"
         "      --id MSG_ID          idempotency key (the broker drops repeats)\n"
         "      --id-auto            a fresh UUID v4 idempotency key per event\n"
         "  -H, --header KEY=VALUE   add a header (repeatable)\n"
@@ -93,7 +100,9 @@ s_usage (FILE *out)
         "Delivery:\n"
         "      --confirm            make acknowledgement part of the exit status:\n"
         "                           4 if any event is rejected, 5 if not all are\n"
-        "                           acknowledged within --timeout\n"
+        "                           sent and acknowledged within --timeout, which\n"
+        "                           then bounds all waiting on the broker in the run\n"
+        "                           (connect, throttling, acknowledgements)\n"
         "      --timeout SEC        how long to wait for acknowledgements at the\n"
         "                           end (default 10)\n"
         "  -q, --quiet              do not report rejections and warnings\n"
@@ -170,7 +179,10 @@ s_parse_args (pub_args_t *args, int argc, char **argv)
             continue;
         switch (opt) {
             case 't': args->topic = optarg; break;
-            case 'm': s_set_source (args, SRC_MESSAGE); args->message = optarg; break;
+            case 'm':
+                s_set_source (args, SRC_MESSAGE);
+                tool_list_add (&args->messages, &args->nmessages, optarg);
+                break;
             case 'f': s_set_source (args, SRC_FILE); args->file = optarg; break;
             case 's': s_set_source (args, SRC_STDIN); break;
             case 'l': s_set_source (args, SRC_LINES); break;
@@ -301,6 +313,7 @@ s_publish (pub_t *self, const char *topic, const void *payload, size_t size)
         }
         opts.msg_id = uuid;
     }
+    int64_t wait_start = tool_now_ms ();
     while (true) {
         //  Short waits for credit so that Ctrl-C is noticed while a full
         //  `block` queue throttles us; otherwise wait as long as it takes:
@@ -308,11 +321,21 @@ s_publish (pub_t *self, const char *topic, const void *payload, size_t size)
         int rc = busd_publish (self->client, topic, payload, size, &opts, 200);
         if (rc == 0) {
             self->sent++;
+            self->waited_ms += tool_now_ms () - wait_start;
             return TOOL_EXIT_OK;
         }
         if (rc == BUSD_ENOCREDIT || rc == -EINTR || rc == -EAGAIN || rc == -ETIMEDOUT) {
             if (tool_interrupted)
                 return -1;
+            //  --confirm promises an answer within --timeout, throttled or not.
+            if (self->args->confirm
+            &&  self->waited_ms + tool_now_ms () - wait_start >= self->args->timeout_ms) {
+                self->waited_ms = self->args->timeout_ms;
+                tool_error ("throttled: no publisher credit within --timeout %.1f s "
+                            "(%llu events sent)", self->args->timeout_ms / 1000.0,
+                            (unsigned long long) self->sent);
+                return TOOL_EXIT_TIMEOUT;
+            }
             continue;
         }
         if (rc == -EMSGSIZE) {
@@ -381,6 +404,15 @@ s_publish_lines (pub_t *self)
             payload = tab + 1;
             size = n - (size_t) (tab + 1 - line);
         }
+        //  One rule for every line that cannot be published: reported,
+        //  skipped, exit status 4 at the end (like a REJECT would be).
+        if (size > busd_client_max_payload (self->client)) {
+            tool_error ("line %llu: %zu bytes exceed the broker's max_payload (%u bytes); "
+                        "line skipped", (unsigned long long) lineno, size,
+                        (unsigned) busd_client_max_payload (self->client));
+            self->bad_input = true;
+            continue;
+        }
         rc = s_publish (self, topic, payload, size);
         if (rc == -1)
             rc = TOOL_EXIT_OK;      //  interrupted: a normal end of input
@@ -394,7 +426,10 @@ s_publish_lines (pub_t *self)
 static int
 s_flush (pub_t *self)
 {
-    int64_t deadline = tool_now_ms () + self->args->timeout_ms;
+    int64_t budget = self->args->timeout_ms;
+    if (self->args->confirm)
+        budget = budget > self->waited_ms ? budget - self->waited_ms : 0;
+    int64_t deadline = tool_now_ms () + budget;
     while (true) {
         int64_t left = deadline - tool_now_ms ();
         if (left < 0)
@@ -415,8 +450,9 @@ static int
 s_read_input (const pub_args_t *args, char **data_p, size_t *size_p)
 {
     if (args->source == SRC_MESSAGE) {
-        *size_p = strlen (args->message);
-        *data_p = strdup (args->message);
+        //  The messages stay in argv; main publishes each in turn.
+        *size_p = 0;
+        *data_p = strdup ("");
     }
     else
     if (args->source == SRC_NULL) {
@@ -498,7 +534,14 @@ main (int argc, char **argv)
         if (rc != TOOL_EXIT_OK)
             goto done;
     }
+    //  --confirm: --timeout is the budget for waiting on the broker over the
+    //  whole run (connecting, throttling, acknowledgements), not only for
+    //  the final wait; waiting for our own input does not count.
+    if (args.confirm && args.conn.connect_timeout_ms > args.timeout_ms)
+        args.conn.connect_timeout_ms = args.timeout_ms > 0 ? args.timeout_ms : 1;
+    int64_t connect_start = tool_now_ms ();
     rc = tool_connect (&args.conn, &self.client);
+    self.waited_ms = tool_now_ms () - connect_start;
     if (rc != TOOL_EXIT_OK) {
         if (tool_interrupted)
             rc = TOOL_EXIT_OK;      //  stopped before anything was sent
@@ -510,8 +553,14 @@ main (int argc, char **argv)
     if (args.source == SRC_LINES)
         rc = s_publish_lines (&self);
     else {
-        for (uint64_t i = 0; i < args.count && rc == TOOL_EXIT_OK; i++)
-            rc = s_publish (&self, args.topic, data, size);
+        for (uint64_t i = 0; i < args.count && rc == TOOL_EXIT_OK; i++) {
+            if (args.source == SRC_MESSAGE)
+                for (size_t m = 0; m < args.nmessages && rc == TOOL_EXIT_OK; m++)
+                    rc = s_publish (&self, args.topic, args.messages [m],
+                                    strlen (args.messages [m]));
+            else
+                rc = s_publish (&self, args.topic, data, size);
+        }
         if (rc == -1)
             rc = TOOL_EXIT_OK;      //  interrupted: flush what was sent
     }
@@ -555,7 +604,7 @@ main (int argc, char **argv)
         }
     }
     if (rc == TOOL_EXIT_OK && self.bad_input)
-        rc = TOOL_EXIT_USAGE;
+        rc = TOOL_EXIT_REJECTED;
 
 done:
     if (self.client)
@@ -563,6 +612,7 @@ done:
     if (self.urandom_fd >= 0)
         close (self.urandom_fd);
     free (data);
+    free (args.messages);
     free (self.headers_json);
     cJSON_Delete (args.headers);
     if (fflush (stdout) != 0 && rc == TOOL_EXIT_OK)

@@ -12,6 +12,8 @@
     JSON library cannot carry; those go out as payload_base64.              */
 #include "tool.h"
 #include "topic.h"
+#include "endpoint.h"
+#include "seen.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -56,6 +58,7 @@ typedef struct {
     const sub_args_t *args;
     sub_entry_t *subs;
     size_t nsubs;
+    seen_t *seen;                   /*  several patterns: one line per event  */
     size_t live;
     uint64_t events;
     uint64_t gaps;
@@ -95,7 +98,8 @@ s_usage (FILE *out)
         "\n"
         "Limits:\n"
         "  -t, --topic PATTERN      subscribe to PATTERN (repeatable; '*' matches one\n"
-        "                           token, a final '#' any number)\n"
+        "                           token, a final '#' any number; an event several\n"
+        "                           patterns match is printed once)\n"
         "  -C, --count COUNT        exit 0 after COUNT events\n"
         "  -W, --idle SECONDS       exit 5 after SECONDS without an event\n"
         "\n"
@@ -106,8 +110,9 @@ s_usage (FILE *out)
         "      --group NAME         join queue group NAME (each event to one member)\n"
         "      --overflow POLICY    block, drop-oldest, drop-new, latest or disconnect\n"
         "      --queue-limit N      events the broker queues for this subscription\n"
-        "      --ack-wait MS        redeliver when not acknowledged within MS\n"
-        "      --max-deliver N      dead-letter after N attempts\n"
+        "      --ack-wait MS        with --ack explicit: redeliver when not acknowledged\n"
+        "                           within MS\n"
+        "      --max-deliver N      with --ack explicit: dead-letter after N attempts\n"
         "\n"
         "Output (default: TOPIC PAYLOAD per line):\n"
         "  -v, --verbose            add delivery metadata; print totals at exit\n"
@@ -155,6 +160,9 @@ s_add_pattern (sub_args_t *args, const char *pattern)
     const char *why = NULL;
     if (busp_pattern_check (pattern, strlen (pattern), &why) != 0)
         tool_usage_error ("invalid pattern '%s': %s", pattern, why ? why : "bad pattern");
+    char hint [400];
+    if (busp_pattern_foreign_wildcard (pattern, hint, sizeof hint))
+        tool_usage_error ("pattern '%s': %s", pattern, hint);
     tool_list_add (&args->patterns, &args->npatterns, pattern);
 }
 
@@ -284,6 +292,12 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
         tool_usage_error ("no pattern: give one or more patterns or -t PATTERN");
     if (args->modes_given > 1)
         tool_usage_error ("give only one of --json, --raw and -F");
+    //  Without explicit acks nothing is ever redelivered, so these would
+    //  be accepted and do nothing.
+    if (!args->ack_explicit && (cJSON_GetObjectItemCaseSensitive (args->sub_opts, "max_deliver")
+                                || cJSON_GetObjectItemCaseSensitive (args->sub_opts, "ack_wait_ms")))
+        tool_usage_error ("--max-deliver and --ack-wait need --ack explicit (without acks "
+                          "nothing is redelivered)");
     //  Credit beyond COUNT would pull events this process will never print;
     //  in a queue group those would be taken from the other members.  With
     //  exactly COUNT and no top-up, the broker sends no more than we need.
@@ -714,6 +728,20 @@ s_receive_loop (sub_t *self)
         }
         switch (busd_msg_kind (m)) {
             case BUSD_MSG_DELIVER: {
+                //  seen.h: the copy another pattern's subscription got is
+                //  acknowledged but neither printed nor counted.
+                if (self->seen && busd_msg_attempt (m) == 1) {
+                    sub_entry_t *entry = s_find_sub (self, busd_msg_sub_id (m));
+                    uint64_t print = seen_fingerprint (busd_msg_topic (m), busd_msg_msg_id (m),
+                                                       busd_msg_headers (m), busd_msg_payload (m),
+                                                       busd_msg_size (m), busd_msg_ts_us (m));
+                    if (entry && seen_duplicate (self->seen, print,
+                                                 (unsigned) (entry - self->subs))) {
+                        if (self->args->ack_explicit)
+                            busd_ack (self->client, m);
+                        break;
+                    }
+                }
                 int w = s_write_event (self, &out, m);
                 if (w != 0) {
                     //  A reader that went away (busd-sub | head) is a
@@ -801,6 +829,11 @@ main (int argc, char **argv)
             rc = TOOL_EXIT_OK;
         goto done;
     }
+    if (args.npatterns > 1 && !(self.seen = seen_new (4096))) {
+        tool_error ("out of memory");
+        rc = TOOL_EXIT_RUNTIME;
+        goto done;
+    }
     rc = s_subscribe_all (&self);
     if (rc == TOOL_EXIT_OK)
         rc = s_receive_loop (&self);
@@ -815,6 +848,7 @@ done:
     if (self.client)
         busd_client_destroy (&self.client);
     free (self.subs);
+    seen_destroy (&self.seen);
     free (args.patterns);
     cJSON_Delete (args.sub_opts);
     return rc;

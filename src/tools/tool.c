@@ -5,6 +5,7 @@
     failures are returned as exit codes so each tool can clean up (flush,
     unsubscribe, say BYE) before it leaves.                                  */
 #include "tool.h"
+#include "endpoint.h"
 
 #include <errno.h>
 #include <math.h>
@@ -147,12 +148,17 @@ tool_common_option (tool_conn_t *conn, int opt, const char *arg,
 const char *
 tool_endpoint (const tool_conn_t *conn)
 {
-    if (conn->endpoint)
-        return conn->endpoint;
     const char *env = getenv ("BUSD_ENDPOINT");
-    if (env && *env)
-        return env;
-    return BUSD_DEFAULT_ENDPOINT;
+    const char *given = conn->endpoint ? conn->endpoint
+                      : env && *env ? env : BUSD_DEFAULT_ENDPOINT;
+    //  endpoint.c: "127.0.0.1:7460" means tcp://; anything ZeroMQ would
+    //  misread (port 99999) is a usage error naming where it came from.
+    static char endpoint [1024];
+    char why [200];
+    if (busp_endpoint_normalize (given, endpoint, sizeof endpoint, why, sizeof why))
+        tool_usage_error ("%s '%s': %s", conn->endpoint ? "--endpoint" : "$BUSD_ENDPOINT",
+                          given, why);
+    return endpoint;
 }
 
 static const char *

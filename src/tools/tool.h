@@ -39,7 +39,7 @@
 #define TOOL_CONNECT_HELP \
     "Connection:\n" \
     "  -e, --endpoint EP        broker endpoint (default: $BUSD_ENDPOINT, then\n" \
-    "                           " BUSD_DEFAULT_ENDPOINT ")\n" \
+    "                           " BUSD_DEFAULT_ENDPOINT "); HOST:PORT means tcp://\n" \
     "      --connect-timeout S  seconds to wait for the broker's WELCOME (default 5)\n" \
     "      --name NAME          client name shown by busd-ctl clients\n" \
     "      --curve-server-key K the broker's CURVE public key (Z85) or its public\n" \

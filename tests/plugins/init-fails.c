@@ -1,13 +1,14 @@
 /*  init-fails.c — test plugin: init refuses with "missing api_key", the
     way a plugin whose configuration lacks a required key should.           */
 #include "busd/plugin.h"
+#include <errno.h>
 
 static int
 s_init (busd_plugin_instance_t *self, const busd_plugin_host_t *host, void **state)
 {
     if (!host->config_string (self, "api_key", NULL)) {
         host->set_reason (self, "missing api_key");
-        return -1;
+        return -EINVAL;         /*  a configuration error: no restart helps  */
     }
     *state = NULL;
     return 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The plugins shipped in plugins/ against real things, without a broker:
-tests/plugins/plugin_driver loads each .so as busd does and prints what
+src/tools/busd-plugin-driver loads each .so as busd does and prints what
 on_event answered.  file.so writes real files (and follows a rename plus
 reload like logrotate), exec.so runs real commands (exit codes, stderr
 tails, timeouts that kill the whole process group, no leaked descriptors
@@ -21,7 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOP = os.environ.get("BUSD_TOP_BUILDDIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
-DRIVER = os.path.join(TOP, "tests", "plugins", "plugin_driver")
+DRIVER = os.path.join(os.environ.get("BUSD_TOOLS", os.path.join(TOP, "src", "tools")),
+                      "busd-plugin-driver")
 TMP = tempfile.mkdtemp(prefix="busd-plugins-")
 TESTS = []
 
@@ -246,7 +247,7 @@ def exec_environment_and_stdin():
     assert env["BUSD_TOPIC"] == "user.created", env
     assert env["BUSD_MSG_ID"] == "abc-1" and env["BUSD_ATTEMPT"] == "3", env
     assert env["BUSD_DELIVERY_ID"] == "77" and env["BUSD_TS_US"] == "123", env
-    assert env["BUSD_STREAM_SEQ"] == "5" and env["BUSD_INSTANCE"] == "test", env
+    assert env["BUSD_STREAM_SEQ"] == "5" and env["BUSD_INSTANCE"] == "exec", env
     assert json.loads(env["BUSD_HEADERS"]) == {"k": "v"}, env
     assert env["EXTRA"] == "yes" and env["NUM"] == "7", env
     assert "PATH" in env, env                   # inherited
@@ -512,6 +513,63 @@ def example_counts():
     assert err.count("events so far") == 2 and "stopping after 5 events" in err, err
     lines, _ = run("example", {"report_every": 0})
     assert lines and '"report_every" is 0' in lines[0], lines
+
+
+# ---------------------------------------------------------------- check_config
+
+
+def check(name, config):
+    """busd-plugin-driver --check: (exit status, CONFIG lines)."""
+    r = subprocess.run([DRIVER, "--check", "-c", write_config(name + "-check.json", config),
+                        plugin(name)], capture_output=True, text=True, timeout=60,
+                       env=driver_env())
+    return r.returncode, r.stdout.splitlines()
+
+
+@test
+def shipped_plugins_check_their_config():
+    # What busd --check-config runs (plugin ABI 1.1): every shipped plugin
+    # says what is wrong before anything starts, and accepts a good config.
+    good = {
+        "file": {"path": os.path.join(TMP, "ok.jsonl")},
+        "exec": {"command": ["/bin/true"]},
+        "webhook": {"url": "http://127.0.0.1:9/x"},
+        "example": {"report_every": 3},
+    }
+    for name, config in good.items():
+        rc, lines = check(name, config)
+        assert rc == 0 and lines == ["CONFIG OK"], (name, rc, lines)
+    rc, lines = check("file", {"pth": "typo.jsonl"})
+    assert rc == 78 and any('unknown key "pth"' in l for l in lines) \
+        and any('"path" is required' in l for l in lines), lines
+    rc, lines = check("file", {"path": "/nonexistent-dir/x.jsonl"})
+    assert rc == 78 and "cannot be created" in lines[0], lines
+    rc, lines = check("exec", {"command": "/bin/true", "timeout": 5})
+    assert rc == 78 and 'unknown key "timeout"' in lines[0], lines
+    # Every unknown key, and then the first problem with the rest.
+    rc, lines = check("exec", {"timeout": 5, "envv": {}})
+    assert rc == 78 and len(lines) == 3 and 'unknown key "timeout"' in lines[0] \
+        and 'unknown key "envv"' in lines[1] and '"command" is required' in lines[2], lines
+    rc, lines = check("file", {"pth": "x", "fsnc": "always", "path": "/tmp/x.jsonl"})
+    assert rc == 78 and len(lines) == 2, lines
+    rc, lines = check("webhook", {"url": "ftp://example.com/x"})
+    assert rc == 78 and "http://" in lines[0], lines
+    # The real host's accessors: 1.5 is not an integer (the old test driver
+    # truncated it to 1 and the plugin accepted it).
+    rc, lines = check("example", {"report_every": 1.5})
+    assert rc == 78 and "whole number" in lines[0], lines
+
+
+@test
+def driver_uses_the_real_loader_and_accessors():
+    lines, err = run("example", {"report_every": 1.5}, {"topic": "e"})
+    # config_int answers the default (1000) for 1.5, as inside busd.
+    assert lines == ["OK"], lines
+    r = subprocess.run([DRIVER, os.path.join(TMP, "missing.so")], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 69 and "missing.so" in r.stderr, r
+    r = subprocess.run([DRIVER, "--version"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "plugin ABI 1." in r.stdout, r
 
 
 def main():

@@ -88,9 +88,9 @@ expect_rc 4 "busd-pub --confirm -q still exits 4" "$PUB" -q -t '$sys.x' -m nope 
 [ ! -s "$T/err" ] || fail "-q keeps stderr quiet"
 ok "-q keeps stderr quiet"
 
-# ---- 2: a --topic-from-line line with a bad topic is skipped
+# ---- 4: a --topic-from-line line with a bad topic is skipped (one rule for bad -l lines)
 printf 'good.topic\tp\nno tab here\nbad..topic\tp\n' >"$T/lines"
-expect_rc 2 "busd-pub --topic-from-line with bad lines" "$PUB" -l --topic-from-line <"$T/lines"
+expect_rc 4 "busd-pub --topic-from-line with bad lines" "$PUB" -l --topic-from-line <"$T/lines"
 grep -q "line 2" "$T/err" && grep -q "line 3" "$T/err" || fail "bad lines are named by number"
 ok "bad lines are named by number"
 

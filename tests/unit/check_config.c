@@ -387,9 +387,9 @@ START_TEST (test_bind)
         "{ \"bind\": [\"tcp://127.0.0.1:1\", 7460] }",
         "{ \"bind\": [\"127.0.0.1:7460\"] }",
         "{ \"bind\": \"127.0.0.1:7460\" }",
-        "{ \"bind\": [\"a://1\",\"a://2\",\"a://3\",\"a://4\",\"a://5\",\"a://6\",\"a://7\","
-        "\"a://8\",\"a://9\",\"a://10\",\"a://11\",\"a://12\",\"a://13\",\"a://14\",\"a://15\","
-        "\"a://16\",\"a://17\"] }",
+        "{ \"bind\": [\"inproc://a1\",\"inproc://a2\",\"inproc://a3\",\"inproc://a4\",\"inproc://a5\",\"inproc://a6\",\"inproc://a7\","
+        "\"inproc://a8\",\"inproc://a9\",\"inproc://a10\",\"inproc://a11\",\"inproc://a12\",\"inproc://a13\",\"inproc://a14\",\"inproc://a15\","
+        "\"inproc://a16\",\"inproc://a17\"] }",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         rc = s_load (config, bad [i]);
@@ -399,12 +399,47 @@ START_TEST (test_bind)
         ck_assert_str_eq (config->binds [0], "tcp://*:7470");
     }
     //  Exactly CONFIG_MAX_BINDS is fine.
-    rc = s_load (config, "{ \"bind\": [\"a://1\",\"a://2\",\"a://3\",\"a://4\",\"a://5\",\"a://6\","
-                         "\"a://7\",\"a://8\",\"a://9\",\"a://10\",\"a://11\",\"a://12\",\"a://13\","
-                         "\"a://14\",\"a://15\",\"a://16\"] }");
+    rc = s_load (config, "{ \"bind\": [\"inproc://a1\",\"inproc://a2\",\"inproc://a3\",\"inproc://a4\",\"inproc://a5\",\"inproc://a6\","
+                         "\"inproc://a7\",\"inproc://a8\",\"inproc://a9\",\"inproc://a10\",\"inproc://a11\",\"inproc://a12\",\"inproc://a13\","
+                         "\"inproc://a14\",\"inproc://a15\",\"inproc://a16\"] }");
     ck_assert_msg (rc == 0, "%s", s_errors);
     ck_assert_int_eq (config->bind_count, CONFIG_MAX_BINDS);
-    ck_assert_str_eq (config->binds [15], "a://16");
+    ck_assert_str_eq (config->binds [15], "inproc://a16");
+    config_destroy (&config);
+}
+END_TEST
+
+/*  ZeroMQ wraps port 99999 to some other port and calls a missing scheme
+    "Invalid argument": the configuration refuses both, naming the value.  */
+START_TEST (test_endpoints)
+{
+    config_t *config = config_new ();
+    static const struct { const char *json, *fragment; } bad [] = {
+        { "{ \"bind\": \"tcp://127.0.0.1:99999\" }", "99999" },
+        { "{ \"bind\": [\"tcp://127.0.0.1:7460\", \"tcp://127.0.0.1:70000\"] }", "70000" },
+        { "{ \"bind\": \"tcp://127.0.0.1\" }", "port" },
+        { "{ \"bind\": \"tcp://127.0.0.1:http\" }", "http" },
+        { "{ \"bind\": \"tcp://:7460\" }", "host" },
+        { "{ \"bind\": \"udp://127.0.0.1:7460\" }", "udp" },
+        { "{ \"bind\": \"127.0.0.1:7460\" }", "tcp://127.0.0.1:7460" },
+        { "{ \"bind\": \"ipc://\" }", "ipc://" },
+        { "{ \"metrics_bind\": \"127.0.0.1:99999\" }", "99999" },
+        { "{ \"metrics_bind\": \"localhost:9460\" }", "IPv4" },
+        { "{ \"metrics_bind\": \"http://127.0.0.1:9460\" }", "scheme" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        ck_assert_msg (s_load (config, bad [i].json) == -EINVAL, "accepted %s", bad [i].json);
+        ck_assert_msg (strstr (s_errors, bad [i].fragment), "'%s' not in: %s", bad [i].fragment,
+                       s_errors);
+    }
+    ck_assert_int_eq (s_load (config, "{ \"bind\": [\"tcp://*:*\", \"tcp://[::1]:65535\", "
+                                      "\"tcp://localhost:1\", \"tcp://127.0.0.1:0\"], "
+                                      "\"metrics_bind\": \":9460\" }"), 0);
+    char err [256];
+    ck_assert_int_eq (config_set (config, "bind", "tcp://127.0.0.1:99999", err, sizeof err), -EINVAL);
+    ck_assert_msg (strstr (err, "tcp://127.0.0.1:99999") && strstr (err, "65535"), "%s", err);
+    ck_assert_int_eq (config_set (config, "metrics_bind", "0.0.0.0:0", err, sizeof err), -EINVAL);
+    ck_assert_msg (strstr (err, "0.0.0.0:0"), "%s", err);
     config_destroy (&config);
 }
 END_TEST
@@ -531,6 +566,13 @@ START_TEST (test_diff)
     cur->binds [0] = strdup ("tcp://127.0.0.1:10");
     ck_assert_int_eq (config_diff (old, cur, restart, sizeof restart), 5);
     ck_assert_str_eq (restart, "bind");
+    //  The reload log line names every key that changed.
+    char names [512];
+    ck_assert_int_eq (config_changed_keys (old, cur, names, sizeof names), 5);
+    ck_assert_msg (strstr (names, "bind") && strstr (names, "pub_credit")
+                   && strstr (names, "log_level") && strstr (names, "plugins"), "%s", names);
+    ck_assert_int_eq (config_changed_keys (old, old, names, sizeof names), 0);
+    ck_assert_str_eq (names, "");
     config_destroy (&old);
     config_destroy (&cur);
 }
@@ -549,6 +591,7 @@ s_suite (void)
     tcase_add_test (tc, test_syntax_error);
     tcase_add_test (tc, test_small_error_buffer);
     tcase_add_test (tc, test_bind);
+    tcase_add_test (tc, test_endpoints);
     suite_add_tcase (suite, tc);
 
     tc = tcase_create ("set");

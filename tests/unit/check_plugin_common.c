@@ -335,6 +335,35 @@ START_TEST (test_config_int)
 }
 END_TEST
 
+static void
+s_collect (void *arg, const char *problem)
+{
+    char *all = arg;
+    strcat (all, problem);
+    strcat (all, "\n");
+}
+
+START_TEST (test_config_strip_unknown)
+{
+    static const char *known [] = { "url", "timeout_ms", NULL };
+    char all [2048] = "";
+    char *cleaned = NULL;
+    ck_assert_int_eq (pc_config_strip_unknown ("{\"ur\": 1, \"url\": \"x\", \"tmo\": 2}", known,
+                                               s_collect, all, &cleaned), 2);
+    ck_assert_msg (strstr (all, "unknown key \"ur\" (known: url, timeout_ms)")
+                   && strstr (all, "unknown key \"tmo\""), "%s", all);
+    ck_assert_str_eq (cleaned, "{\"url\":\"x\"}");
+    free (cleaned);
+    all [0] = 0;
+    ck_assert_int_eq (pc_config_strip_unknown (NULL, known, s_collect, all, &cleaned), 0);
+    ck_assert_str_eq (cleaned, "{}");
+    free (cleaned);
+    ck_assert_int_eq (pc_config_strip_unknown ("[1]", known, s_collect, all, &cleaned), -EINVAL);
+    ck_assert_ptr_null (cleaned);
+    ck_assert_ptr_nonnull (strstr (all, "not a JSON object"));
+}
+END_TEST
+
 int
 main (void)
 {
@@ -347,6 +376,7 @@ main (void)
     tcase_add_test (tc, test_tail);
     tcase_add_test (tc, test_retry_after);
     tcase_add_test (tc, test_config_parse);
+    tcase_add_test (tc, test_config_strip_unknown);
     tcase_add_test (tc, test_config_int);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);

@@ -209,8 +209,32 @@ START_TEST (test_loader)
     path = s_plugin_path ("abi-mismatch");
     module = plugin_module_load ("future", path, "busd", false, err, sizeof err);
     ck_assert_ptr_null (module);
+    char speaks [80];
+    snprintf (speaks, sizeof speaks, "built for plugin ABI 99.0, this busd speaks %d.%d",
+              BUSD_PLUGIN_ABI_MAJOR, BUSD_PLUGIN_ABI_MINOR);
     ck_assert_msg (strstr (err, "plugin 'future': ") && strstr (err, path)
-                   && strstr (err, "built for plugin ABI 99.0, this busd speaks 1.0"), "%s", err);
+                   && strstr (err, speaks), "%s", err);
+    free (path);
+
+    //  A plugin built for ABI 1.0 (no check_config) still loads; its
+    //  shorter descriptor reads as "no check", which passes.
+    path = s_plugin_path ("abi10");
+    module = plugin_module_load ("old", path, "busd", false, err, sizeof err);
+    ck_assert_msg (module != NULL, "%s", err);
+    ck_assert_uint_eq (module->desc.abi_minor, 0);
+    ck_assert_ptr_null (module->desc.check_config);
+    plugin_entry_t *old_entry = NULL;
+    char entry_errors [512] = "";
+    cJSON *item = cJSON_Parse ("{\"name\": \"old\", \"patterns\": [\"a\"]}");
+    ck_assert_int_eq (plugin_entry_parse (item, "test", NULL, "/nowhere", 0, &old_entry,
+                                          entry_errors, sizeof entry_errors), 0);
+    cJSON_Delete (item);
+    char problems [256] = "";
+    ck_assert_int_eq (plugin_instance_check_config (module, old_entry, "old", problems,
+                                                    sizeof problems), 0);
+    ck_assert_str_eq (problems, "");
+    plugin_entry_destroy (&old_entry);
+    plugin_module_destroy (&module);
     free (path);
 
     module = plugin_module_load ("mailer", "/nonexistent/x.so", "busd", false, err, sizeof err);

@@ -162,6 +162,23 @@ START_TEST (test_ack)
 }
 END_TEST
 
+START_TEST (test_on_end)
+{
+    s_expect_ok ("{}");
+    ck_assert (!s_opts.on_end_dead_letter);
+    s_expect_ok ("{\"on_end\": \"dead-letter\"}");
+    ck_assert (s_opts.on_end_dead_letter);
+    s_expect_ok ("{\"on_end\": \"discard\"}");
+    ck_assert (!s_opts.on_end_dead_letter);
+    static const char *bad [] = {
+        "{\"on_end\": \"keep\"}", "{\"on_end\": 1}", "{\"on_end\": null}",
+        "{\"on_end\": \"Dead-letter\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++)
+        s_expect_fail (bad [i], "on_end");
+}
+END_TEST
+
 START_TEST (test_overflow)
 {
     static const struct { const char *name; policy_t policy; } good [] = {
@@ -336,6 +353,7 @@ s_suite (void)
     tcase_add_test (tc, test_not_an_object);
     tcase_add_test (tc, test_credit);
     tcase_add_test (tc, test_ack);
+    tcase_add_test (tc, test_on_end);
     tcase_add_test (tc, test_overflow);
     tcase_add_test (tc, test_limits);
     tcase_add_test (tc, test_unknown_key);
