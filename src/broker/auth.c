@@ -14,6 +14,7 @@
 #include "utf8.h"
 #include "util.h"
 #include "clock.h"
+#include "endpoint.h"
 #include <dirent.h>
 #include <errno.h>
 #include <sys/random.h>
@@ -95,9 +96,11 @@ s_listeners (const config_t *config, listener_t *out, int *count, char *errors, 
                               src, index, key->string);
                 rc = -EINVAL;
             }
-        if (!cJSON_IsString (bind) || !strstr (bind->valuestring, "://")) {
-            busp_appendf (errors, size, "%s: listeners[%d]: 'bind' must be an endpoint like tcp://0.0.0.0:7461\n",
-                          src, index);
+        char why [200] = "";
+        if (!cJSON_IsString (bind)
+        ||  busp_endpoint_check (bind->valuestring, true, why, sizeof why)) {
+            busp_appendf (errors, size, "%s: listeners[%d]: 'bind' must be an endpoint like tcp://0.0.0.0:7461%s%s\n",
+                          src, index, why [0] ? ": " : "", why);
             rc = -EINVAL;
         }
         else
