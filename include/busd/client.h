@@ -60,6 +60,11 @@ typedef struct {
     void *zmq_context;              /*  ZeroMQ context for the socket; NULL =
                                         the client's own.  inproc:// needs
                                         the broker's context.              */
+    bool no_batch;                  /*  true: one frame per publish and ack
+                                        even when the broker offers the
+                                        "batch" feature (default false:
+                                        batch transparently, see
+                                        doc/protocol.md §8)                */
     /*  Authentication (doc/security.md); NULL = not used.  CURVE needs both
         the broker's public key (40 Z85 characters, or the path of its
         public certificate) and this client's czmq certificate (the
@@ -89,6 +94,8 @@ BUSD_EXPORT uint32_t busd_client_pub_window (busd_client_t *self);
 BUSD_EXPORT const char *busd_client_broker_id (busd_client_t *self);
 /*  WELCOME info JSON text of the current session (owned by the client).    */
 BUSD_EXPORT const char *busd_client_welcome_info (busd_client_t *self);
+/*  True when the current session batches (PROTOCOL §8.2 "batch" in force). */
+BUSD_EXPORT bool busd_client_batching (busd_client_t *self);
 /*  How many times the client has had to say HELLO again (broker restart).  */
 BUSD_EXPORT uint64_t busd_client_reconnects (busd_client_t *self);
 
@@ -267,7 +274,10 @@ BUSD_EXPORT int busd_client_poll (busd_client_t *self, int timeout_ms);
 /*  The client's socket file descriptor (ZMQ_FD) for integration in an
     external poll loop; readable edge-triggered as ZeroMQ documents.  It
     changes when the client replaces its socket after a silent broker, so
-    fetch it again after each library call.                                 */
+    fetch it again after each library call.  Asking for it turns off the
+    background flusher of batched publishes and acks (they are then sent
+    before each call returns), so nothing but the application's own calls
+    touches the socket.                                                     */
 BUSD_EXPORT int busd_client_fd (busd_client_t *self);
 
 #ifdef __cplusplus

@@ -14,6 +14,7 @@
 #include "dlq.h"
 #include "metrics.h"
 #include "auth.h"
+#include "timers.h"
 #include <errno.h>
 
 #define BATCH_MAX       1024
@@ -96,7 +97,10 @@ broker_destroy (broker_t **self_p)
     ptrvec_free (&self->dead_channels);
     ptrvec_free (&self->dirty_channels);
     ptrvec_free (&self->dirty_sessions);
+    ptrvec_free (&self->batch_sessions);
+    ptrvec_free (&self->route_cache.channels);
     ptrvec_free (&self->all_channels);
+    timers_free (self);
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->groups);
     trie_destroy (&self->trie);
@@ -183,11 +187,11 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
         return -1;
     broker_clock (self);
     int64_t now = self->now_ms;
-    for (size_t i = 0; i < self->all_channels.size; i++) {
-        channel_t *channel = self->all_channels.items [i];
+    //  Only the channels whose deadline has come (timers.c).
+    channel_t *channel;
+    while ((channel = timers_pop_due (self, now)))
         if (!channel->dead)
             channel_tick (channel, now);
-    }
     dedup_expire (self->dedup, now);
     work_end_batch (self);
     return 0;
@@ -275,8 +279,7 @@ broker_apply_config (broker_t *self, config_t *config)
 {
     self->config = config;
     //  New connections get the new frame limit (max_payload may change).
-    int64_t largest = config->max_payload > config->max_headers ? config->max_payload : config->max_headers;
-    int64_t maxmsgsize = largest + WIRE_FRAME_HEADROOM;
+    int64_t maxmsgsize = wire_max_msg_size (config);
     if (self->router)
         zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsgsize, sizeof maxmsgsize);
     dedup_configure (self->dedup, config->dedup_window_ms, (size_t) config->dedup_max);

@@ -64,7 +64,10 @@ void channel_end_member (channel_t *self, sub_t *sub, uint16_t code, const char 
 /*  End every member with SUBEND code/reason (overflow: disconnect).        */
 void channel_end_all (channel_t *self, uint16_t code, const char *reason);
 void channel_free (channel_t **self_p);
-/*  Timer work: due NACK delays, ack timeouts, stalled sends.               */
+/*  Add to broker->all_channels (removal is O(1), on end or free).           */
+int channel_register (channel_t *self);
+/*  Timer work: due NACK delays, ack timeouts, stalled sends; then sets the
+    channel's next deadline (timers.c).  Called only when it is due.         */
 void channel_tick (channel_t *self, int64_t now_ms);
 void channel_mark_dirty (channel_t *self);
 /*  Events waiting in the channel: queue, redeliveries and delayed NACKs.   */
@@ -79,10 +82,16 @@ void sub_free (sub_t **self_p);
     Returns 0, or -EAGAIN when the send could not be made (the caller keeps
     the event), -EHOSTUNREACH when the peer is gone.                         */
 int sub_deliver (sub_t *self, event_t *ev, uint16_t attempt);
+/*  A delivery built into a DELIVERB that never left (the peer is gone):
+    take back its attempt when it is in flight.                             */
+void sub_unsent (sub_t *self, uint64_t delivery_id, uint16_t attempt);
 int sub_send_gap (sub_t *self, uint64_t dropped);
 /*  CREDIT from the client: that many DELIVERs were taken off the socket;
     credit grows, capped at max_credit.                                      */
 void sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit);
+/*  No more deliveries, whatever credit it grants later (a plugin instance
+    of a generation a reload replaced): it finishes what it holds.          */
+void sub_retire (sub_t *self);
 void sub_send_subend (sub_t *self, uint16_t code, const char *reason);
 /*  ACK / NACK by delivery id: 0 or -ENOENT.                                 */
 int sub_ack (sub_t *self, uint64_t delivery_id);
@@ -91,6 +100,8 @@ int sub_nack (sub_t *self, uint64_t delivery_id, uint8_t action, uint32_t delay_
 /*  Move every in-flight delivery out (for redelivery or drop).             */
 typedef void (sub_inflight_fn) (event_t *ev, uint16_t attempt, void *arg);
 void sub_drain_inflight (sub_t *self, sub_inflight_fn *fn, void *arg);
+/*  The deadline of the oldest delivery awaiting ACK, or -1.                */
+int64_t sub_next_deadline (const sub_t *self);
 /*  Expire deliveries whose ack_wait has passed.                             */
 void sub_check_timeouts (sub_t *self, int64_t now_ms);
 size_t sub_inflight (const sub_t *self);

@@ -9,6 +9,9 @@
     lift them in time proportional to the few queues involved.               */
 #include "broker.h"
 #include "clock.h"
+#include "timers.h"
+
+#define STALL_RETRY_MS  10      /*  a send refused by the HWM: try again    */
 
 typedef struct {
     event_t *event;
@@ -60,6 +63,31 @@ channel_new (broker_t *broker, const char *pattern, const char *group,
     return self;
 }
 
+/*  broker->all_channels with O(1) removal: ending 100,000 subscriptions
+    must not cost 100,000 scans of the list.                                 */
+int
+channel_register (channel_t *self)
+{
+    ptrvec_t *all = &self->broker->all_channels;
+    int rc = ptrvec_push (all, self);
+    if (rc == 0)
+        self->all_slot = all->size;
+    return rc;
+}
+
+static void
+s_unregister (channel_t *self)
+{
+    if (!self->all_slot)
+        return;
+    ptrvec_t *all = &self->broker->all_channels;
+    size_t i = self->all_slot - 1;
+    channel_t *last = all->items [--all->size];
+    all->items [i] = last;
+    last->all_slot = i + 1;
+    self->all_slot = 0;
+}
+
 void
 channel_free (channel_t **self_p)
 {
@@ -67,8 +95,10 @@ channel_free (channel_t **self_p)
     if (!self)
         return;
     *self_p = NULL;
-    if (self->broker && self->pattern && !self->dead)
-        ptrvec_remove (&self->broker->all_channels, self);
+    if (self->broker) {
+        s_unregister (self);
+        timers_set (self->broker, self, -1);
+    }
     if (self->broker && self->pattern)
         trie_remove (self->broker->trie, self->pattern, strlen (self->pattern), self);
     if (self->queue)
@@ -167,9 +197,10 @@ s_kill (channel_t *self)
     s_leave_waiting (self);
     if (self->key)
         zhashx_delete (broker->groups, self->key);
-    ptrvec_remove (&broker->all_channels, self);
+    s_unregister (self);
+    timers_set (broker, self, -1);
     s_release_throttles (self);
-    ptrvec_add (&broker->dead_channels, self);
+    ptrvec_push (&broker->dead_channels, self);
 }
 
 /*  Ready: credit, a live peer, and room.  What a member holds outside the
@@ -221,6 +252,13 @@ s_next_member (channel_t *self)
     return NULL;
 }
 
+static void
+s_stalled (channel_t *self, sub_t *sub)
+{
+    sub->send_stalled = true;
+    timers_arm (self->broker, self, self->broker->now_ms + STALL_RETRY_MS);
+}
+
 /*  GAP (if anything was dropped) then DELIVER.  0, -EAGAIN, -EHOSTUNREACH.  */
 static int
 s_deliver (channel_t *self, sub_t *sub, event_t *ev, uint16_t attempt)
@@ -229,7 +267,7 @@ s_deliver (channel_t *self, sub_t *sub, event_t *ev, uint16_t attempt)
         int rc = sub_send_gap (sub, self->pending_gap);
         if (rc) {
             if (rc == -EAGAIN)
-                sub->send_stalled = true;
+                s_stalled (self, sub);
             return rc;
         }
         self->pending_gap = 0;
@@ -239,7 +277,7 @@ s_deliver (channel_t *self, sub_t *sub, event_t *ev, uint16_t attempt)
         self->delivered++;
     else
     if (rc == -EAGAIN)
-        sub->send_stalled = true;
+        s_stalled (self, sub);
     return rc;
 }
 
@@ -351,6 +389,7 @@ channel_redeliver (channel_t *self, event_t *ev, uint16_t attempt, int64_t not_b
             d->attempt = attempt;
             d->due_ms = not_before_ms;
             zlistx_insert (self->delayed, d, false);
+            timers_arm (self->broker, self, not_before_ms);
             return;
         }
     }
@@ -494,6 +533,7 @@ channel_tick (channel_t *self, int64_t now_ms)
         work = true;
         d = zlistx_first (self->delayed);
     }
+    int64_t next = d ? d->due_ms : -1;
     for (size_t i = 0; i < self->members.size && !self->dead; i++) {
         sub_t *sub = self->members.items [i];
         if (sub->send_stalled) {
@@ -502,7 +542,12 @@ channel_tick (channel_t *self, int64_t now_ms)
         }
         if (sub->inflight_live)
             sub_check_timeouts (sub, now_ms);
+        int64_t due = sub_next_deadline (sub);
+        if (due >= 0 && (next < 0 || due < next))
+            next = due;
     }
+    if (!self->dead)
+        timers_set (self->broker, self, next);
     if (work || queue_len (self->redeliveries))
         channel_mark_dirty (self);
 }

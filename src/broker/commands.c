@@ -9,9 +9,17 @@
 #include "topic.h"
 #include "dedup.h"
 #include "auth.h"
-#include "headers.h"
 #include "utf8.h"
+#include "batch.h"
+#include "headers.h"
 #include <errno.h>
+
+/*  Largest PUBB / DELIVERB body (WELCOME info batch_bytes).               */
+static size_t
+s_batch_bytes (broker_t *self)
+{
+    return (size_t) wire_batch_bytes (self->config);
+}
 
 static cJSON *
 s_welcome_info (broker_t *self)
@@ -80,14 +88,40 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
         wire_send_error (self, session, rid, BUSP_E_MALFORMED, reason);
         return;
     }
+    //  PROTOCOL §8: the features the client lists and this broker knows.
+    //  A client that lists none (no "features" key) sees WELCOME exactly
+    //  as before features existed.
+    bool asked = false, want_batch = false, want_errctx = false;
     if (nframes > 2 && zmq_msg_size (&frames [2]) > 0) {
         cJSON *opts = cJSON_ParseWithLength (zmq_msg_data (&frames [2]), zmq_msg_size (&frames [2]));
-        bool ok = cJSON_IsObject (opts);
+        const char *bad = NULL;
+        if (!cJSON_IsObject (opts))
+            bad = "HELLO options must be a JSON object";
+        else {
+            cJSON *features = cJSON_GetObjectItemCaseSensitive (opts, "features");
+            if (features && !cJSON_IsArray (features))
+                bad = "HELLO option 'features' must be an array of strings";
+            else
+            if (features) {
+                asked = true;
+                const cJSON *item;
+                cJSON_ArrayForEach (item, features) {
+                    if (!cJSON_IsString (item)) {
+                        bad = "HELLO option 'features' must be an array of strings";
+                        break;
+                    }
+                    if (strcmp (item->valuestring, "batch") == 0)
+                        want_batch = true;
+                    else
+                    if (strcmp (item->valuestring, "error-context") == 0)
+                        want_errctx = true;
+                }
+            }
+        }
         cJSON_Delete (opts);
-        if (!ok) {
+        if (bad) {
             self->stats.protocol_errors++;
-            wire_send_error (self, session, rid, BUSP_E_MALFORMED,
-                               "HELLO options must be a JSON object");
+            wire_send_error (self, session, rid, BUSP_E_MALFORMED, bad);
             return;
         }
     }
@@ -123,6 +157,8 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
     session->ctl_tokens = (double) self->config->ctl_rate;
     session->ctl_refill_ms = self->now_ms;
     session->credit = (uint64_t) self->config->pub_credit;
+    session->feat_batch = want_batch;
+    session->feat_errctx = want_errctx;
     busp_header_t w = {
         .command = BUSP_WELCOME, .version = BUSP_VERSION,
         .name = busp_str (self->broker_id),
@@ -130,6 +166,15 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
         .max_payload = (uint32_t) self->config->max_payload
     };
     cJSON *info = s_welcome_info (self);
+    if (asked) {
+        cJSON *features = cJSON_AddArrayToObject (info, "features");
+        if (want_batch)
+            cJSON_AddItemToArray (features, cJSON_CreateString ("batch"));
+        if (want_errctx)
+            cJSON_AddItemToArray (features, cJSON_CreateString ("error-context"));
+        cJSON_AddNumberToObject (info, "batch_max", BUSP_BATCH_MAX);
+        cJSON_AddNumberToObject (info, "batch_bytes", (double) s_batch_bytes (self));
+    }
     wire_send_json (self, session, &w, info);
     cJSON_Delete (info);
     //  For busd-ctl clients: where from (TCP only; ipc/inproc have none) and when.
@@ -150,104 +195,209 @@ s_reject (broker_t *self, session_t *session, uint64_t seq, uint16_t code, const
     log_debug ("rejected PUB %llu from %s: %u %s", (unsigned long long) seq, session->name, code, reason);
 }
 
+/*  The part of PUB handling that is per event, shared by PUB and every
+    record of a PUBB: credit, validation, dedup, routing.  payload_msg /
+    headers_msg are the frames of a PUB (moved into the event); a PUBB
+    record passes NULL and its bytes are copied into fresh messages only
+    once the record is accepted.                                            */
 static void
-s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
-              zmq_msg_t *frames, int nframes)
+s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, busp_str_t msg_id,
+           const void *payload, size_t size, zmq_msg_t *payload_msg,
+           const void *headers, size_t hsize, zmq_msg_t *headers_msg)
 {
-    if (h->seq != session->last_pub_seq + 1) {
-        char reason [128];
-        snprintf (reason, sizeof reason, "pub_seq %llu out of order: expected %llu",
-                  (unsigned long long) h->seq, (unsigned long long) session->last_pub_seq + 1);
-        self->stats.protocol_errors++;
-        wire_send_error (self, session, NULL, BUSP_E_MALFORMED, reason);
-        return;
-    }
-    session->last_pub_seq = h->seq;
+    session->last_pub_seq = seq;
     if (!session->pub_dirty) {
         session->pub_dirty = true;
         ptrvec_push (&self->dirty_sessions, session);
     }
     if (session->credit == 0) {
-        s_reject (self, session, h->seq, BUSP_E_LIMIT, "no publisher credit");
+        s_reject (self, session, seq, BUSP_E_LIMIT, "no publisher credit");
         return;
     }
     session->credit--;
     session->credit_owed++;
     if (self->draining) {
-        s_reject (self, session, h->seq, BUSP_E_SHUTDOWN, "broker is shutting down");
+        s_reject (self, session, seq, BUSP_E_SHUTDOWN, "broker is shutting down");
         return;
     }
-    const char *why = NULL;
-    if (busp_topic_check (h->topic.data, h->topic.len, &why)) {
-        char reason [160];
-        snprintf (reason, sizeof reason, "invalid topic: %s", why);
-        s_reject (self, session, h->seq, BUSP_E_MALFORMED, reason);
-        return;
-    }
-    if (busp_topic_is_system (h->topic.data, h->topic.len)) {
-        s_reject (self, session, h->seq, BUSP_E_FORBIDDEN,
-                  "topics starting with '$' are reserved for the broker");
-        return;
+    if (topic.len == 0 || topic.len != session->good_topic_len
+    ||  memcmp (topic.data, session->good_topic, topic.len) != 0) {
+        const char *why = NULL;
+        if (busp_topic_check (topic.data, topic.len, &why)) {
+            char reason [160];
+            snprintf (reason, sizeof reason, "invalid topic: %s", why);
+            s_reject (self, session, seq, BUSP_E_MALFORMED, reason);
+            return;
+        }
+        if (busp_topic_is_system (topic.data, topic.len)) {
+            s_reject (self, session, seq, BUSP_E_FORBIDDEN,
+                      "topics starting with '$' are reserved for the broker");
+            return;
+        }
+        memcpy (session->good_topic, topic.data, topic.len);
+        session->good_topic_len = topic.len;
     }
     if (self->config->max_topic_depth
-    &&  s_depth (h->topic.data, h->topic.len) > (size_t) self->config->max_topic_depth) {
+    &&  s_depth (topic.data, topic.len) > (size_t) self->config->max_topic_depth) {
         char reason [96];
         snprintf (reason, sizeof reason, "topic deeper than max_topic_depth %lld",
                   (long long) self->config->max_topic_depth);
         self->stats.over_limit++;
-        s_reject (self, session, h->seq, BUSP_E_LIMIT, reason);
+        s_reject (self, session, seq, BUSP_E_LIMIT, reason);
         return;
     }
+    //  After the topic cache: a reload may change what the ACL allows.
     {
         char denied [512];
-        if (!auth_may_publish (self, session, h->topic.data, h->topic.len, denied, sizeof denied)) {
-            s_reject (self, session, h->seq, BUSP_E_FORBIDDEN, denied);
+        if (!auth_may_publish (self, session, topic.data, topic.len, denied, sizeof denied)) {
+            s_reject (self, session, seq, BUSP_E_FORBIDDEN, denied);
             return;
         }
     }
-    zmq_msg_t *payload = nframes > 2 ? &frames [2] : NULL;
-    size_t size = payload ? zmq_msg_size (payload) : 0;
     if (size > (uint64_t) self->config->max_payload) {
         char reason [128];
         snprintf (reason, sizeof reason, "payload of %zu bytes exceeds max_payload %lld",
                   size, (long long) self->config->max_payload);
-        s_reject (self, session, h->seq, BUSP_E_TOO_LARGE, reason);
+        s_reject (self, session, seq, BUSP_E_TOO_LARGE, reason);
         return;
     }
-    zmq_msg_t *headers = nframes > 3 && zmq_msg_size (&frames [3]) > 0 ? &frames [3] : NULL;
-    if (headers) {
-        size_t hsize = zmq_msg_size (headers);
+    if (hsize) {
         if (hsize > (uint64_t) self->config->max_headers) {
             char reason [128];
             snprintf (reason, sizeof reason, "headers of %zu bytes exceed max_headers %lld",
                       hsize, (long long) self->config->max_headers);
-            s_reject (self, session, h->seq, BUSP_E_TOO_LARGE, reason);
+            s_reject (self, session, seq, BUSP_E_TOO_LARGE, reason);
             return;
         }
         const char *bad = NULL;
-        if (headers_check (zmq_msg_data (headers), hsize, &bad)) {
-            s_reject (self, session, h->seq, BUSP_E_MALFORMED, bad);
+        if (busp_headers_check (headers, hsize, &bad)) {
+            s_reject (self, session, seq, BUSP_E_MALFORMED, bad);
             return;
         }
     }
-    if (h->msg_id.len && dedup_seen (self->dedup, h->msg_id.data, h->msg_id.len, self->now_ms)) {
+    if (msg_id.len && dedup_seen (self->dedup, msg_id.data, msg_id.len, self->now_ms)) {
         self->stats.duplicates++;
         return;
     }
-    event_t *ev = event_new (h->topic.data, h->topic.len, h->msg_id.data, h->msg_id.len,
-                             payload, headers, self->now_wall_us);
+    zmq_msg_t pcopy, hcopy;
+    if (!payload_msg) {
+        if (zmq_msg_init_size (&pcopy, size)) {
+            s_reject (self, session, seq, BUSP_E_INTERNAL, "out of memory");
+            return;
+        }
+        if (size)
+            memcpy (zmq_msg_data (&pcopy), payload, size);
+        payload_msg = &pcopy;
+    }
+    if (hsize && !headers_msg) {
+        if (zmq_msg_init_size (&hcopy, hsize)) {
+            if (payload_msg == &pcopy)
+                zmq_msg_close (&pcopy);
+            s_reject (self, session, seq, BUSP_E_INTERNAL, "out of memory");
+            return;
+        }
+        memcpy (zmq_msg_data (&hcopy), headers, hsize);
+        headers_msg = &hcopy;
+    }
+    event_t *ev = event_new (topic.data, topic.len, msg_id.data, msg_id.len,
+                             payload_msg, hsize ? headers_msg : NULL, self->now_wall_us);
+    if (payload_msg == &pcopy)
+        zmq_msg_close (&pcopy);
+    if (hsize && headers_msg == &hcopy)
+        zmq_msg_close (&hcopy);
     if (!ev) {
-        s_reject (self, session, h->seq, BUSP_E_INTERNAL, "out of memory");
+        s_reject (self, session, seq, BUSP_E_INTERNAL, "out of memory");
         return;
     }
     self->stats.accepted++;
     self->stats.events_in_bytes += size;
     session->accepted++;
-    if (h->msg_id.len)
-        dedup_add (self->dedup, h->msg_id.data, h->msg_id.len, self->now_ms);
+    if (msg_id.len)
+        dedup_add (self->dedup, msg_id.data, msg_id.len, self->now_ms);
     if (route_event (self, ev, session) == 0)
         self->stats.unrouted++;
     event_unref (&ev);
+}
+
+static bool
+s_check_seq (broker_t *self, session_t *session, uint64_t seq)
+{
+    if (seq == session->last_pub_seq + 1)
+        return true;
+    char reason [128];
+    snprintf (reason, sizeof reason, "pub_seq %llu out of order: expected %llu",
+              (unsigned long long) seq, (unsigned long long) session->last_pub_seq + 1);
+    self->stats.protocol_errors++;
+    wire_send_error (self, session, NULL, BUSP_E_MALFORMED, reason);
+    return false;
+}
+
+static void
+s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
+              zmq_msg_t *frames, int nframes)
+{
+    if (!s_check_seq (self, session, h->seq))
+        return;
+    zmq_msg_t *payload = nframes > 2 ? &frames [2] : NULL;
+    zmq_msg_t *headers = nframes > 3 && zmq_msg_size (&frames [3]) > 0 ? &frames [3] : NULL;
+    s_publish (self, session, h->seq, h->topic, h->msg_id,
+               payload ? zmq_msg_data (payload) : NULL, payload ? zmq_msg_size (payload) : 0,
+               payload, headers ? zmq_msg_data (headers) : NULL,
+               headers ? zmq_msg_size (headers) : 0, headers);
+}
+
+/*  A batch command from a session that did not negotiate the feature, or
+    whose body breaks a whole-batch rule: ERROR 400 and no effect.          */
+static bool
+s_check_batch (broker_t *self, session_t *session, const busp_header_t *h,
+               zmq_msg_t *frames, int nframes)
+{
+    const char *why = NULL;
+    if (!session->feat_batch)
+        why = "the batch feature was not negotiated in HELLO";
+    else
+    if (busp_batch_check (h->command, nframes > 2 ? zmq_msg_data (&frames [2]) : NULL,
+                          nframes > 2 ? zmq_msg_size (&frames [2]) : 0, h->count,
+                          BUSP_BATCH_MAX, s_batch_bytes (self), &why) == 0)
+        return true;
+    char reason [160];
+    snprintf (reason, sizeof reason, "malformed %s: %s", busp_command_name (h->command), why);
+    self->stats.protocol_errors++;
+    wire_send_error (self, session, NULL, BUSP_E_MALFORMED, reason);
+    return false;
+}
+
+/*  PUBB: validated whole first (nothing happens to a malformed one), then
+    each record is a PUB with pub_seq first_pub_seq + i, read in place.    */
+static void
+s_handle_pubb (broker_t *self, session_t *session, const busp_header_t *h,
+               zmq_msg_t *frames, int nframes)
+{
+    //  The records of the PUBB being handled: read once, during the
+    //  whole-batch check.  One broker thread, one PUBB at a time.
+    static busp_pub_rec_t s_recs [BUSP_BATCH_MAX];
+    const char *why = NULL;
+    if (!session->feat_batch)
+        why = "the batch feature was not negotiated in HELLO";
+    else
+        busp_pubb_parse (nframes > 2 ? zmq_msg_data (&frames [2]) : NULL,
+                         nframes > 2 ? zmq_msg_size (&frames [2]) : 0, h->count,
+                         BUSP_BATCH_MAX, s_batch_bytes (self), s_recs, &why);
+    if (why) {
+        char reason [160];
+        snprintf (reason, sizeof reason, "malformed PUBB: %s", why);
+        self->stats.protocol_errors++;
+        wire_send_error (self, session, NULL, BUSP_E_MALFORMED, reason);
+        return;
+    }
+    if (!s_check_seq (self, session, h->seq))
+        return;
+    self->stats.pubb_in++;
+    for (uint16_t i = 0; i < h->count && !session->dead; i++) {
+        const busp_pub_rec_t *rec = &s_recs [i];
+        s_publish (self, session, h->seq + i, rec->topic, rec->msg_id, rec->payload,
+                   rec->payload_size, NULL, rec->headers, rec->headers_size, NULL);
+    }
 }
 
 static void
@@ -357,7 +507,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
             channel->key = strdup (key);
             zhashx_insert (self->groups, key, channel);
         }
-        ptrvec_add (&self->all_channels, channel);
+        channel_register (channel);
     }
     zhashx_insert (session->subs, (void *) ((uintptr_t) h->sub_id + 1), sub);
     channel_add_member (channel, sub);
@@ -385,16 +535,25 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     channel_mark_dirty (channel);
 }
 
-static void
-s_handle_unsub (broker_t *self, session_t *session, const busp_header_t *h)
+/*  The session's subscription h->sub_id, or NULL after answering 404.      */
+static sub_t *
+s_sub_or_404 (broker_t *self, session_t *session, const busp_header_t *h)
 {
     sub_t *sub = session_sub (session, h->sub_id);
     if (!sub) {
         char reason [64];
         snprintf (reason, sizeof reason, "unknown subscription %u", h->sub_id);
         wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
-        return;
     }
+    return sub;
+}
+
+static void
+s_handle_unsub (broker_t *self, session_t *session, const busp_header_t *h)
+{
+    sub_t *sub = s_sub_or_404 (self, session, h);
+    if (!sub)
+        return;
     zhashx_delete (session->subs, (void *) ((uintptr_t) h->sub_id + 1));
     //  Nothing is dropped silently, not even on the way out.
     channel_t *channel = sub->channel;
@@ -410,13 +569,9 @@ s_handle_unsub (broker_t *self, session_t *session, const busp_header_t *h)
 static void
 s_handle_credit (broker_t *self, session_t *session, const busp_header_t *h)
 {
-    sub_t *sub = session_sub (session, h->sub_id);
-    if (!sub) {
-        char reason [64];
-        snprintf (reason, sizeof reason, "unknown subscription %u", h->sub_id);
-        wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
+    sub_t *sub = s_sub_or_404 (self, session, h);
+    if (!sub)
         return;
-    }
     sub_add_credit (sub, h->credit, (uint64_t) self->config->max_credit);
     channel_mark_dirty (sub->channel);
 }
@@ -425,13 +580,10 @@ static void
 s_handle_ack (broker_t *self, session_t *session, const busp_header_t *h,
               zmq_msg_t *frames, int nframes)
 {
-    sub_t *sub = session_sub (session, h->sub_id);
-    char reason [96];
-    if (!sub) {
-        snprintf (reason, sizeof reason, "unknown subscription %u", h->sub_id);
-        wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
+    sub_t *sub = s_sub_or_404 (self, session, h);
+    if (!sub)
         return;
-    }
+    char reason [96];
     int rc;
     if (h->command == BUSP_ACK) {
         rc = sub_ack (sub, h->delivery_id);
@@ -468,8 +620,58 @@ s_handle_ack (broker_t *self, session_t *session, const busp_header_t *h,
     channel_mark_dirty (sub->channel);
 }
 
+/*  ACKB: validated whole, then each record is an ACK; an unknown pair gets
+    its own ERROR 404 naming the record.                                    */
+static void
+s_handle_ackb (broker_t *self, session_t *session, const busp_header_t *h,
+               zmq_msg_t *frames, int nframes)
+{
+    if (!s_check_batch (self, session, h, frames, nframes))
+        return;
+    self->stats.ackb_in++;
+    busp_batch_iter_t it;
+    busp_batch_iter_init (&it, zmq_msg_data (&frames [2]), zmq_msg_size (&frames [2]), h->count);
+    busp_ack_rec_t rec;
+    sub_t *sub = NULL;
+    while (busp_ackb_next (&it, &rec, NULL) > 0) {
+        if (!sub || sub->sub_id != rec.sub_id)
+            sub = session_sub (session, rec.sub_id);
+        if (sub && sub_ack (sub, rec.delivery_id) == 0) {
+            self->stats.acks++;
+            channel_mark_dirty (sub->channel);
+            continue;
+        }
+        char reason [96], ctx [BUSP_ERRCTX_MAX];
+        if (sub)
+            snprintf (reason, sizeof reason, "unknown delivery %llu on subscription %u",
+                      (unsigned long long) rec.delivery_id, rec.sub_id);
+        else
+            snprintf (reason, sizeof reason, "unknown subscription %u", rec.sub_id);
+        snprintf (ctx, sizeof ctx, "{\"cmd\":\"ACKB\",\"sub_id\":%u,\"delivery_id\":%llu}",
+                  rec.sub_id, (unsigned long long) rec.delivery_id);
+        self->errctx = ctx;
+        wire_send_error (self, session, NULL, BUSP_E_NOT_FOUND, reason);
+        self->errctx = NULL;
+        if (session->dead)
+            break;
+    }
+}
+
+static void s_dispatch (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many);
+
 void
 commands_handle (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
+{
+    //  The error context (PROTOCOL §8.1) names the message being handled.
+    self->cur_header = nframes > 1 ? zmq_msg_data (&frames [1]) : NULL;
+    self->cur_header_size = nframes > 1 ? zmq_msg_size (&frames [1]) : 0;
+    s_dispatch (self, frames, nframes, too_many);
+    self->cur_header = NULL;
+    self->cur_header_size = 0;
+}
+
+static void
+s_dispatch (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
 {
     size_t rid_size = zmq_msg_size (&frames [0]);
     if (rid_size == 0 || rid_size > 255)
@@ -534,7 +736,7 @@ commands_handle (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
         case BUSP_HELLO:
         case BUSP_PUB: case BUSP_SUB: case BUSP_UNSUB: case BUSP_CREDIT:
         case BUSP_ACK: case BUSP_NACK: case BUSP_PING: case BUSP_PONG:
-        case BUSP_BYE: case BUSP_CTL:
+        case BUSP_BYE: case BUSP_CTL: case BUSP_PUBB: case BUSP_ACKB:
             break;
         default: {
             char reason [96];
@@ -556,6 +758,12 @@ commands_handle (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
     switch (h.command) {
         case BUSP_PUB:
             s_handle_pub (self, session, &h, frames, nframes);
+            break;
+        case BUSP_PUBB:
+            s_handle_pubb (self, session, &h, frames, nframes);
+            break;
+        case BUSP_ACKB:
+            s_handle_ackb (self, session, &h, frames, nframes);
             break;
         case BUSP_SUB:
             s_handle_sub (self, session, &h, frames, nframes);

@@ -34,6 +34,9 @@
     X (throttle_events,  "throttle_events",  "throttle_events_total",     "times a publisher was throttled") \
     X (batches,          "batches",          "batches_total",             "ROUTER batches handled") \
     X (messages_in,      "messages_in",      "messages_in_total",         "messages received") \
+    X (pubb_in,          "pubb_in",          "pubb_total",                "PUBB messages received (PROTOCOL §8.2)") \
+    X (deliverb_out,     "deliverb_out",     "deliverb_total",            "DELIVERB messages sent") \
+    X (ackb_in,          "ackb_in",          "ackb_total",                "ACKB messages received") \
     X (auth_refused,     "auth_refused",     "auth_refused_total",        "connections refused by authentication (ZAP)") \
     X (acl_denied,       "acl_denied",       "acl_denied_total",          "requests denied by the ACL (403)") \
     X (over_limit,       "over_limit",       "over_limit_total",          "requests refused by an abuse limit (429)") \

@@ -84,16 +84,10 @@ event_new (const char *topic, size_t topic_len,
     zmq_msg_init (&self->payload);
     if (payload)
         zmq_msg_move (&self->payload, payload);
-    //  DELIVER: sig, cmd, sub_id(4), delivery_id(8), stream_seq(8), ts(8),
-    //  attempt(2), str8 topic, str8 msg_id (PROTOCOL §3).
+    //  The DELIVER header is encoded on first use: events that only travel
+    //  as DELIVERB records never need it.
     self->deliver = (uint8_t *) self->msg_id + msg_id_len + 1;
-    busp_header_t d = {
-        .command = BUSP_DELIVER, .ts_us = ts_us,
-        .topic = busp_strn (topic, topic_len), .msg_id = busp_strn (msg_id, msg_id_len)
-    };
-    int len = busp_encode (&d, self->deliver, 32 + 2 + topic_len + msg_id_len);
-    assert (len > 0);
-    self->deliver_len = (uint16_t) len;
+    self->deliver_len = 0;
     self->has_headers = headers && zmq_msg_size (headers) > 0;
     zmq_msg_init (&self->headers);
     if (self->has_headers)
@@ -135,6 +129,19 @@ s_put (uint8_t *at, uint64_t value, int bytes)
 const uint8_t *
 event_deliver_header (event_t *self, uint32_t sub_id, uint64_t delivery_id, uint16_t attempt)
 {
+    if (self->deliver_len == 0) {
+        //  DELIVER: sig, cmd, sub_id(4), delivery_id(8), stream_seq(8),
+        //  ts(8), attempt(2), str8 topic, str8 msg_id (PROTOCOL §3).
+        busp_header_t d = {
+            .command = BUSP_DELIVER, .ts_us = self->ts_us,
+            .topic = busp_strn (self->topic, self->topic_len),
+            .msg_id = busp_strn (self->msg_id, self->msg_id_len)
+        };
+        int len = busp_encode (&d, self->deliver, 32 + 2 + (size_t) self->topic_len
+                                                  + self->msg_id_len);
+        assert (len > 0);
+        self->deliver_len = (uint16_t) len;
+    }
     s_put (self->deliver + 2, sub_id, 4);
     s_put (self->deliver + 6, delivery_id, 8);
     s_put (self->deliver + 14, self->stream_seq, 8);

@@ -23,9 +23,10 @@ typedef struct event {
     zmq_msg_t headers;          /*  valid only when has_headers             */
     char *topic;                /*  NUL-terminated, points into data        */
     char *msg_id;               /*  NUL-terminated ("" when none)           */
-    /*  The DELIVER header, encoded once: every delivery of the event only
-        patches sub_id, delivery_id, stream_seq and attempt in place (the
-        broker thread owns the event, and zmq_send copies the bytes).       */
+    /*  The DELIVER header, encoded once on first use (deliver_len 0 until
+        then): every delivery of the event only patches sub_id, delivery_id,
+        stream_seq and attempt in place (the broker thread owns the event,
+        and zmq_send copies the bytes).                                      */
     uint8_t *deliver;
     uint16_t deliver_len;
     char data [];

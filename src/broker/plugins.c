@@ -34,6 +34,10 @@ typedef struct {
     int count;
     plugin_state_t state;       /*  when there are no instances             */
     char error [600];
+    /*  Retiring, replaced: it leaves the group only once the new generation
+        has joined (or this deadline passes), so the group never empties.   */
+    bool handoff_pending;
+    int64_t handoff_deadline;
 } plugin_t;
 
 struct plugins {
@@ -227,10 +231,64 @@ s_plugin_alive (plugin_t *plugin)
     return false;
 }
 
-static void
-s_retire (plugins_t *self, plugin_t *plugin)
+/*  True when a session name is one of this plugin's instance clients
+    ("plugin.<name>" or "plugin.<name>/<index>", instance.c).               */
+static bool
+s_instance_name (const char *session_name, const char *prefix)
 {
-    s_plugin_stop (self, plugin, PLUGIN_STOP_HANDOFF);
+    size_t len = strlen (prefix);
+    if (strncmp (session_name, prefix, len) != 0)
+        return false;
+    const char *rest = session_name + len;
+    if (*rest == 0)
+        return true;
+    if (*rest++ != '/' || !*rest)
+        return false;
+    for (; *rest; rest++)
+        if (*rest < '0' || *rest > '9')
+            return false;
+    return true;
+}
+
+/*  A reload that reports success has switched generations: from here on
+    (before the CTL reply) no event goes to an instance of the old one.
+    Its subscriptions keep what they hold and finish it; the new instances
+    cannot have a session yet (their HELLO waits for this broker thread),
+    so every instance member of the plugin's group is of the old one.      */
+static void
+s_cut_old_generation (plugins_t *self, plugin_t *plugin)
+{
+    const plugin_entry_t *entry = plugin->entry;
+    char prefix [PLUGIN_NAME_MAX + 16];
+    snprintf (prefix, sizeof prefix, "plugin.%s", entry->name);
+    for (size_t i = 0; i < entry->pattern_count; i++) {
+        char key [600];
+        snprintf (key, sizeof key, "%s\x1f%s", prefix, entry->patterns [i]);
+        channel_t *channel = zhashx_lookup (self->broker->groups, key);
+        if (!channel)
+            continue;
+        for (size_t m = 0; m < channel->members.size; m++) {
+            sub_t *sub = channel->members.items [m];
+            if (s_instance_name (sub->session->name, prefix))
+                sub_retire (sub);
+        }
+    }
+}
+
+static void
+s_retire (plugins_t *self, plugin_t *plugin, bool replaced)
+{
+    s_cut_old_generation (self, plugin);
+    //  A replaced generation waits for its successor's SUBOKs before it
+    //  drains and leaves (s_reap): were it to leave first, the group would
+    //  end with it and take its queue along.
+    if (replaced) {
+        plugin->handoff_pending = true;
+        int64_t wait = self->broker->config->drain_timeout_ms;
+        plugin->handoff_deadline = busp_mono_ms () + (wait > HANDOFF_MIN_MS ? wait : HANDOFF_MIN_MS);
+    }
+    else
+        s_plugin_stop (self, plugin, PLUGIN_STOP_HANDOFF);
     if (!zlistx_add_end (self->retiring, plugin)) {
         //  Out of memory: stop it here rather than lose track of it.
         for (int i = 0; i < plugin->count; i++)
@@ -239,12 +297,26 @@ s_retire (plugins_t *self, plugin_t *plugin)
     }
 }
 
+static plugin_t *s_find (zlistx_t *list, const char *name);
+static plugin_state_t s_plugin_state (plugin_t *plugin, char *error, size_t size);
+
 /*  Join what has finished; a module is released with its last user.         */
 static void
 s_reap (plugins_t *self)
 {
     plugin_t *plugin = zlistx_first (self->retiring);
     while (plugin) {
+        if (plugin->handoff_pending) {
+            plugin_t *next = s_find (self->active, plugin->entry->name);
+            char error [600];
+            if (!next || s_plugin_state (next, error, sizeof error) != PLUGIN_STATE_STARTING
+            ||  busp_mono_ms () >= plugin->handoff_deadline) {
+                plugin->handoff_pending = false;
+                s_plugin_stop (self, plugin, PLUGIN_STOP_HANDOFF);
+            }
+            plugin = zlistx_next (self->retiring);
+            continue;
+        }
         if (!s_plugin_alive (plugin)) {
             for (int i = 0; i < plugin->count; i++)
                 plugin_instance_join (plugin->instances [i], 0);
@@ -594,7 +666,7 @@ s_apply (plugins_t *self, const config_t *config, bool initial)
             zlistx_add_end (next, plugin);
         if (old) {
             zlistx_detach (self->active, zlistx_find (self->active, old));
-            s_retire (self, old);
+            s_retire (self, old, plugin != NULL);
             replaced++;
         }
         else
@@ -606,7 +678,7 @@ s_apply (plugins_t *self, const config_t *config, bool initial)
         log_notice ("plugin '%s': removed from the configuration; stopping it",
                     old->entry->name);
         zlistx_detach (self->active, zlistx_find (self->active, old));
-        s_retire (self, old);
+        s_retire (self, old, false);
         removed++;
         old = zlistx_first (self->active);
     }

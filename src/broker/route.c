@@ -26,11 +26,50 @@ s_route_one (void *value, void *arg)
     ctx->reached++;
 }
 
+typedef struct {
+    ptrvec_t *channels;
+    bool failed;
+} collect_t;
+
+static void
+s_collect (void *value, void *arg)
+{
+    collect_t *collect = arg;
+    if (!collect->failed && ptrvec_push (collect->channels, value))
+        collect->failed = true;
+}
+
 size_t
 route_event (broker_t *self, event_t *ev, session_t *publisher)
 {
     route_ctx_t ctx = { ev, publisher, 0 };
-    trie_match (self->trie, ev->topic, ev->topic_len, s_route_one, &ctx);
+    route_cache_t *cache = &self->route_cache;
+    unsigned long long generation = trie_generation (self->trie);
+    if (cache->busy) {
+        //  Routing from inside routing (not done today): no cache.
+        trie_match (self->trie, ev->topic, ev->topic_len, s_route_one, &ctx);
+        return ctx.reached;
+    }
+    if (!cache->valid || cache->generation != generation || cache->topic_len != ev->topic_len
+    ||  memcmp (cache->topic, ev->topic, ev->topic_len) != 0) {
+        cache->valid = false;
+        cache->channels.size = 0;
+        collect_t collect = { &cache->channels, false };
+        trie_match (self->trie, ev->topic, ev->topic_len, s_collect, &collect);
+        if (collect.failed) {
+            //  Out of memory collecting: route straight from the trie.
+            trie_match (self->trie, ev->topic, ev->topic_len, s_route_one, &ctx);
+            return ctx.reached;
+        }
+        memcpy (cache->topic, ev->topic, ev->topic_len);
+        cache->topic_len = ev->topic_len;
+        cache->generation = generation;
+        cache->valid = true;
+    }
+    cache->busy = true;
+    for (size_t i = 0; i < cache->channels.size; i++)
+        s_route_one (cache->channels.items [i], &ctx);
+    cache->busy = false;
     return ctx.reached;
 }
 

@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "clock.h"
 #include "utf8.h"
+#include "batch.h"
 
 static size_t
 s_u32_hash (const void *key)
@@ -65,12 +66,37 @@ session_sub (session_t *self, uint32_t sub_id)
     return zhashx_lookup (self->subs, (void *) ((uintptr_t) sub_id + 1));
 }
 
+/*  Records of a DELIVERB that could not be sent (the peer left): they were
+    never delivered, so they do not count as attempts — an explicit-ack
+    delivery handed back to its group goes out again with the same attempt
+    number, as a DELIVER that failed to send would have.                    */
+static void
+s_unsent (session_t *self)
+{
+    busp_batch_iter_t it;
+    busp_deliver_rec_t rec;
+    busp_batch_iter_init (&it, self->ob_buf, self->ob_len, self->ob_count);
+    while (busp_deliverb_next (&it, &rec, NULL) > 0) {
+        sub_t *sub = session_sub (self, rec.sub_id);
+        if (sub)
+            sub_unsent (sub, rec.delivery_id, rec.attempt);
+    }
+    self->ob_count = 0;
+    self->ob_len = 0;
+}
+
 void
 session_end (session_t *self, const char *why)
 {
     if (self->dead)
         return;
     broker_t *broker = self->broker;
+    //  Records built for it this iteration were delivered (credit spent,
+    //  counted): they leave before the session does.
+    if (self->ob_count && !self->gone)
+        wire_flush_batch (broker, self);
+    if (self->ob_count)
+        s_unsent (self);
     self->dead = true;
     zhashx_delete (broker->sessions, self->rid);
     if (broker->last_session == self)
@@ -102,6 +128,7 @@ session_free (session_t **self_p)
     if (!self)
         return;
     *self_p = NULL;
+    wire_drop_batch (self->broker, self);
     zhashx_destroy (&self->subs);
     ptrvec_free (&self->throttled_by);
     free (self);

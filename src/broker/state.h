@@ -36,6 +36,7 @@
       channel.c   a queue with an overflow policy and its members
       sub.c       one subscription: credit, deliveries, in-flight, ACK/NACK
       session.c   one client: its subscriptions and publisher credit
+      timers.c    channels by next deadline: the timer run costs what is due
       ctl.c, metrics.c, subopts.c, dedup.c, dlq.c, queue.c, trie.c ...
                   leaves: they read the state or are used by the above.    */
 #ifndef BUSD_STATE_H_INCLUDED
@@ -105,6 +106,16 @@ typedef struct {
     size_t size, cap;
 } work_t;
 
+/*  route.c's memory of the last topic routed.                              */
+typedef struct {
+    char topic [256];
+    uint8_t topic_len;
+    bool valid;
+    bool busy;                  /*  in use by route_event (no re-entry)     */
+    unsigned long long generation;
+    ptrvec_t channels;          /*  channel_t * it matched, in trie order   */
+} route_cache_t;
+
 /*  One delivery awaiting ACK (ack: explicit).                              */
 typedef struct {
     uint64_t delivery_id;
@@ -143,6 +154,7 @@ struct sub {
     uint32_t *wire_sizes;
     size_t wire_head, wire_len, wire_cap;
     bool over_limit;            /*  ended with SUBEND 429 at end of batch   */
+    bool retired;               /*  an old plugin generation: no more credit */
 };
 
 struct channel {
@@ -167,6 +179,9 @@ struct channel {
     uint64_t delivered;
     bool dirty;                 /*  in the broker's pump list               */
     bool dead;                  /*  ended; freed after the current batch    */
+    size_t all_slot;            /*  index in broker->all_channels + 1, or 0 */
+    size_t timer_slot;          /*  index in broker->timers + 1, or 0       */
+    int64_t timer_due;          /*  when channel_tick must run (timers.c)   */
 };
 
 struct session {
@@ -192,6 +207,22 @@ struct session {
     uint64_t delivered;
     char peer [64];             /*  transport address at HELLO ("" if none)  */
     int64_t connected_us;       /*  wall clock at HELLO                     */
+    /*  PROTOCOL §8: features both sides listed in HELLO.                    */
+    bool feat_batch;
+    bool feat_errctx;
+    /*  DELIVERB being built (wire.c): records ready this loop iteration,
+        sent at the end of the batch or before anything else this session
+        is sent, so the session's order is the order of the sends.          */
+    bool ob_listed;             /*  in broker->batch_sessions               */
+    uint16_t ob_count;
+    uint8_t *ob_buf;
+    size_t ob_len, ob_cap;
+    size_t ob_last_cap;         /*  the next buffer starts this large       */
+    /*  The last topic this session published that passed the checks:
+        publishers mostly repeat one topic, and a compare is cheaper than
+        the grammar check.                                                  */
+    uint8_t good_topic_len;
+    char good_topic [255];
     /*  Security (auth.c): who this is and which connection it belongs to.
         id_hex holds the broker-assigned session id, never the routing id.  */
     char user_id [64];          /*  ZAP User-Id of its connection           */
@@ -230,7 +261,19 @@ struct broker {
     ptrvec_t dead_channels;
     ptrvec_t dead_sessions;
     work_t work;                /*  end-of-batch work (work.c)              */
-    ptrvec_t all_channels;
+    ptrvec_t batch_sessions;    /*  sessions with a DELIVERB being built    */
+    /*  route.c: the channels the last routed topic matched, exact while
+        the trie's generation is unchanged (publishers repeat topics, and
+        tokenising and walking the trie was a tenth of the broker's work). */
+    route_cache_t route_cache;
+    /*  The header frame of the command being handled, for the error
+        context of PROTOCOL §8.1 (NULL outside a command); errctx, when
+        set, replaces it (an ACKB names the record that failed).             */
+    const uint8_t *cur_header;
+    size_t cur_header_size;
+    const char *errctx;
+    ptrvec_t all_channels;      /*  live channels (channel->all_slot)       */
+    ptrvec_t timers;            /*  channels by next deadline (timers.c)    */
     dedup_t *dedup;
     dlq_t *dlq;
     stats_t stats;

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "backoff.h"
 #include "dlq.h"
+#include "timers.h"
 
 sub_t *
 sub_new (session_t *session, uint32_t sub_id, const char *pattern)
@@ -137,6 +138,13 @@ s_wire_push (sub_t *self, uint32_t size)
 }
 
 void
+sub_retire (sub_t *self)
+{
+    self->credit = 0;
+    self->retired = true;
+}
+
+void
 sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit)
 {
     for (uint32_t i = 0; i < credit && self->wire_len; i++) {
@@ -146,6 +154,8 @@ sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit)
     }
     //  Capped, so what the broker hands ZeroMQ for one subscription stays
     //  bounded however much credit a client grants.
+    if (self->retired)
+        return;
     self->credit += credit;
     if (self->credit > max_credit)
         self->credit = max_credit;
@@ -156,10 +166,8 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
 {
     broker_t *broker = self->session->broker;
     uint64_t delivery_id = self->next_delivery_id + 1;
-    const uint8_t *header = event_deliver_header (ev, self->sub_id, delivery_id,
-                                                  (uint16_t) (attempt + 1));
-    int rc = wire_send_raw (broker, self->session, header, ev->deliver_len, &ev->payload,
-                              ev->has_headers ? &ev->headers : NULL);
+    int rc = wire_deliver (broker, self->session, ev, self->sub_id, delivery_id,
+                           (uint16_t) (attempt + 1));
     if (rc == -EAGAIN)
         //  The peer's ZeroMQ queue is full although it has credit: it
         //  grants credit it does not read.  End it rather than grow.
@@ -186,9 +194,20 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
         else {
             self->inflight_bytes += size;
             broker->inflight_bytes += size;
+            timers_arm (broker, self->channel, deadline);
         }
     }
     return 0;
+}
+
+void
+sub_unsent (sub_t *self, uint64_t delivery_id, uint16_t attempt)
+{
+    //  Counters stay as they are (they only ever grow, counters.h); the
+    //  attempt is what the client and the dead-letter rule see.
+    inflight_t *slot = s_find (self, delivery_id);
+    if (slot && slot->attempt == attempt)
+        slot->attempt = (uint16_t) (attempt - 1);
 }
 
 int
@@ -302,6 +321,17 @@ sub_check_timeouts (sub_t *self, int64_t now_ms)
         self->inflight_head = (self->inflight_head + 1) % self->inflight_cap;
         self->inflight_len--;
     }
+}
+
+int64_t
+sub_next_deadline (const sub_t *self)
+{
+    for (size_t i = 0; i < self->inflight_len; i++) {
+        const inflight_t *slot = &self->inflight [(self->inflight_head + i) % self->inflight_cap];
+        if (slot->event)
+            return slot->deadline_ms;
+    }
+    return -1;
 }
 
 void

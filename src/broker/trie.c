@@ -51,6 +51,7 @@ struct node {
 struct trie {
     node_t *root;
     size_t size;
+    unsigned long long generation;
 };
 
 typedef struct {
@@ -317,6 +318,7 @@ trie_insert (trie_t *self, const char *pattern, size_t len, void *value)
         if (rc == 0) {
             node->values [node->nvalues++] = value;
             self->size++;
+            self->generation++;
             return 0;
         }
     }
@@ -361,6 +363,7 @@ trie_remove (trie_t *self, const char *pattern, size_t len, void *value)
                 node->values_cap = 0;
             }
             self->size--;
+            self->generation++;
             s_prune (path, count);
             return 0;
         }
@@ -433,6 +436,13 @@ trie_match (trie_t *self, const char *topic, size_t len,
     if (root->star && !system)
         s_match (&m, root->star, 1);
     return m.visited;
+}
+
+unsigned long long
+trie_generation (const trie_t *self)
+{
+    assert (self);
+    return self->generation;
 }
 
 size_t

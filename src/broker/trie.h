@@ -38,4 +38,8 @@ size_t trie_match (trie_t *self, const char *topic, size_t len,
 /*  Number of (pattern, value) entries stored.                              */
 size_t trie_size (trie_t *self);
 
+/*  A number that changes with every successful insert or remove: a match
+    result remembered with it stays exact while it is unchanged.            */
+unsigned long long trie_generation (const trie_t *self);
+
 #endif

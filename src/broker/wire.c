@@ -7,8 +7,9 @@
     what session_end changes, so it is queued (work_session_gone).          */
 #include "broker.h"
 #include "auth.h"
-#include "headers.h"
+#include "jsontext.h"
 #include "utf8.h"
+#include "batch.h"
 #include <errno.h>
 
 int
@@ -26,9 +27,7 @@ wire_open (broker_t *self)
     //  No frame may be larger than the largest one BUSP allows (payload,
     //  headers or header frame) plus headroom: ZeroMQ drops a peer that
     //  announces more instead of buffering it whole before we could say 413.
-    int64_t largest = self->config->max_payload > self->config->max_headers
-                    ? self->config->max_payload : self->config->max_headers;
-    int64_t maxmsgsize = largest + WIRE_FRAME_HEADROOM;
+    int64_t maxmsgsize = wire_max_msg_size (self->config);
     //  MANDATORY turns a send to a vanished peer into EHOSTUNREACH instead
     //  of a silent drop; credit (capped at max_credit) keeps sends under
     //  the HWM, so EAGAIN means a peer that does not read what it asked
@@ -99,12 +98,10 @@ wire_send (broker_t *self, session_t *session, const busp_header_t *h,
     return wire_send_raw (self, session, buf, (size_t) len, body, extra);
 }
 
-int
-wire_send_raw (broker_t *self, session_t *session, const uint8_t *buf, size_t len,
-                 zmq_msg_t *body, zmq_msg_t *extra)
+/*  The routing-id frame: the one part of a message that can fail.          */
+static int
+s_send_rid (broker_t *self, session_t *session, uint8_t command)
 {
-    if (session->dead || session->gone)
-        return -EHOSTUNREACH;
     if (session->disconnected) {
         //  auth.c saw its connection close: another peer may hold its
         //  routing id by now.
@@ -116,17 +113,152 @@ wire_send_raw (broker_t *self, session_t *session, const uint8_t *buf, size_t le
         int err = errno;
         self->stats.send_failures++;
         if (err == EHOSTUNREACH) {
-            //  Ended at the end of the batch: callers may be iterating
-            //  over the structures session_end changes.
             log_info ("client '%s' (%s) is gone", session->name, session->id_hex);
             work_session_gone (self, session);
             return -EHOSTUNREACH;
         }
-        log_warning ("send %s to %s failed: %s", busp_command_name (buf [1]),
+        log_warning ("send %s to %s failed: %s", busp_command_name (command),
                      session->name, zmq_strerror (err));
         session->send_refused = true;
         return -EAGAIN;
     }
+    return 0;
+}
+
+static void
+s_free_buf (void *data, void *hint)
+{
+    (void) hint;
+    free (data);
+}
+
+int
+wire_flush_batch (broker_t *self, session_t *session)
+{
+    if (session->ob_count == 0)
+        return 0;
+    if (session->dead || session->gone)
+        return -EHOSTUNREACH;
+    int rc = s_send_rid (self, session, BUSP_DELIVERB);
+    if (rc)
+        return rc;
+    uint8_t header [4] = { BUSP_SIGNATURE, BUSP_DELIVERB,
+                           (uint8_t) (session->ob_count >> 8), (uint8_t) session->ob_count };
+    zmq_send (self->router, header, sizeof header, ZMQ_SNDMORE);
+    //  The buffer goes to ZeroMQ as it is: no copy of the records.
+    zmq_msg_t body;
+    if (zmq_msg_init_data (&body, session->ob_buf, session->ob_len, s_free_buf, NULL) == 0) {
+        session->ob_buf = NULL;
+        session->ob_last_cap = session->ob_cap;
+    }
+    else {
+        zmq_msg_init_size (&body, session->ob_len);
+        memcpy (zmq_msg_data (&body), session->ob_buf, session->ob_len);
+    }
+    zmq_msg_send (&body, self->router, 0);
+    session->ob_count = 0;
+    session->ob_len = 0;
+    session->ob_cap = session->ob_buf ? session->ob_cap : 0;
+    self->stats.deliverb_out++;
+    return 0;
+}
+
+void
+wire_flush_batches (broker_t *self)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < self->batch_sessions.size; i++) {
+        session_t *session = self->batch_sessions.items [i];
+        int rc = wire_flush_batch (self, session);
+        if (rc == -EAGAIN && session->ob_count)
+            //  HWM: the records wait for the next run (the tick retries).
+            self->batch_sessions.items [kept++] = session;
+        else
+            //  Sent, or the peer is gone: then the records stay for
+            //  session_end, which takes back what never left.
+            session->ob_listed = false;
+    }
+    self->batch_sessions.size = kept;
+}
+
+void
+wire_drop_batch (broker_t *self, session_t *session)
+{
+    if (session->ob_listed) {
+        ptrvec_remove (&self->batch_sessions, session);
+        session->ob_listed = false;
+    }
+    free (session->ob_buf);
+    session->ob_buf = NULL;
+    session->ob_count = 0;
+    session->ob_len = session->ob_cap = 0;
+}
+
+int
+wire_deliver (broker_t *self, session_t *session, event_t *ev, uint32_t sub_id,
+              uint64_t delivery_id, uint16_t attempt)
+{
+    size_t payload_size = zmq_msg_size (&ev->payload);
+    size_t headers_size = ev->has_headers ? zmq_msg_size (&ev->headers) : 0;
+    if (!session->feat_batch || payload_size + headers_size > WIRE_BATCH_COPY_MAX) {
+        const uint8_t *header = event_deliver_header (ev, sub_id, delivery_id, attempt);
+        return wire_send_raw (self, session, header, ev->deliver_len, &ev->payload,
+                              ev->has_headers ? &ev->headers : NULL);
+    }
+    if (session->dead || session->gone)
+        return -EHOSTUNREACH;
+    size_t size = busp_deliver_rec_size (ev->topic_len, ev->msg_id_len, headers_size, payload_size);
+    if (session->ob_count == BUSP_BATCH_MAX
+    ||  (session->ob_count && session->ob_len + size > WIRE_BATCH_TARGET)) {
+        int rc = wire_flush_batch (self, session);
+        if (rc)
+            return rc;
+    }
+    if (session->ob_len + size > session->ob_cap) {
+        size_t cap = session->ob_cap ? session->ob_cap
+                   : session->ob_last_cap ? session->ob_last_cap : 4096;
+        while (cap < session->ob_len + size)
+            cap *= 2;
+        uint8_t *buf = realloc (session->ob_buf, cap);
+        if (!buf)
+            return -EAGAIN;         /*  kept by the caller, tried again     */
+        session->ob_buf = buf;
+        session->ob_cap = cap;
+    }
+    busp_deliver_rec_t rec = {
+        .sub_id = sub_id, .delivery_id = delivery_id, .stream_seq = ev->stream_seq,
+        .ts_us = ev->ts_us, .attempt = attempt,
+        .topic = { ev->topic, ev->topic_len }, .msg_id = { ev->msg_id, ev->msg_id_len },
+        .headers = headers_size ? zmq_msg_data (&ev->headers) : NULL,
+        .headers_size = (uint32_t) headers_size,
+        .payload = zmq_msg_data (&ev->payload), .payload_size = (uint32_t) payload_size
+    };
+    busp_deliver_rec_put (session->ob_buf + session->ob_len, &rec);
+    session->ob_len += size;
+    session->ob_count++;
+    if (!session->ob_listed) {
+        session->ob_listed = true;
+        ptrvec_push (&self->batch_sessions, session);
+    }
+    return 0;
+}
+
+int
+wire_send_raw (broker_t *self, session_t *session, const uint8_t *buf, size_t len,
+                 zmq_msg_t *body, zmq_msg_t *extra)
+{
+    if (session->dead || session->gone)
+        return -EHOSTUNREACH;
+    //  Records already built go first: the session's order is the order
+    //  in which things were sent to it.
+    if (session->ob_count) {
+        int rc = wire_flush_batch (self, session);
+        if (rc)
+            return rc;
+    }
+    int rc = s_send_rid (self, session, buf [1]);
+    if (rc)
+        return rc;
     //  Past the routing frame the message is committed: later parts of a
     //  multipart message cannot fail on the HWM.
     bool more = body || extra;
@@ -166,9 +298,21 @@ void
 wire_send_error (broker_t *self, session_t *session, const uint8_t *rid,
                    uint16_t code, const char *reason)
 {
-    //  busp_str cuts at 255 bytes: cut on a character boundary instead.
-    busp_header_t h = { .command = BUSP_ERROR, .code = code,
-                        .name = busp_strn (reason, busp_utf8_prefix (reason, strlen (reason), 255)) };
+    busp_header_t h = { .command = BUSP_ERROR, .code = code, .name = busp_str (reason) };
+    if (session && session->feat_errctx && !session->dead) {
+        char ctx [BUSP_ERRCTX_MAX];
+        const char *text = self->errctx;
+        if (!text) {
+            busp_error_context (self->cur_header, self->cur_header_size, ctx, sizeof ctx);
+            text = ctx;
+        }
+        zmq_msg_t body;
+        zmq_msg_init_size (&body, strlen (text));
+        memcpy (zmq_msg_data (&body), text, strlen (text));
+        wire_send (self, session, &h, &body, NULL);
+        zmq_msg_close (&body);
+        return;
+    }
     if (session) {
         wire_send (self, session, &h, NULL, NULL);
         return;

@@ -12,6 +12,28 @@
 #define WIRE_RCVHWM     1000    /*  messages one peer may have waiting      */
 #define WIRE_FRAME_HEADROOM 65536   /*  over max_payload: 413, not a drop   */
 
+#include "batch.h"
+
+/*  Largest PUBB / DELIVERB body: WELCOME info batch_bytes (PROTOCOL §8.2
+    asks for at least max_payload + 1024).                                  */
+static inline int64_t
+wire_batch_bytes (const config_t *config)
+{
+    return config->max_payload + BUSP_BATCH_SLACK;
+}
+
+/*  ZMQ_MAXMSGSIZE: the largest frame BUSP allows here (a payload, a
+    headers frame or a batch body) plus headroom, so that a frame a little
+    too large is answered (REJECT 413, ERROR 400) rather than dropped.      */
+static inline int64_t
+wire_max_msg_size (const config_t *config)
+{
+    int64_t largest = wire_batch_bytes (config);
+    if (config->max_headers > largest)
+        largest = config->max_headers;
+    return largest + WIRE_FRAME_HEADROOM;
+}
+
 /*  Create, configure and bind the ROUTER (config->binds).  0 or -errno.     */
 int wire_open (broker_t *self);
 
@@ -32,7 +54,31 @@ int wire_send_raw (broker_t *self, session_t *session, const uint8_t *header, si
                    zmq_msg_t *body, zmq_msg_t *extra);
 int wire_send_json (broker_t *self, session_t *session, const busp_header_t *h,
                     cJSON *json);
-/*  ERROR to a session, or (session NULL) straight to a routing id blob.     */
+/*  Deliver ev to a session as delivery (sub_id, delivery_id, attempt): a
+    record appended to the session's DELIVERB when the session has the
+    batch feature and the event is small, else one DELIVER sharing the
+    payload.  Returns as wire_send (0 means sent or appended).              */
+int wire_deliver (broker_t *self, session_t *session, event_t *ev, uint32_t sub_id,
+                  uint64_t delivery_id, uint16_t attempt);
+/*  Send the DELIVERB being built for a session (0 when none).  As
+    wire_send; on -EAGAIN the records stay and are sent later.              */
+int wire_flush_batch (broker_t *self, session_t *session);
+/*  End of a loop iteration: send every session's DELIVERB.                 */
+void wire_flush_batches (broker_t *self);
+/*  Forget a session's batch (the session is being freed).                  */
+void wire_drop_batch (broker_t *self, session_t *session);
+
+/*  Largest event (payload + headers) copied into a DELIVERB; bigger ones
+    go as a DELIVER whose payload frame is shared, not copied.              */
+#ifndef WIRE_BATCH_COPY_MAX         /*  overridable to measure it again    */
+#define WIRE_BATCH_COPY_MAX   8192
+#endif
+/*  A DELIVERB is sent once it would grow past this many bytes.             */
+#define WIRE_BATCH_TARGET     65536
+
+/*  ERROR to a session, or (session NULL) straight to a routing id blob.
+    A session with the error-context feature gets the body of PROTOCOL
+    §8.1, naming the command being handled (broker->cur_header).            */
 void wire_send_error (broker_t *self, session_t *session, const uint8_t *rid,
                       uint16_t code, const char *reason);
 

@@ -190,6 +190,10 @@ work_end_batch (broker_t *self)
                 channel_pump (channel);
         }
         self->dirty_channels.size = 0;
+        //  Everything this iteration made ready leaves now, one DELIVERB
+        //  per session: batching never waits for more (PROTOCOL §8.2).  A
+        //  peer found gone here is more work for the loop.
+        wire_flush_batches (self);
     }
     for (size_t i = 0; i < self->dead_channels.size; i++) {
         channel_t *channel = self->dead_channels.items [i];

@@ -12,6 +12,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 /*  One row per known command; a NULL name marks an unknown command.  The
@@ -28,6 +29,7 @@ static const command_info_t s_commands [256] = {
     [BUSP_HELLO]    = { "HELLO",    1, 2 },
     [BUSP_WELCOME]  = { "WELCOME",  1, 2 },
     [BUSP_PUB]      = { "PUB",      1, 3 },
+    [BUSP_PUBB]     = { "PUBB",     1, 2 },
     [BUSP_PUBACK]   = { "PUBACK",   1, 1 },
     [BUSP_REJECT]   = { "REJECT",   1, 1 },
     [BUSP_SUB]      = { "SUB",      1, 2 },
@@ -38,10 +40,12 @@ static const command_info_t s_commands [256] = {
     [BUSP_SUBOK]    = { "SUBOK",    1, 2 },
     [BUSP_DELIVER]  = { "DELIVER",  1, 3 },
     [BUSP_GAP]      = { "GAP",      1, 1 },
+    [BUSP_DELIVERB] = { "DELIVERB", 1, 2 },
+    [BUSP_ACKB]     = { "ACKB",     1, 2 },
     [BUSP_SUBEND]   = { "SUBEND",   1, 1 },
     [BUSP_PING]     = { "PING",     1, 1 },
     [BUSP_PONG]     = { "PONG",     1, 1 },
-    [BUSP_ERROR]    = { "ERROR",    1, 1 },
+    [BUSP_ERROR]    = { "ERROR",    1, 2 },  /*  body: error context (§8.1) */
     [BUSP_BYE]      = { "BYE",      1, 1 },
     [BUSP_CTL]      = { "CTL",      1, 2 },
     [BUSP_CTLREPLY] = { "CTLREPLY", 1, 2 }
@@ -166,6 +170,14 @@ busp_decode (const void *data, size_t size, busp_header_t *h, const char **why)
             h->seq = r_u64 (&r);
             h->topic = r_str8 (&r);
             h->msg_id = r_str8 (&r);
+            break;
+        case BUSP_PUBB:
+            h->seq = r_u64 (&r);
+            h->count = r_u16 (&r);
+            break;
+        case BUSP_DELIVERB:
+        case BUSP_ACKB:
+            h->count = r_u16 (&r);
             break;
         case BUSP_PUBACK:
             h->seq = r_u64 (&r);
@@ -351,6 +363,14 @@ busp_encode (const busp_header_t *h, uint8_t *buf, size_t cap)
             w_str8 (&w, h->topic);
             w_str8 (&w, h->msg_id);
             break;
+        case BUSP_PUBB:
+            w_u64 (&w, h->seq);
+            w_u16 (&w, h->count);
+            break;
+        case BUSP_DELIVERB:
+        case BUSP_ACKB:
+            w_u16 (&w, h->count);
+            break;
         case BUSP_PUBACK:
             w_u64 (&w, h->seq);
             w_u32 (&w, h->credit);
@@ -439,6 +459,57 @@ busp_frame_limits (uint8_t command, int *min_frames, int *max_frames)
     if (max_frames)
         *max_frames = info->max_frames;
     return 0;
+}
+
+static uint64_t
+s_be (const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = v << 8 | p [i];
+    return v;
+}
+
+int
+busp_error_context (const void *data, size_t size, char *buf, size_t cap)
+{
+    assert (buf && cap >= BUSP_ERRCTX_MAX);
+    const uint8_t *b = data;
+    if (!data || size < 2 || b [0] != BUSP_SIGNATURE || !s_commands [b [1]].name)
+        return snprintf (buf, cap, "{\"cmd\":null}");
+    /*  Field offsets from PROTOCOL §3 and §8: all follow the command byte. */
+    bool sub = false, delivery = false, seq = false, request = false;
+    switch (b [1]) {
+        case BUSP_SUB: case BUSP_UNSUB: case BUSP_CREDIT:
+            sub = true;
+            break;
+        case BUSP_ACK: case BUSP_NACK:
+            sub = delivery = true;
+            break;
+        case BUSP_PUB: case BUSP_PUBB:
+            seq = true;
+            break;
+        case BUSP_CTL:
+            request = true;
+            break;
+        default:
+            break;
+    }
+    int len = snprintf (buf, cap, "{\"cmd\":\"%s\"", s_commands [b [1]].name);
+    if (sub && size >= 6)
+        len += snprintf (buf + len, cap - (size_t) len, ",\"sub_id\":%u",
+                         (unsigned) s_be (b + 2, 4));
+    if (delivery && size >= 14)
+        len += snprintf (buf + len, cap - (size_t) len, ",\"delivery_id\":%llu",
+                         (unsigned long long) s_be (b + 6, 8));
+    if (seq && size >= 10)
+        len += snprintf (buf + len, cap - (size_t) len, ",\"pub_seq\":%llu",
+                         (unsigned long long) s_be (b + 2, 8));
+    if (request && size >= 6)
+        len += snprintf (buf + len, cap - (size_t) len, ",\"request_id\":%u",
+                         (unsigned) s_be (b + 2, 4));
+    len += snprintf (buf + len, cap - (size_t) len, "}");
+    return len;
 }
 
 const char *

@@ -21,6 +21,7 @@ enum {
     BUSP_HELLO    = 0x01,
     BUSP_WELCOME  = 0x02,
     BUSP_PUB      = 0x10,
+    BUSP_PUBB     = 0x11,       /*  feature "batch" (PROTOCOL §8.2)         */
     BUSP_PUBACK   = 0x12,
     BUSP_REJECT   = 0x13,
     BUSP_SUB      = 0x20,
@@ -31,6 +32,8 @@ enum {
     BUSP_SUBOK    = 0x25,
     BUSP_DELIVER  = 0x26,
     BUSP_GAP      = 0x27,
+    BUSP_DELIVERB = 0x28,       /*  feature "batch"                         */
+    BUSP_ACKB     = 0x29,       /*  feature "batch"                         */
     BUSP_SUBEND   = 0x2F,
     BUSP_PING     = 0x30,
     BUSP_PONG     = 0x31,
@@ -67,6 +70,7 @@ typedef struct {
     uint16_t version;           /*  HELLO, WELCOME                          */
     uint16_t code;              /*  REJECT, SUBEND, ERROR, CTLREPLY         */
     uint16_t attempt;           /*  DELIVER                                 */
+    uint16_t count;             /*  PUBB, DELIVERB, ACKB: records in body   */
     uint8_t  action;            /*  NACK                                    */
     uint32_t sub_id;            /*  SUB UNSUB CREDIT ACK NACK SUBOK DELIVER
                                     GAP SUBEND                              */
@@ -74,7 +78,8 @@ typedef struct {
     uint32_t max_payload;       /*  WELCOME                                 */
     uint32_t delay_ms;          /*  NACK                                    */
     uint32_t request_id;        /*  CTL, CTLREPLY                           */
-    uint64_t seq;               /*  PUB, PUBACK, REJECT (pub_seq)           */
+    uint64_t seq;               /*  PUB, PUBACK, REJECT (pub_seq), PUBB
+                                    (first_pub_seq)                         */
     uint64_t delivery_id;       /*  ACK, NACK, DELIVER                      */
     uint64_t stream_seq;        /*  DELIVER                                 */
     uint64_t dropped;           /*  GAP                                     */
@@ -100,6 +105,16 @@ int busp_encode (const busp_header_t *h, uint8_t *buf, size_t cap);
 /*  Smallest and largest number of frames (header included) a command may
     have on the wire.  Returns 0, or -EINVAL for an unknown command.        */
 int busp_frame_limits (uint8_t command, int *min_frames, int *max_frames);
+
+/*  The error-context body of PROTOCOL §8.1 for an ERROR answering the
+    header frame (data, size): {"cmd": NAME|null, ...} with sub_id,
+    delivery_id, pub_seq (PUBB: first_pub_seq) and request_id where the
+    command has them and the frame is long enough to hold them.  They sit
+    at fixed offsets right after the command byte, so they are read even
+    from a header that failed to decode.  Writes a NUL-terminated JSON
+    text into buf (BUSP_ERRCTX_MAX bytes suffice) and returns its length. */
+#define BUSP_ERRCTX_MAX 128
+int busp_error_context (const void *data, size_t size, char *buf, size_t cap);
 
 /*  Human name of a command ("PUB"), or "UNKNOWN".                          */
 const char *busp_command_name (uint8_t command);

@@ -19,6 +19,15 @@ busp_mono_us (void)
 }
 
 int64_t
+busp_mono_coarse_ms (void)
+{
+    struct timespec ts;
+    if (clock_gettime (CLOCK_MONOTONIC_COARSE, &ts))
+        return busp_mono_ms ();
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
 busp_mono_ms (void)
 {
     return busp_mono_us () / 1000;

@@ -11,5 +11,9 @@
 int64_t busp_wall_us (void);
 int64_t busp_mono_ms (void);
 int64_t busp_mono_us (void);
+/*  Monotonic ms from the kernel's coarse clock (a few ms of resolution,
+    several times cheaper to read): for "has about N ms passed" checks on
+    paths that run once per event.                                          */
+int64_t busp_mono_coarse_ms (void);
 
 #endif

@@ -21,9 +21,19 @@
     when the call would otherwise wait, or every PUB_DRAIN_EVERY publishes
     (or PUB_DRAIN_MS) so PUBACKs and PINGs are not left waiting behind a
     busy publisher, nor a slow one left unanswered until its session
-    expires.                                                                */
+    expires.
+
+    Batching (PROTOCOL §8.2, batcher.c): with the broker's "batch" feature
+    publishes and acks become records of a pending PUBB / ACKB, sent when
+    full, before anything else the client sends or waits for, or by the
+    flusher thread as soon as it runs; DELIVERBs are split into messages
+    one per record, so the application sees the same API either way.  The
+    flusher shares the socket, hence the lock taken by every entry point
+    below (the BUSD_EXPORT functions are thin locked wrappers).           */
 #include "busd/client.h"
 #include "busp.h"
+#include "batch.h"
+#include "batcher.h"
 #include "topic.h"
 #include "clock.h"
 #include "msg.h"
@@ -49,6 +59,10 @@
 #define PUB_DRAIN_EVERY             64
 #define PUB_DRAIN_MS                10
 #define DRAIN_MAX                   4096    /*  per pump, so timers still run */
+#define BURST_US                    20      /*  publishes closer than this
+                                                are a burst: they batch     */
+#define INLINE_MAX                  4096    /*  batched payloads kept in the
+                                                outbox entry's own block     */
 
 typedef enum {
     ST_HELLO,                   /*  HELLO sent, waiting for WELCOME         */
@@ -82,6 +96,10 @@ typedef struct sub_s {
 } sub_t;
 
 struct busd_client {
+    /*  First: the lock every entry point takes, and the pending batches.  */
+    batcher_t batcher;
+    bool want_batch;            /*  ask for "batch" in HELLO                */
+    bool batch;                 /*  "batch" in force for this session       */
     void *ctx;
     bool own_ctx;
     /*  The last topic that passed the grammar check: publishers mostly
@@ -126,6 +144,7 @@ struct busd_client {
     uint64_t rejected;
     bool rejected_since_flush;
     unsigned pubs_since_drain;
+    int64_t last_pub_us;        /*  monotonic time of the last publish      */
     busd_reject_fn *reject_fn;
     void *reject_arg;
 
@@ -188,9 +207,87 @@ s_set_error (busd_client_t *self, uint16_t code, const char *reason, size_t len)
     send only fails on a closed socket or context; ZMQ_DONTWAIT makes sure
     such a failure can never turn into a hang.                              */
 
+static void
+s_free_buf (void *data, void *hint)
+{
+    (void) hint;
+    free (data);
+}
+
+/*  One batch frame pair: header, then the buffer handed to ZeroMQ.        */
+static int
+s_send_batch (busd_client_t *self, const uint8_t *header, size_t len, batch_buf_t *b)
+{
+    if (zmq_send (self->sock, header, len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
+        return -errno;
+    size_t size;
+    uint8_t *buf = batcher_take (b, &size);
+    zmq_msg_t body;
+    if (zmq_msg_init_data (&body, buf, size, s_free_buf, NULL)) {
+        free (buf);
+        return -ENOMEM;
+    }
+    if (zmq_msg_send (&body, self->sock, ZMQ_DONTWAIT) < 0) {
+        int err = errno;
+        zmq_msg_close (&body);
+        return -err;
+    }
+    self->batcher.batches_sent++;
+    return 0;
+}
+
+/*  The batcher's flush (batcher.h): send the pending PUBB and ACKB.  The
+    lock is held, by the flusher thread or by the application's.          */
+static int
+s_flush_pending (void *arg)
+{
+    busd_client_t *self = arg;
+    batcher_t *b = &self->batcher;
+    if (!batcher_pending (b))
+        return 0;
+    if (self->state != ST_READY || !self->sock)
+        return 1;               /*  kept: s_session_lost decides their fate */
+    if (b->pubs.count) {
+        busp_header_t h = { .command = BUSP_PUBB, .seq = b->pubs.first_seq,
+                            .count = b->pubs.count };
+        uint8_t header [BUSP_HEADER_MAX];
+        int len = busp_encode (&h, header, sizeof (header));
+        int rc = len < 0 ? len : s_send_batch (self, header, (size_t) len, &b->pubs);
+        if (rc)
+            return rc;
+    }
+    if (b->acks.count) {
+        busp_header_t h = { .command = BUSP_ACKB, .count = b->acks.count };
+        uint8_t header [BUSP_HEADER_MAX];
+        int len = busp_encode (&h, header, sizeof (header));
+        int rc = len < 0 ? len : s_send_batch (self, header, (size_t) len, &b->acks);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/*  Records were added: they leave now (no flusher) or as soon as the
+    flusher runs; a full batch leaves at once.                              */
+static int
+s_batch_added (busd_client_t *self, int full)
+{
+    if (full < 0)
+        return full;
+    if (full || batcher_kick (&self->batcher))
+        return s_flush_pending (self) < 0 ? -EIO : 0;
+    return 0;
+}
+
 static int
 s_send_header (busd_client_t *self, const busp_header_t *h, bool more)
 {
+    /*  Whatever is batched was made first, so it goes first.              */
+    if (batcher_pending (&self->batcher)) {
+        int rc = s_flush_pending (self);
+        if (rc < 0)
+            return rc;
+    }
     uint8_t buf [BUSP_HEADER_MAX];
     int len = busp_encode (h, buf, sizeof (buf));
     if (len < 0)
@@ -218,7 +315,10 @@ s_send_hello (busd_client_t *self)
                         .name = busp_str (self->client_name) };
     self->state = ST_HELLO;
     self->hello_ms = busp_mono_ms ();
-    return s_send_command (self, &h, NULL);
+    /*  A broker without the features ignores the option (PROTOCOL §8).   */
+    return s_send_command (self, &h, self->want_batch
+                           ? "{\"features\":[\"batch\",\"error-context\"]}"
+                           : "{\"features\":[\"error-context\"]}");
 }
 
 static int
@@ -232,19 +332,61 @@ s_send_pub (busd_client_t *self, outbox_entry_t *entry)
         return rc;
     /*  Send a reference, keep the entry's: a re-send after a broker restart
         needs the bytes again.                                              */
-    zmq_msg_t payload;
-    zmq_msg_init (&payload);
-    if (zmq_msg_copy (&payload, &entry->payload) < 0
-    ||  zmq_msg_send (&payload, self->sock,
-                      ZMQ_DONTWAIT | (entry->headers ? ZMQ_SNDMORE : 0)) < 0) {
-        rc = -errno;
-        zmq_msg_close (&payload);
-        return rc;
+    int more = entry->headers ? ZMQ_SNDMORE : 0;
+    if (entry->inline_payload) {
+        if (zmq_send (self->sock, entry->inline_payload, entry->inline_size,
+                      ZMQ_DONTWAIT | more) < 0)
+            return -errno;
+    }
+    else {
+        zmq_msg_t payload;
+        zmq_msg_init (&payload);
+        if (zmq_msg_copy (&payload, &entry->payload) < 0
+        ||  zmq_msg_send (&payload, self->sock, ZMQ_DONTWAIT | more) < 0) {
+            rc = -errno;
+            zmq_msg_close (&payload);
+            return rc;
+        }
     }
     if (entry->headers
     &&  zmq_send (self->sock, entry->headers, entry->headers_len, ZMQ_DONTWAIT) < 0)
         return -errno;
     return 0;
+}
+
+/*  A PUB record for the pending PUBB; big events go as a plain PUB (their
+    payload frame is shared, not copied), after what is pending.  Returns
+    as s_send_pub.                                                          */
+static int
+s_batch_pub (busd_client_t *self, outbox_entry_t *entry)
+{
+    size_t size = outbox_entry_size (entry);
+    busp_pub_rec_t rec = {
+        .topic = busp_strn (entry->topic, entry->topic_len),
+        .msg_id = busp_strn (entry->msg_id, entry->msg_id_len),
+        .headers = (const uint8_t *) entry->headers,
+        .headers_size = entry->headers ? (uint32_t) entry->headers_len : 0,
+        .payload = outbox_entry_data (entry), .payload_size = (uint32_t) size
+    };
+    size_t rec_size = busp_pub_rec_size (rec.topic.len, rec.msg_id.len, rec.headers_size, size);
+    batcher_t *b = &self->batcher;
+    if (rec_size > b->max_bytes)
+        return s_send_pub (self, entry);    /*  s_send_header flushes first */
+    /*  Not in a burst (the previous publish was a while ago) and nothing
+        gathered: the event goes straight out from this thread, sparing the
+        flusher's wake-up on the latency path.  In a burst it joins the
+        pending PUBB.  Either way nothing waits for anything.              */
+    int64_t now = busp_mono_us ();
+    bool burst = now - self->last_pub_us < BURST_US;
+    self->last_pub_us = now;
+    if (!burst && !batcher_pending (b))
+        return s_send_pub (self, entry);
+    if (b->pubs.count && b->pubs.len + rec_size > b->max_bytes) {
+        int rc = s_flush_pending (self);
+        if (rc < 0)
+            return rc;
+    }
+    return s_batch_added (self, batcher_add_pub (&self->batcher, entry->seq, &rec));
 }
 
 /*  Send the first unsent outbox entry under the next pub_seq.              */
@@ -254,7 +396,7 @@ s_send_next_pub (busd_client_t *self)
     assert (self->credit > 0 && self->outbox.nsent < self->outbox.count);
     outbox_entry_t *entry = outbox_at (&self->outbox, self->outbox.nsent);
     entry->seq = self->next_seq;
-    int rc = s_send_pub (self, entry);
+    int rc = self->batch ? s_batch_pub (self, entry) : s_send_pub (self, entry);
     if (rc) {
         entry->seq = 0;
         return rc;
@@ -473,6 +615,9 @@ s_session_lost (busd_client_t *self, bool fresh_socket)
         return s_die (self, -ECONNRESET);
     self->recovering = true;
     self->credit = 0;
+    /*  Records of the old session: its pub_seqs and delivery ids mean
+        nothing to the next (the outbox sends the publishes again).         */
+    batcher_clear (&self->batcher);
     outbox_reset (&self->outbox);
     sub_t *sub = self->subs;
     while (sub) {
@@ -524,8 +669,31 @@ s_on_welcome (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
         if (cJSON_IsNumber (item) && item->valuedouble >= 0
         &&  item->valuedouble <= 4294967295.0)
             self->max_headers = (uint32_t) item->valuedouble;
+        /*  PROTOCOL §8: batch is in force when both sides listed it.      */
+        self->batch = false;
+        cJSON *features = cJSON_GetObjectItemCaseSensitive (json, "features");
+        cJSON *feature;
+        cJSON_ArrayForEach (feature, features)
+            if (self->want_batch && cJSON_IsString (feature)
+            &&  strcmp (feature->valuestring, "batch") == 0)
+                self->batch = true;
+        item = cJSON_GetObjectItemCaseSensitive (json, "batch_bytes");
+        self->batcher.max_bytes = BATCHER_TARGET_BYTES;
+        if (cJSON_IsNumber (item) && item->valuedouble >= 64
+        &&  item->valuedouble < BATCHER_TARGET_BYTES)
+            self->batcher.max_bytes = (size_t) item->valuedouble;
+        if (self->batch && !cJSON_IsNumber (item))
+            self->batch = false;        /*  no limit given: do not guess    */
+        item = cJSON_GetObjectItemCaseSensitive (json, "batch_max");
+        self->batcher.max_count = 64;
+        if (cJSON_IsNumber (item) && item->valuedouble >= 1)
+            self->batcher.max_count = item->valuedouble > BUSP_BATCH_MAX
+                                    ? BUSP_BATCH_MAX : (uint16_t) item->valuedouble;
         cJSON_Delete (json);
     }
+    else
+        self->batch = false;
+    batcher_clear (&self->batcher);
     self->state = ST_READY;
     self->hello_retry_ms = 0;
     self->epoch++;
@@ -556,8 +724,31 @@ s_on_welcome (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
 #define HELLO_RETRY_MIN_MS  50
 #define HELLO_RETRY_MAX_MS  400
 
+/*  The SUB an ERROR answers, from its error context (PROTOCOL §8.1), or
+    NULL when the ERROR names something else or has no context.            */
+static sub_t *s_sub_find (busd_client_t *self, uint32_t id);
+static sub_t *
+s_error_sub (busd_client_t *self, zmq_msg_t *body, bool *has_context)
+{
+    *has_context = false;
+    if (!body || zmq_msg_size (body) == 0)
+        return NULL;
+    cJSON *ctx = cJSON_ParseWithLength (zmq_msg_data (body), zmq_msg_size (body));
+    sub_t *sub = NULL;
+    if (cJSON_IsObject (ctx)) {
+        *has_context = true;
+        cJSON *cmd = cJSON_GetObjectItemCaseSensitive (ctx, "cmd");
+        cJSON *id = cJSON_GetObjectItemCaseSensitive (ctx, "sub_id");
+        if (cJSON_IsString (cmd) && strcmp (cmd->valuestring, "SUB") == 0
+        &&  cJSON_IsNumber (id) && id->valuedouble >= 0 && id->valuedouble <= 4294967295.0)
+            sub = s_sub_find (self, (uint32_t) id->valuedouble);
+    }
+    cJSON_Delete (ctx);
+    return sub;
+}
+
 static int
-s_on_error (busd_client_t *self, const busp_header_t *h)
+s_on_error (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
 {
     if (h->code == BUSP_E_NO_SESSION) {
         /*  While our HELLO is outstanding, 401s answer what we sent before
@@ -588,11 +779,14 @@ s_on_error (busd_client_t *self, const busp_header_t *h)
         }
         return s_session_lost (self, true);
     }
-    /*  ERROR carries no sub_id; a 409 or 400 while a SUB is unanswered is
-        that SUB's answer (a sub_id in use, PROTOCOL §3).                   */
+    /*  With the error context the ERROR names its SUB.  Without it (an
+        older broker), a 409 or 400 while a SUB is unanswered is that SUB's
+        answer (a sub_id in use, PROTOCOL §3).                              */
+    bool has_context;
+    sub_t *named = s_error_sub (self, body, &has_context);
+    sub_t *sub = has_context ? named : self->wait_sub;
     if ((h->code == BUSP_E_CONFLICT || h->code == BUSP_E_MALFORMED)
-    &&  self->wait_sub && self->wait_sub->state == SUB_PENDING && self->wait_sub->sent) {
-        sub_t *sub = self->wait_sub;
+    &&  sub && sub->state == SUB_PENDING && sub->sent) {
         sub->state = SUB_FAILED;
         sub->failed_by_error = true;
         sub->end_code = h->code;
@@ -603,6 +797,45 @@ s_on_error (busd_client_t *self, const busp_header_t *h)
 
 /*  ------------------------------------------------------------------------
     Incoming messages                                                       */
+
+/*  DELIVERB: one message per record, in order, exactly as if each had
+    come as a DELIVER (PROTOCOL §8.2).  A body that does not parse is not
+    BUSP: nothing to answer a broker with, so it is dropped whole.         */
+static int
+s_on_deliverb (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
+{
+    const void *data = body ? zmq_msg_data (body) : NULL;
+    size_t size = body ? zmq_msg_size (body) : 0;
+    if (busp_batch_check (BUSP_DELIVERB, data, size, h->count, UINT16_MAX, SIZE_MAX, NULL))
+        return 0;
+    busp_batch_iter_t it;
+    busp_batch_iter_init (&it, data, size, h->count);
+    busp_deliver_rec_t rec;
+    busd_msg_slab_t *slab = busd_msg_slab_new (h->count, size);
+    if (!slab)
+        return -ENOMEM;
+    while (busp_deliverb_next (&it, &rec, NULL) > 0) {
+        sub_t *sub = s_sub_find (self, rec.sub_id);
+        if (!sub || sub->state == SUB_ENDING || sub->state == SUB_FAILED)
+            continue;
+        busd_msg_t *msg = busd_msg_new_inline (slab, rec.sub_id, rec.topic.data, rec.topic.len,
+                                               rec.msg_id.data, rec.msg_id.len,
+                                               (const char *) rec.headers, rec.headers_size,
+                                               rec.payload, rec.payload_size);
+        if (!msg) {
+            busd_msg_slab_release (slab);
+            return -ENOMEM;
+        }
+        msg->epoch = self->epoch;
+        msg->delivery_id = rec.delivery_id;
+        msg->stream_seq = rec.stream_seq;
+        msg->ts_us = rec.ts_us;
+        msg->attempt = rec.attempt;
+        s_fifo_push (self, msg);
+    }
+    busd_msg_slab_release (slab);       /*  the messages hold it now        */
+    return 0;
+}
 
 static int
 s_on_deliver (busd_client_t *self, const busp_header_t *h, zmq_msg_t *frames, int nframes)
@@ -771,7 +1004,8 @@ s_dispatch (busd_client_t *self, zmq_msg_t *frames, int nframes)
         case BUSP_SUBOK:    return s_on_subok (self, &h, body);
         case BUSP_SUBEND:   return s_on_subend (self, &h);
         case BUSP_WELCOME:  return s_on_welcome (self, &h, body);
-        case BUSP_ERROR:    return s_on_error (self, &h);
+        case BUSP_ERROR:    return s_on_error (self, &h, body);
+        case BUSP_DELIVERB: return s_on_deliverb (self, &h, body);
         case BUSP_CTLREPLY: return s_on_ctlreply (self, &h, body);
         case BUSP_PING: {
             busp_header_t pong = { .command = BUSP_PONG, .nonce = h.nonce };
@@ -914,6 +1148,9 @@ s_pump (busd_client_t *self, int64_t deadline)
 {
     if (self->fatal)
         return self->fatal;
+    /*  Before waiting, everything batched leaves: nothing may wait on us. */
+    if (batcher_pending (&self->batcher) && s_flush_pending (self) < 0)
+        return -EIO;
     int rc = s_drain (self);
     if (rc != 0)
         return rc < 0 ? rc : 0;
@@ -952,6 +1189,7 @@ busd_client_options_init (busd_client_options_t *opts)
 static void
 s_client_free (busd_client_t *self)
 {
+    batcher_destroy (&self->batcher);
     if (self->sock)
         zmq_close (self->sock);
     if (self->own_ctx && self->ctx) {
@@ -1004,6 +1242,12 @@ busd_client_new (const busd_client_options_t *opts, int *err)
         *err = -ENOMEM;
         return NULL;
     }
+    if (batcher_init (&self->batcher, s_flush_pending, self)) {
+        free (self);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    self->want_batch = !opts->no_batch;
     outbox_init (&self->outbox);
     snprintf (self->client_name, sizeof (self->client_name), "%s", name);
     self->reconnect = opts->reconnect;
@@ -1062,6 +1306,9 @@ busd_client_destroy (busd_client_t **self_p)
     if (!self_p || !*self_p)
         return;
     busd_client_t *self = *self_p;
+    /*  From here on this thread alone uses the socket; what is batched
+        goes out ahead of the BYE (s_send_header sends it first).           */
+    batcher_stop (&self->batcher);
     if (self->sock) {
         if (self->state == ST_READY) {
             busp_header_t bye = { .command = BUSP_BYE };
@@ -1101,14 +1348,20 @@ busd_client_welcome_info (busd_client_t *self)
     return self && self->welcome_info ? self->welcome_info : "{}";
 }
 
+BUSD_EXPORT bool
+busd_client_batching (busd_client_t *self)
+{
+    return self && self->batch;
+}
+
 BUSD_EXPORT uint64_t
 busd_client_reconnects (busd_client_t *self)
 {
     return self ? self->reconnects : 0;
 }
 
-BUSD_EXPORT int
-busd_client_poll (busd_client_t *self, int timeout_ms)
+static int
+s_api_client_poll (busd_client_t *self, int timeout_ms)
 {
     if (!self)
         return -EINVAL;
@@ -1125,10 +1378,26 @@ busd_client_poll (busd_client_t *self, int timeout_ms)
 }
 
 BUSD_EXPORT int
-busd_client_fd (busd_client_t *self)
+busd_client_poll (busd_client_t *self, int timeout_ms)
+{
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_client_poll (self, timeout_ms);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
+static int
+s_api_client_fd (busd_client_t *self)
 {
     if (!self || !self->sock)
         return -EINVAL;
+    /*  An outside poll loop on the fd must see every edge: from now on
+        only the application's own calls touch the socket.                 */
+    self->batcher.no_thread = true;
+    if (batcher_pending (&self->batcher) && s_flush_pending (self) < 0)
+        return -EIO;
     int fd;
     size_t size = sizeof (fd);
     if (zmq_getsockopt (self->sock, ZMQ_FD, &fd, &size) < 0)
@@ -1136,16 +1405,37 @@ busd_client_fd (busd_client_t *self)
     return fd;
 }
 
+BUSD_EXPORT int
+busd_client_fd (busd_client_t *self)
+{
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_client_fd (self);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
 /*  ------------------------------------------------------------------------
     Publishing                                                              */
+
+static void
+s_api_client_set_reject_handler (busd_client_t *self, busd_reject_fn *fn, void *arg)
+{
+    if (!self)
+        return;
+    self->reject_fn = fn;
+    self->reject_arg = arg;
+}
 
 BUSD_EXPORT void
 busd_client_set_reject_handler (busd_client_t *self, busd_reject_fn *fn, void *arg)
 {
     if (!self)
         return;
-    self->reject_fn = fn;
-    self->reject_arg = arg;
+    batcher_lock (&self->batcher);
+    s_api_client_set_reject_handler (self, fn, arg);
+    batcher_unlock (&self->batcher);
 }
 
 /*  A new PUB may go out now: session live, credit in hand, and nothing
@@ -1157,21 +1447,11 @@ s_can_publish (busd_client_t *self)
         && self->outbox.nsent == self->outbox.count;
 }
 
-BUSD_EXPORT int
-busd_publish (busd_client_t *self, const char *topic,
-              const void *payload, size_t size,
-              const busd_pub_options_t *opts, int timeout_ms)
+static int
+s_api_publish_seq (busd_client_t *self, const char *topic,
+                   const void *payload, size_t size,
+                   const busd_pub_options_t *opts, int timeout_ms, uint64_t *pub_seq)
 {
-    return busd_publish_seq (self, topic, payload, size, opts, timeout_ms, NULL);
-}
-
-BUSD_EXPORT int
-busd_publish_seq (busd_client_t *self, const char *topic,
-                  const void *payload, size_t size,
-                  const busd_pub_options_t *opts, int timeout_ms, uint64_t *pub_seq)
-{
-    if (pub_seq)
-        *pub_seq = 0;
     if (!self || !topic || (size && !payload))
         return -EINVAL;
     size_t topic_len = strlen (topic);
@@ -1198,7 +1478,7 @@ busd_publish_seq (busd_client_t *self, const char *topic,
         return self->fatal;
 
     if (!s_can_publish (self) || ++self->pubs_since_drain >= PUB_DRAIN_EVERY
-    ||  busp_mono_ms () - self->drain_ms >= PUB_DRAIN_MS) {
+    ||  busp_mono_coarse_ms () - self->drain_ms >= PUB_DRAIN_MS) {
         self->pubs_since_drain = 0;
         int rc = s_drain (self);
         if (rc >= 0)
@@ -1215,6 +1495,27 @@ busd_publish_seq (busd_client_t *self, const char *topic,
             if (rc < 0)
                 return rc;
         }
+    }
+    /*  A batched event's bytes are copied into its PUBB record anyway:
+        keep them in the entry's own block, one allocation per publish.   */
+    if (self->batch && size <= INLINE_MAX) {
+        outbox_entry_t *entry = outbox_entry_new_inline (topic, topic_len, msg_id, msg_id_len,
+                                                         headers, headers_len, payload, size);
+        if (!entry)
+            return -ENOMEM;
+        if (outbox_push (&self->outbox, entry)) {
+            outbox_entry_destroy (&entry);
+            return -ENOMEM;
+        }
+        int rc = s_send_next_pub (self);
+        if (rc) {
+            self->outbox.count--;
+            outbox_entry_destroy (&entry);
+        }
+        else
+        if (pub_seq)
+            *pub_seq = entry->seq;
+        return rc;
     }
     outbox_entry_t *entry = outbox_entry_new (topic, topic_len, msg_id, msg_id_len,
                                               headers, headers_len);
@@ -1245,7 +1546,30 @@ busd_publish_seq (busd_client_t *self, const char *topic,
 }
 
 BUSD_EXPORT int
-busd_flush (busd_client_t *self, int timeout_ms)
+busd_publish_seq (busd_client_t *self, const char *topic,
+                  const void *payload, size_t size,
+                  const busd_pub_options_t *opts, int timeout_ms, uint64_t *pub_seq)
+{
+    if (pub_seq)
+        *pub_seq = 0;
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_publish_seq (self, topic, payload, size, opts, timeout_ms, pub_seq);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
+BUSD_EXPORT int
+busd_publish (busd_client_t *self, const char *topic,
+              const void *payload, size_t size,
+              const busd_pub_options_t *opts, int timeout_ms)
+{
+    return busd_publish_seq (self, topic, payload, size, opts, timeout_ms, NULL);
+}
+
+static int
+s_api_flush (busd_client_t *self, int timeout_ms)
 {
     if (!self)
         return -EINVAL;
@@ -1260,6 +1584,17 @@ busd_flush (busd_client_t *self, int timeout_ms)
         return BUSD_EREJECTED;
     }
     return 0;
+}
+
+BUSD_EXPORT int
+busd_flush (busd_client_t *self, int timeout_ms)
+{
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_flush (self, timeout_ms);
+    batcher_unlock (&self->batcher);
+    return rc;
 }
 
 BUSD_EXPORT uint32_t
@@ -1289,8 +1624,8 @@ busd_client_rejected (busd_client_t *self)
 /*  ------------------------------------------------------------------------
     Subscribing                                                             */
 
-BUSD_EXPORT int64_t
-busd_subscribe (busd_client_t *self, const char *pattern, const char *options_json,
+static int64_t
+s_api_subscribe (busd_client_t *self, const char *pattern, const char *options_json,
                 int timeout_ms)
 {
     if (!self || !pattern || busp_pattern_check (pattern, strlen (pattern), NULL))
@@ -1352,8 +1687,20 @@ busd_subscribe (busd_client_t *self, const char *pattern, const char *options_js
     return rc;
 }
 
-BUSD_EXPORT int
-busd_unsubscribe (busd_client_t *self, busd_sub_id_t sub_id, int timeout_ms)
+BUSD_EXPORT int64_t
+busd_subscribe (busd_client_t *self, const char *pattern, const char *options_json,
+                int timeout_ms)
+{
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int64_t rc = s_api_subscribe (self, pattern, options_json, timeout_ms);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
+static int
+s_api_unsubscribe (busd_client_t *self, busd_sub_id_t sub_id, int timeout_ms)
 {
     if (!self)
         return -EINVAL;
@@ -1382,6 +1729,17 @@ busd_unsubscribe (busd_client_t *self, busd_sub_id_t sub_id, int timeout_ms)
     return 0;
 }
 
+BUSD_EXPORT int
+busd_unsubscribe (busd_client_t *self, busd_sub_id_t sub_id, int timeout_ms)
+{
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_unsubscribe (self, sub_id, timeout_ms);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
 BUSD_EXPORT const char *
 busd_subscription_info (busd_client_t *self, uint32_t sub_id)
 {
@@ -1399,8 +1757,8 @@ busd_client_last_error (busd_client_t *self, const char **reason)
     return self ? self->last_code : 0;
 }
 
-BUSD_EXPORT int
-busd_receive (busd_client_t *self, busd_msg_t **msg_p, int timeout_ms)
+static int
+s_api_receive (busd_client_t *self, busd_msg_t **msg_p, int timeout_ms)
 {
     if (!self || !msg_p)
         return -EINVAL;
@@ -1436,6 +1794,19 @@ busd_receive (busd_client_t *self, busd_msg_t **msg_p, int timeout_ms)
     return 0;
 }
 
+BUSD_EXPORT int
+busd_receive (busd_client_t *self, busd_msg_t **msg_p, int timeout_ms)
+{
+    if (msg_p)
+        *msg_p = NULL;
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_receive (self, msg_p, timeout_ms);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
 /*  ACK and NACK only make sense in the session that made the delivery: a
     later session numbers its deliveries from 1 again.  For an older one
     the broker has already given up on the delivery, so there is nothing
@@ -1450,14 +1821,18 @@ s_settle (busd_client_t *self, const busd_msg_t *m, const busp_header_t *h, cons
         return -ENOENT;
     if (m->epoch != self->epoch || (self->state != ST_READY && self->state != ST_AWAY))
         return 0;
-    int rc = s_send_command (self, h, body);
+    int rc;
+    if (self->batch && h->command == BUSP_ACK)
+        rc = s_batch_added (self, batcher_add_ack (&self->batcher, h->sub_id, h->delivery_id));
+    else
+        rc = s_send_command (self, h, body);
     if (rc == 0 && sub->explicit_ack)
         rc = s_consumed (self, sub);
     return rc;
 }
 
-BUSD_EXPORT int
-busd_ack (busd_client_t *self, const busd_msg_t *m)
+static int
+s_api_ack (busd_client_t *self, const busd_msg_t *m)
 {
     if (!self || !m || m->kind != BUSD_MSG_DELIVER)
         return -EINVAL;
@@ -1467,7 +1842,18 @@ busd_ack (busd_client_t *self, const busd_msg_t *m)
 }
 
 BUSD_EXPORT int
-busd_nack (busd_client_t *self, const busd_msg_t *m,
+busd_ack (busd_client_t *self, const busd_msg_t *m)
+{
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_ack (self, m);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
+static int
+s_api_nack (busd_client_t *self, const busd_msg_t *m,
            int action, uint32_t delay_ms, const char *reason)
 {
     if (!self || !m || m->kind != BUSD_MSG_DELIVER
@@ -1492,7 +1878,19 @@ busd_nack (busd_client_t *self, const busd_msg_t *m,
 }
 
 BUSD_EXPORT int
-busd_credit (busd_client_t *self, uint32_t sub_id, uint32_t credit)
+busd_nack (busd_client_t *self, const busd_msg_t *m,
+           int action, uint32_t delay_ms, const char *reason)
+{
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_nack (self, m, action, delay_ms, reason);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
+static int
+s_api_credit (busd_client_t *self, uint32_t sub_id, uint32_t credit)
 {
     if (!self)
         return -EINVAL;
@@ -1508,7 +1906,18 @@ busd_credit (busd_client_t *self, uint32_t sub_id, uint32_t credit)
 }
 
 BUSD_EXPORT int
-busd_subscription_set_auto_credit (busd_client_t *self, uint32_t sub_id, bool enabled)
+busd_credit (busd_client_t *self, uint32_t sub_id, uint32_t credit)
+{
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_credit (self, sub_id, credit);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
+static int
+s_api_subscription_set_auto_credit (busd_client_t *self, uint32_t sub_id, bool enabled)
 {
     if (!self)
         return -EINVAL;
@@ -1519,11 +1928,22 @@ busd_subscription_set_auto_credit (busd_client_t *self, uint32_t sub_id, bool en
     return 0;
 }
 
+BUSD_EXPORT int
+busd_subscription_set_auto_credit (busd_client_t *self, uint32_t sub_id, bool enabled)
+{
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_subscription_set_auto_credit (self, sub_id, enabled);
+    batcher_unlock (&self->batcher);
+    return rc;
+}
+
 /*  ------------------------------------------------------------------------
     Control                                                                 */
 
-BUSD_EXPORT int
-busd_ctl (busd_client_t *self, const char *request_json, char **reply_p, int timeout_ms)
+static int
+s_api_ctl (busd_client_t *self, const char *request_json, char **reply_p, int timeout_ms)
 {
     if (reply_p)
         *reply_p = NULL;
@@ -1561,6 +1981,19 @@ busd_ctl (busd_client_t *self, const char *request_json, char **reply_p, int tim
     self->ctl_request = NULL;
     free (self->ctl_reply);
     self->ctl_reply = NULL;
+    return rc;
+}
+
+BUSD_EXPORT int
+busd_ctl (busd_client_t *self, const char *request_json, char **reply_p, int timeout_ms)
+{
+    if (reply_p)
+        *reply_p = NULL;
+    if (!self)
+        return -EINVAL;
+    batcher_lock (&self->batcher);
+    int rc = s_api_ctl (self, request_json, reply_p, timeout_ms);
+    batcher_unlock (&self->batcher);
     return rc;
 }
 

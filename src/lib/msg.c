@@ -3,8 +3,13 @@
     A message is a single allocation: the fixed fields and every string the
     application may ask for (topic, msg_id, reason, headers) live in one
     block, NUL-terminated so the accessors can return them as C strings.
-    The payload stays the zmq_msg_t that came off the socket, so the bytes
-    are never copied between the wire and the application.                  */
+    The payload of a DELIVER stays the zmq_msg_t that came off the socket,
+    so the bytes are never copied between the wire and the application; a
+    DELIVERB record's payload must be copied out of the shared frame anyway
+    and goes into the same block, so it costs no second allocation; and the
+    messages of one DELIVERB share one block (a slab, reference-counted and
+    freed with its last message), so a batch costs one allocation, not one
+    per event.                                                              */
 #include "msg.h"
 
 #include <stdlib.h>
@@ -22,20 +27,74 @@ s_put (char **cursor, const char *s, size_t len)
     return at;
 }
 
-busd_msg_t *
-busd_msg_new (busd_msg_kind_t kind, uint32_t sub_id,
-              const char *topic, size_t topic_len,
-              const char *msg_id, size_t msg_id_len,
-              const char *reason, size_t reason_len,
-              const char *headers, size_t headers_len)
+#define SLAB_ALIGN 16
+#define SLAB_HEAD  ((sizeof (busd_msg_slab_t) + SLAB_ALIGN - 1) & ~(size_t) (SLAB_ALIGN - 1))
+
+static inline size_t
+s_round (size_t size)
+{
+    return (size + SLAB_ALIGN - 1) & ~(size_t) (SLAB_ALIGN - 1);
+}
+
+busd_msg_slab_t *
+busd_msg_slab_new (size_t count, size_t body_size)
+{
+    //  Each record's strings, headers and payload come out of the body;
+    //  a message adds its struct, four NULs and alignment.
+    size_t cap = body_size + count * s_round (sizeof (busd_msg_t) + 4 + SLAB_ALIGN);
+    busd_msg_slab_t *slab = malloc (SLAB_HEAD + cap);
+    if (!slab)
+        return NULL;
+    slab->refs = 1;
+    slab->used = 0;
+    slab->cap = cap;
+    return slab;
+}
+
+void
+busd_msg_slab_release (busd_msg_slab_t *slab)
+{
+    if (slab && __atomic_sub_fetch (&slab->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free (slab);
+}
+
+static busd_msg_t *
+s_new (busd_msg_slab_t *slab, busd_msg_kind_t kind, uint32_t sub_id,
+       const char *topic, size_t topic_len,
+       const char *msg_id, size_t msg_id_len,
+       const char *reason, size_t reason_len,
+       const char *headers, size_t headers_len,
+       const void *payload, size_t size, bool inline_payload)
 {
     size_t text = topic_len + msg_id_len + reason_len + 3
                 + (headers ? headers_len + 1 : 0);
-    busd_msg_t *self = malloc (sizeof (busd_msg_t) + text);
-    if (!self)
-        return NULL;
+    size_t total = sizeof (busd_msg_t) + text + (inline_payload ? size : 0);
+    busd_msg_t *self;
+    if (slab) {
+        total = s_round (total);
+        if (slab->used + total > slab->cap)
+            return NULL;        /*  sized by busd_msg_slab_new: cannot happen */
+        self = (busd_msg_t *) ((uint8_t *) slab + SLAB_HEAD + slab->used);
+        slab->used += total;
+        __atomic_add_fetch (&slab->refs, 1, __ATOMIC_RELAXED);
+    }
+    else {
+        self = malloc (total);
+        if (!self)
+            return NULL;
+    }
+    self->slab = slab;
     self->next = NULL;
     zmq_msg_init (&self->payload);
+    self->inline_payload = NULL;
+    self->inline_size = 0;
+    if (inline_payload) {
+        uint8_t *at = (uint8_t *) self->text + text;
+        if (size)
+            memcpy (at, payload, size);
+        self->inline_payload = at;
+        self->inline_size = size;
+    }
     self->kind = kind;
     self->sub_id = sub_id;
     self->epoch = 0;
@@ -53,6 +112,28 @@ busd_msg_new (busd_msg_kind_t kind, uint32_t sub_id,
     return self;
 }
 
+busd_msg_t *
+busd_msg_new (busd_msg_kind_t kind, uint32_t sub_id,
+              const char *topic, size_t topic_len,
+              const char *msg_id, size_t msg_id_len,
+              const char *reason, size_t reason_len,
+              const char *headers, size_t headers_len)
+{
+    return s_new (NULL, kind, sub_id, topic, topic_len, msg_id, msg_id_len, reason, reason_len,
+                  headers, headers_len, NULL, 0, false);
+}
+
+busd_msg_t *
+busd_msg_new_inline (busd_msg_slab_t *slab, uint32_t sub_id,
+                     const char *topic, size_t topic_len,
+                     const char *msg_id, size_t msg_id_len,
+                     const char *headers, size_t headers_len,
+                     const void *payload, size_t size)
+{
+    return s_new (slab, BUSD_MSG_DELIVER, sub_id, topic, topic_len, msg_id, msg_id_len, NULL, 0,
+                  headers, headers_len, payload, size, true);
+}
+
 BUSD_EXPORT void
 busd_msg_destroy (busd_msg_t **self_p)
 {
@@ -60,7 +141,10 @@ busd_msg_destroy (busd_msg_t **self_p)
         return;
     busd_msg_t *self = *self_p;
     zmq_msg_close (&self->payload);
-    free (self);
+    if (self->slab)
+        busd_msg_slab_release (self->slab);
+    else
+        free (self);
     *self_p = NULL;
 }
 
@@ -86,12 +170,16 @@ busd_msg_topic (const busd_msg_t *m)
 BUSD_EXPORT const void *
 busd_msg_payload (const busd_msg_t *m)
 {
+    if (m && m->inline_payload)
+        return m->inline_payload;
     return m ? zmq_msg_data ((zmq_msg_t *) &m->payload) : NULL;
 }
 
 BUSD_EXPORT size_t
 busd_msg_size (const busd_msg_t *m)
 {
+    if (m && m->inline_payload)
+        return m->inline_size;
     return m ? zmq_msg_size (&m->payload) : 0;
 }
 

@@ -28,17 +28,28 @@ outbox_clear (outbox_t *self)
     memset (self, 0, sizeof (*self));
 }
 
-outbox_entry_t *
-outbox_entry_new (const char *topic, size_t topic_len,
-                  const char *msg_id, size_t msg_id_len,
-                  const char *headers, size_t headers_len)
+static outbox_entry_t *
+s_entry_new (const char *topic, size_t topic_len,
+             const char *msg_id, size_t msg_id_len,
+             const char *headers, size_t headers_len,
+             const void *payload, size_t size, bool inline_payload)
 {
     assert (topic_len <= 255 && msg_id_len <= 255);
     size_t text = topic_len + 1 + msg_id_len + 1 + (headers ? headers_len + 1 : 0);
-    outbox_entry_t *self = malloc (sizeof (outbox_entry_t) + text);
+    outbox_entry_t *self = malloc (sizeof (outbox_entry_t) + text
+                                   + (inline_payload ? size : 0));
     if (!self)
         return NULL;
     zmq_msg_init (&self->payload);
+    self->inline_payload = NULL;
+    self->inline_size = 0;
+    if (inline_payload) {
+        uint8_t *at = (uint8_t *) self->topic + text;
+        if (size)
+            memcpy (at, payload, size);
+        self->inline_payload = at;
+        self->inline_size = size;
+    }
     self->seq = 0;
     self->rejected = false;
     self->topic_len = (uint8_t) topic_len;
@@ -62,6 +73,25 @@ outbox_entry_new (const char *topic, size_t topic_len,
         self->headers_len = headers_len;
     }
     return self;
+}
+
+outbox_entry_t *
+outbox_entry_new (const char *topic, size_t topic_len,
+                  const char *msg_id, size_t msg_id_len,
+                  const char *headers, size_t headers_len)
+{
+    return s_entry_new (topic, topic_len, msg_id, msg_id_len, headers, headers_len,
+                        NULL, 0, false);
+}
+
+outbox_entry_t *
+outbox_entry_new_inline (const char *topic, size_t topic_len,
+                         const char *msg_id, size_t msg_id_len,
+                         const char *headers, size_t headers_len,
+                         const void *payload, size_t size)
+{
+    return s_entry_new (topic, topic_len, msg_id, msg_id_len, headers, headers_len,
+                        payload, size, true);
 }
 
 void

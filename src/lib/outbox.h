@@ -16,6 +16,9 @@
 
 typedef struct {
     zmq_msg_t payload;          /*  shares the bytes with the frame sent    */
+    const uint8_t *inline_payload;  /*  batched publishes: the payload in
+                                        this block (NULL: use payload)      */
+    size_t inline_size;
     uint64_t seq;               /*  pub_seq in this session; 0 = not sent   */
     bool rejected;
     uint8_t topic_len;
@@ -44,7 +47,27 @@ outbox_entry_t *
     outbox_entry_new (const char *topic, size_t topic_len,
                       const char *msg_id, size_t msg_id_len,
                       const char *headers, size_t headers_len);
+/*  The same with the payload copied into the entry's own block (one
+    allocation per publish; for events that travel as PUBB records).        */
+outbox_entry_t *
+    outbox_entry_new_inline (const char *topic, size_t topic_len,
+                             const char *msg_id, size_t msg_id_len,
+                             const char *headers, size_t headers_len,
+                             const void *payload, size_t size);
 void outbox_entry_destroy (outbox_entry_t **entry_p);
+
+/*  The payload bytes of an entry, wherever they live.                      */
+static inline const void *
+outbox_entry_data (outbox_entry_t *entry)
+{
+    return entry->inline_payload ? entry->inline_payload : zmq_msg_data (&entry->payload);
+}
+
+static inline size_t
+outbox_entry_size (outbox_entry_t *entry)
+{
+    return entry->inline_payload ? entry->inline_size : zmq_msg_size (&entry->payload);
+}
 
 /*  Append an entry (the outbox takes it).  Returns 0 or -ENOMEM.           */
 int outbox_push (outbox_t *self, outbox_entry_t *entry);

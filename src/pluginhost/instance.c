@@ -395,7 +395,7 @@ plugin_instance_new (plugin_module_t *module, const plugin_entry_t *entry,
     }
     //  Explicit acks in the plugin's own queue group: instances share the
     //  work, and a replacement (reload, restarted busd-plugin-host) takes
-    //  over what its predecessor left unacknowledged.
+    //  over what its predecessor left unacknowledged while the group lives.
     cJSON *opts = cJSON_CreateObject ();
     if (opts) {
         cJSON_AddStringToObject (opts, "ack", "explicit");
@@ -405,6 +405,9 @@ plugin_instance_new (plugin_module_t *module, const plugin_entry_t *entry,
         char group [PLUGIN_NAME_MAX + 16];
         snprintf (group, sizeof group, "plugin.%s", entry->name);
         cJSON_AddStringToObject (opts, "group", group);
+        //  When the group's last member goes (a crash, a stop) what it
+        //  leaves is dead-lettered, never discarded (PROTOCOL §4).
+        cJSON_AddStringToObject (opts, "on_end", "dead-letter");
         self->sub_options = cJSON_PrintUnformatted (opts);
         cJSON_Delete (opts);
     }

@@ -119,7 +119,8 @@ enum {
     OPT_IDLE_TIMEOUT,
     OPT_JSON,
     OPT_OWN_CONTEXT,
-    OPT_RTT
+    OPT_RTT,
+    OPT_NO_BATCH
 };
 
 /*  The ZeroMQ context every client shares (one I/O thread for the whole
@@ -167,6 +168,8 @@ s_usage (FILE *out)
         "      --json               one JSON object on stdout\n"
         "      --own-context        give every client its own ZeroMQ context and I/O\n"
         "                           thread (default: one shared by all clients)\n"
+        "      --no-batch           one frame per event and ack (default: PUBB,\n"
+        "                           DELIVERB and ACKB when the broker offers them)\n"
         "\n"
         TOOL_CONNECT_HELP
         "\n"
@@ -229,6 +232,7 @@ s_connect (const tool_conn_t *conn, busd_client_t **client_p)
     opts.reconnect = true;
     opts.zmq_context = s_zmq_ctx;
     tool_security_options (conn, &opts);
+    opts.no_batch = conn->no_batch;
     int err = 0;
     busd_client_t *client = busd_client_new (&opts, &err);
     if (!client) {
@@ -936,6 +940,7 @@ s_parse (int argc, char *argv [], bench_args_t *args)
         { "json",         no_argument,       NULL, OPT_JSON },
         { "own-context",  no_argument,       NULL, OPT_OWN_CONTEXT },
         { "rtt",          no_argument,       NULL, OPT_RTT },
+        { "no-batch",     no_argument,       NULL, OPT_NO_BATCH },
         { NULL, 0, NULL, 0 }
     };
     bool count_given = false;
@@ -1008,6 +1013,9 @@ s_parse (int argc, char *argv [], bench_args_t *args)
             case OPT_RTT:
                 args->latency = true;
                 args->rtt = true;
+                break;
+            case OPT_NO_BATCH:
+                args->conn.no_batch = true;
                 break;
             default:
                 tool_usage_error ("unknown option");

@@ -10,6 +10,12 @@
     the restarted child once the broker's ack_wait passes or it sees the
     old session gone.
 
+    A second child, the keeper, holds a membership of that group with no
+    credit for as long as the host runs, so the group never empties while
+    the plugin restarts: what the crashed child had in flight goes back to
+    the group's queue, events routed meanwhile wait there, and the
+    restarted child gets them all (PROTOCOL §4, issue 10).
+
     The parent never touches ZeroMQ or the plugin (fork after threads is
     undefined territory); it only forks, waits and forwards signals.        */
 #include "busd/client.h"
@@ -350,6 +356,83 @@ s_run_plugin (const plugin_entry_t *entry, const char *endpoint)
 }
 
 /*  ------------------------------------------------------------------
+    The keeper child: holds the group while the plugin child restarts       */
+
+static int
+s_run_keeper (const plugin_entry_t *entry, const char *endpoint)
+{
+    sigset_t set;
+    sigemptyset (&set);
+    sigaddset (&set, SIGTERM);
+    sigaddset (&set, SIGINT);
+    pthread_sigmask (SIG_BLOCK, &set, NULL);
+    char name [PLUGIN_NAME_MAX + 32];
+    snprintf (name, sizeof name, "plugin.%s/keeper", entry->name);
+    busd_client_options_t opts;
+    busd_client_options_init (&opts);
+    opts.endpoint = endpoint;
+    opts.client_name = name;
+    busd_client_t *client = NULL;
+    //  Wait for the broker as long as the host runs: the plugin child
+    //  waits for it too.
+    while (!client) {
+        int err = 0;
+        client = busd_client_new (&opts, &err);
+        struct timespec slice = { 0, 0 };
+        if (!client && sigtimedwait (&set, NULL, &slice) > 0)
+            return 0;
+    }
+    //  Same group and queue options as the instances (instance.c), no credit:
+    //  it never receives, it only keeps the group's queue alive.
+    char options [PLUGIN_NAME_MAX + 160];
+    snprintf (options, sizeof options, "{\"ack\": \"explicit\", \"credit\": 0, "
+              "\"group\": \"plugin.%s\", \"on_end\": \"dead-letter\"}", entry->name);
+    for (size_t i = 0; i < entry->pattern_count; i++) {
+        int64_t id = busd_subscribe (client, entry->patterns [i], options, 10000);
+        if (id < 0) {
+            plugin_log (BUSD_LOG_WARNING, "plugin '%s': the keeper cannot hold '%s': %s",
+                        entry->name, entry->patterns [i], busd_strerror ((int) id));
+        }
+    }
+    while (true) {
+        struct timespec slice = { 0, 0 };
+        if (sigtimedwait (&set, NULL, &slice) > 0)
+            break;
+        busd_client_poll (client, 200);
+    }
+    busd_client_destroy (&client);
+    return 0;
+}
+
+static pid_t
+s_start_keeper (const plugin_entry_t *entry, const char *endpoint)
+{
+    fflush (NULL);
+    pid_t pid = fork ();
+    if (pid == 0) {
+        signal (SIGPIPE, SIG_IGN);
+        signal (SIGHUP, SIG_IGN);
+        int code = s_run_keeper (entry, endpoint);
+        fflush (NULL);
+        exit (code);
+    }
+    if (pid < 0)
+        plugin_log (BUSD_LOG_WARNING, "cannot fork the keeper: %s (a crash may lose the group)",
+                    strerror (errno));
+    return pid;
+}
+
+static void
+s_stop_keeper (pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill (pid, SIGTERM);
+    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/*  ------------------------------------------------------------------
     The parent: supervision                                                 */
 
 static void
@@ -383,10 +466,8 @@ s_pause (int ms)
 }
 
 static int
-s_supervise (const plugin_entry_t *entry, const char *endpoint, long max_restarts)
+s_supervise_plugin (const plugin_entry_t *entry, const char *endpoint, long max_restarts)
 {
-    //  No SA_RESTART: waitpid must return so the signal is forwarded.
-    busp_catch_signals (s_on_signal);
     long restarts = 0;
     int backoff = BACKOFF_MIN_MS;
     while (!s_term) {
@@ -452,6 +533,17 @@ s_supervise (const plugin_entry_t *entry, const char *endpoint, long max_restart
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
     return 0;
+}
+
+static int
+s_supervise (const plugin_entry_t *entry, const char *endpoint, long max_restarts)
+{
+    //  No SA_RESTART: waitpid must return so the signal is forwarded.
+    busp_catch_signals (s_on_signal);
+    pid_t keeper = s_start_keeper (entry, endpoint);
+    int code = s_supervise_plugin (entry, endpoint, max_restarts);
+    s_stop_keeper (keeper);
+    return code;
 }
 
 /*  ------------------------------------------------------------------

@@ -67,7 +67,8 @@ enum {
     OPT_COUNT,
     OPT_RATE,
     OPT_CONFIRM,
-    OPT_TIMEOUT
+    OPT_TIMEOUT,
+    OPT_NO_BATCH
 };
 
 static void
@@ -106,6 +107,9 @@ s_usage (FILE *out)
         "      --timeout SEC        how long to wait for acknowledgements at the\n"
         "                           end (default 10)\n"
         "  -q, --quiet              do not report rejections and warnings\n"
+        "      --no-batch           one PUB frame per event (default: events published\n"
+        "                           faster than they can be sent share a PUBB frame\n"
+        "                           when the broker offers the batch feature)\n"
         "\n"
         "Without --confirm, busd-pub still waits up to --timeout for the broker to\n"
         "acknowledge what it sent, reports rejections and unacknowledged events on\n"
@@ -168,6 +172,7 @@ s_parse_args (pub_args_t *args, int argc, char **argv)
         { "rate",            required_argument, NULL, OPT_RATE },
         { "confirm",         no_argument,       NULL, OPT_CONFIRM },
         { "timeout",         required_argument, NULL, OPT_TIMEOUT },
+        { "no-batch",        no_argument,       NULL, OPT_NO_BATCH },
         { NULL, 0, NULL, 0 }
     };
     args->count = 1;
@@ -202,6 +207,7 @@ s_parse_args (pub_args_t *args, int argc, char **argv)
                 break;
             case OPT_RATE: args->rate = tool_parse_positive ("--rate", optarg); break;
             case OPT_CONFIRM: args->confirm = true; break;
+            case OPT_NO_BATCH: args->conn.no_batch = true; break;
             case OPT_TIMEOUT:
                 args->timeout_ms = tool_parse_seconds_ms ("--timeout", optarg);
                 break;

@@ -85,7 +85,8 @@ enum {
     OPT_ACK_WAIT,
     OPT_MAX_DELIVER,
     OPT_JSON,
-    OPT_RAW
+    OPT_RAW,
+    OPT_NO_BATCH
 };
 
 static void
@@ -113,6 +114,9 @@ s_usage (FILE *out)
         "      --ack-wait MS        with --ack explicit: redeliver when not acknowledged\n"
         "                           within MS\n"
         "      --max-deliver N      with --ack explicit: dead-letter after N attempts\n"
+        "      --no-batch           one DELIVER frame per event and one ACK per\n"
+        "                           acknowledgement (default: DELIVERB and ACKB\n"
+        "                           when the broker offers the batch feature)\n"
         "\n"
         "Output (default: TOPIC PAYLOAD per line):\n"
         "  -v, --verbose            add delivery metadata; print totals at exit\n"
@@ -217,6 +221,7 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
         { "max-deliver", required_argument, NULL, OPT_MAX_DELIVER },
         { "json",        no_argument,       NULL, OPT_JSON },
         { "raw",         no_argument,       NULL, OPT_RAW },
+        { "no-batch",    no_argument,       NULL, OPT_NO_BATCH },
         { NULL, 0, NULL, 0 }
     };
     args->idle_ms = -1;
@@ -245,6 +250,7 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
             case 'N': args->no_newline = true; break;
             case OPT_JSON: s_set_mode (args, OUT_JSON); break;
             case OPT_RAW: s_set_mode (args, OUT_RAW); break;
+            case OPT_NO_BATCH: args->conn.no_batch = true; break;
             case OPT_CREDIT:
                 s_opt_number (args, "credit", "--credit", optarg, 0, UINT32_MAX);
                 args->credit_given = true;

@@ -187,6 +187,7 @@ tool_connect (const tool_conn_t *conn, busd_client_t **client_p)
     opts.endpoint = tool_endpoint (conn);
     opts.client_name = conn->name;
     opts.connect_timeout_ms = conn->connect_timeout_ms;
+    opts.no_batch = conn->no_batch;
     //  Tools recover from a broker restart like any other client: a
     //  long-running busd-sub should survive it.
     opts.reconnect = true;

@@ -78,6 +78,7 @@ typedef struct {
     const char *curve_cert;
     const char *plain_user;
     const char *plain_password;
+    bool no_batch;                  /*  --no-batch: one frame per event       */
 } tool_conn_t;
 
 /*  Copy the credentials (options, then $BUSD_CURVE_SERVER_KEY,

@@ -1,4 +1,5 @@
-/*  fuzz_headers.c — libFuzzer target for the PUB headers frame check.
+/*  fuzz_headers.c — libFuzzer target for the PUB headers frame check
+    (src/common/headers.c).
 
     Accepted frames are forwarded to subscribers byte for byte, so what the
     check accepts must be valid UTF-8 and parse as a JSON object of strings
@@ -21,7 +22,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         return 0;
     memcpy (frame, data, size);
     const char *why = NULL;
-    if (headers_check (frame, size, &why) == 0) {
+    if (busp_headers_check (frame, size, &why) == 0) {
         if (!busp_utf8_valid (frame, size))
             abort ();
         cJSON *root = cJSON_ParseWithLength (frame, size);

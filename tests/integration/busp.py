@@ -18,6 +18,7 @@ HELLO, WELCOME, PUB, PUBACK, REJECT = 0x01, 0x02, 0x10, 0x12, 0x13
 SUB, UNSUB, CREDIT, ACK, NACK, SUBOK = 0x20, 0x21, 0x22, 0x23, 0x24, 0x25
 DELIVER, GAP, SUBEND, PING, PONG, ERROR, BYE, CTL, CTLREPLY = (
     0x26, 0x27, 0x2F, 0x30, 0x31, 0x3E, 0x3F, 0x40, 0x41)
+PUBB, DELIVERB, ACKB = 0x11, 0x28, 0x29          # feature "batch" (§8.2)
 
 
 def s8(b):
@@ -111,6 +112,13 @@ def parse(frames):
         d["code"], = struct.unpack_from(">H", h, 2)
         d["reason"], off = _str(h, 4)
         assert off == len(h)
+        if len(frames) > 1:                 # error context (§8.1)
+            import json
+            d["context"] = json.loads(frames[1])
+    elif cmd == DELIVERB:
+        d["count"], = struct.unpack_from(">H", h, 2)
+        assert len(h) == 4
+        d["records"] = deliver_records(frames[1] if len(frames) > 1 else b"", d["count"])
     elif cmd in (PING, PONG):
         d["nonce"], = struct.unpack_from(">Q", h, 2)
         assert len(h) == 10
@@ -123,6 +131,48 @@ def parse(frames):
         import json
         d["json"] = json.loads(frames[1])
     return d
+
+
+def pub_record(topic, payload=b"", msg_id="", headers=b""):
+    """One PUB record of a PUBB body (PROTOCOL §8.2)."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return (s8(topic) + s8(msg_id) + struct.pack(">I", len(headers)) + headers
+            + struct.pack(">I", len(payload)) + payload)
+
+
+def pubb(first_seq, count):
+    return struct.pack(">BBQH", SIG, PUBB, first_seq, count)
+
+
+def ackb(count):
+    return struct.pack(">BBH", SIG, ACKB, count)
+
+
+def ack_record(sub_id, delivery_id):
+    return struct.pack(">IQ", sub_id, delivery_id)
+
+
+def deliver_records(body, count):
+    """Split a DELIVERB body into DELIVER-like dicts; the records must
+    fill the body exactly."""
+    out, off = [], 0
+    for _ in range(count):
+        r = {"cmd": DELIVER}
+        (r["sub_id"], r["delivery_id"], r["stream_seq"], r["ts_us"],
+         r["attempt"]) = struct.unpack_from(">IQQqH", body, off)
+        r["topic"], off = _str(body, off + 30)
+        r["msg_id"], off = _str(body, off)
+        n, = struct.unpack_from(">I", body, off)
+        r["headers"] = bytes(body[off + 4:off + 4 + n])
+        off += 4 + n
+        n, = struct.unpack_from(">I", body, off)
+        r["payload"] = bytes(body[off + 4:off + 4 + n])
+        off += 4 + n
+        assert off <= len(body), "DELIVER record overruns the body"
+        out.append(r)
+    assert off == len(body), "DELIVERB records do not fill the body"
+    return out
 
 
 def free_port():

@@ -859,6 +859,7 @@ END_TEST
 
 typedef struct {
     testbroker_t *broker;
+    bool no_batch;
     int rc;
 } publisher_t;
 
@@ -870,9 +871,12 @@ s_publisher (void *arg)
     busd_client_options_init (&opts);
     opts.endpoint = testbroker_endpoint (self->broker);
     opts.client_name = "million-pub";
+    opts.no_batch = self->no_batch;
     busd_client_t *pub = busd_client_new (&opts, &self->rc);
     if (!pub)
         return NULL;
+    if (busd_client_batching (pub) == self->no_batch)
+        self->rc = -EPROTO;
     uint8_t payload [PAYLOAD_SIZE];
     memset (payload, 'x', sizeof (payload));
     for (uint64_t n = 1; n <= MILLION && self->rc == 0; n++) {
@@ -885,14 +889,24 @@ s_publisher (void *arg)
     return NULL;
 }
 
+/*  Loop index 0: both clients batch (PUBB / DELIVERB); 1: --no-batch.     */
 START_TEST (test_million)
 {
+    bool no_batch = _i == 1;
     testbroker_t *broker = testbroker_start (NULL);
     ck_assert_ptr_nonnull (broker);
-    busd_client_t *sub = testclient_new (broker, "million-sub", WAIT_MS);
+    busd_client_options_t opts;
+    busd_client_options_init (&opts);
+    opts.endpoint = testbroker_endpoint (broker);
+    opts.client_name = "million-sub";
+    opts.no_batch = no_batch;
+    int err = 0;
+    busd_client_t *sub = busd_client_new (&opts, &err);
+    ck_assert_msg (sub, "subscriber: %s", busd_strerror (err));
+    ck_assert (busd_client_batching (sub) == !no_batch);
     uint32_t id = s_subscribe (sub, "bench.*", "{\"credit\": 10000}");
 
-    publisher_t publisher = { broker, 0 };
+    publisher_t publisher = { broker, no_batch, 0 };
     pthread_t thread;
     ck_assert_int_eq (pthread_create (&thread, NULL, s_publisher, &publisher), 0);
     uint64_t expected = 1;
@@ -945,7 +959,7 @@ s_suite (void)
     suite_add_tcase (suite, tc);
     TCase *big = tcase_create ("million");
     tcase_set_timeout (big, 120);
-    tcase_add_test (big, test_million);
+    tcase_add_loop_test (big, test_million, 0, 2);
     suite_add_tcase (suite, big);
     return suite;
 }

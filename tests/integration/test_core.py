@@ -14,38 +14,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 import busp  # noqa: E402
 from busp import Client  # noqa: E402
 
+from test_delivery import publish_all, session, subscribe  # noqa: E402
+
 TESTS = []
 
 
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-def session(broker, name="py"):
-    c = Client(broker.endpoint)
-    c.hello(name)
-    return c
-
-
-def subscribe(c, sub_id, pattern, options=None):
-    frames = [busp.sub(sub_id, pattern)]
-    if options is not None:
-        frames.append(json.dumps(options))
-    c.send(*frames)
-    d = c.expect(busp.SUBOK)
-    assert d["sub_id"] == sub_id
-    return d
-
-
-def publish_all(p, topic, payloads, **kw):
-    for x in payloads:
-        p.publish(topic, x, **kw)
-    while True:
-        d = p.recv()
-        if d["cmd"] == busp.PUBACK and d["seq"] >= p.seq:
-            return
-        assert d["cmd"] in (busp.PUBACK, busp.PING), d
 
 
 def wait_for(cond, timeout=20.0, what="condition"):
@@ -271,6 +247,45 @@ def paused_broker_expires_nobody():
                 assert d["payload"] == b"after"
                 break
         assert "expired" not in log_of(b)
+    finally:
+        stop_clean(b)
+
+
+# ---------------------------------------------------------------- scale
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@test
+def hundred_thousand_idle_subscriptions():
+    n = 100000
+    b = busp.Broker()
+    try:
+        c = session(b, "many")
+        c.sock.setsockopt(busp.zmq.RCVTIMEO, 120000)
+        c.sock.setsockopt(busp.zmq.SNDHWM, 0)
+        for i in range(n):
+            c.send(busp.sub(i + 1, "idle.%d.x" % i))
+        for i in range(n):
+            c.expect(busp.SUBOK)
+        assert stats(b)["subscriptions"] == n
+        time.sleep(0.5)
+        before = cpu_seconds(b.proc.pid)
+        time.sleep(5)
+        idle = cpu_seconds(b.proc.pid) - before
+        print("# %d subscriptions: %.2f s CPU in 5 s idle" % (n, idle))
+        assert idle < 0.5, "idle broker used %.2f s CPU in 5 s" % idle
+        # the client leaves: ending them is one pass, not a stall
+        before = cpu_seconds(b.proc.pid)
+        c.send(busp.bye())
+        c.close()
+        wait_for(lambda: stats(b)["subscriptions"] == 0, timeout=120, what="subscriptions ended")
+        spent = cpu_seconds(b.proc.pid) - before
+        print("# ending them: %.2f s CPU" % spent)
+        assert spent < 5, "ending %d subscriptions took %.2f s CPU" % (n, spent)
     finally:
         stop_clean(b)
 

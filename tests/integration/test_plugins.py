@@ -396,6 +396,48 @@ def sighup_adds_replaces_and_removes_plugins():
 
 
 @test
+def reload_reply_means_the_old_generation_gets_nothing_more():
+    # A stream of events; in the middle a CTL reload replaces the plugin
+    # (another output file).  Whatever is published after the reply must
+    # reach the new generation only; nothing is lost either way.
+    gen1 = entry("switch", "ok", ["sw.*"], config={"file": tmp("sw1.txt")},
+                 max_inflight=64)
+    b = Busd([gen1])
+    try:
+        b.wait_plugin("switch")
+        c = Client(b.endpoint)
+        c.hello("stream")
+        n = 0
+        for _ in range(300):
+            n += 1
+            c.publish("sw.x", b"%d" % n)
+        b.write_config([entry("switch", "ok", ["sw.*"], config={"file": tmp("sw2.txt")},
+                              max_inflight=64)])
+        c.send(busp.ctl(77), json.dumps({"cmd": "reload"}))
+        while True:
+            d = c.recv()
+            if d["cmd"] == busp.CTLREPLY:
+                assert d["code"] == 200, d
+                break
+        before_reply = n
+        for _ in range(300):
+            n += 1
+            c.publish("sw.x", b"%d" % n)
+
+        def everything():
+            got = [int(ln.split()[-1]) for f in ("sw1.txt", "sw2.txt") for ln in lines(f)]
+            return got if len(set(got)) >= n else None
+        wait_until(everything, 30, "all %d events handled" % n)
+        old = [int(ln.split()[-1]) for ln in lines("sw1.txt")]
+        late = [x for x in old if x > before_reply]
+        assert not late, "the old generation got %d events published after the reply: %r" \
+            % (len(late), late[:10])
+        c.close()
+    finally:
+        assert b.stop() == 0
+
+
+@test
 def fatal_disables_the_instance_until_reload():
     plugins = [entry("doomed", "fatal", ["db.*"], config={"file": tmp("fatal.txt")})]
     b = Busd(plugins)
@@ -415,20 +457,65 @@ def fatal_disables_the_instance_until_reload():
         assert b.stop() == 0
 
 
+def start_crash_host(b, name, pattern, out, log, ack_wait_ms):
+    """busd-plugin-host running the crash plugin as `name` against b, once
+    its group is subscribed."""
+    conf = write(name + ".json", json.dumps({
+        "name": name, "patterns": [pattern], "ack_wait_ms": ack_wait_ms,
+        "config": {"file": tmp(out)}}))
+    hostlog = open(tmp(log), "wb")
+    host = subprocess.Popen([HOST, so("crash"), "--config", conf, "-e", b.endpoint],
+                            stdout=hostlog, stderr=hostlog)
+    wait_until(lambda: any(s["group"] == "plugin." + name
+                           for s in b.ctl({"cmd": "subscriptions"})["subscriptions"]),
+               what="the plugin host to subscribe")
+    return host
+
+
+@test
+def plugin_host_crash_while_events_keep_arriving_loses_nothing():
+    # The crash plugin aborts on every first attempt, so the child keeps
+    # dying while a publisher keeps going: each event must end up handled
+    # (attempt >= 2, after a restart) or dead-lettered (the group's last
+    # member gone with it: on_end dead-letter), never discarded.
+    b = Busd([], name="crashbroker")
+    host = None
+    try:
+        host = start_crash_host(b, "crashy2", "work.*", "crash2.txt", "host2.log", 300)
+        sent = ["ev-%d" % i for i in range(12)]
+        pub = Client(b.endpoint)
+        pub.hello("steady")
+        for ev in sent:                 # msg_id = payload: dead letters name it
+            pub.publish("work.item", ev.encode(), msg_id=ev)
+            time.sleep(0.15)
+
+        def settled():
+            handled = {ln.split()[-1] for ln in lines("crash2.txt") if ln.startswith("ok ")}
+            dead = b.ctl({"cmd": "dlq-list", "topic": "work.#", "limit": 1000})["dead_letters"]
+            missing = set(sent) - handled - {d["msg_id"] for d in dead}
+            return (handled, dead) if not missing else None
+        handled, dead = wait_until(settled, 60, "every event handled or dead-lettered")
+        pub.close()
+        st = b.ctl({"cmd": "stats"})
+        assert st["discarded_on_end"] == 0, st
+        assert all(d["subscription"] == "plugin.crashy2" for d in dead), dead
+        print("# %d handled after a restart, %d dead-lettered" % (len(handled), len(dead)))
+        host.send_signal(signal.SIGTERM)
+        host.wait(timeout=30)
+        host = None
+    finally:
+        if host:
+            host.kill()
+            host.wait()
+        assert b.stop() == 0
+
+
 @test
 def plugin_host_restarts_a_crashed_plugin_and_gets_the_event_again():
     b = Busd([], name="hostbroker")
     host = None
     try:
-        conf = write("crash.json", json.dumps({
-            "name": "crashy", "patterns": ["jobs.*"], "ack_wait_ms": 500,
-            "config": {"file": tmp("crash.txt")}}))
-        hostlog = open(tmp("host.log"), "wb")
-        host = subprocess.Popen([HOST, so("crash"), "--config", conf, "-e", b.endpoint],
-                                stdout=hostlog, stderr=hostlog)
-        wait_until(lambda: any(s["group"] == "plugin.crashy"
-                               for s in b.ctl({"cmd": "subscriptions"})["subscriptions"]),
-                   what="the plugin host to subscribe")
+        host = start_crash_host(b, "crashy", "jobs.*", "crash.txt", "host.log", 500)
         b.publish("jobs.build", ["job-1"])
         wait_until(lambda: "ok jobs.build 2 job-1" in lines("crash.txt"), 15,
                    "the restarted child to handle attempt 2")

@@ -13,6 +13,10 @@ cat > "$T/bin/apt-get" <<'SH'
 #!/bin/sh
 echo "apt-get $*" >> "$RECORD"
 SH
+cat > "$T/bin/npm" <<'SH'
+#!/bin/sh
+echo "npm $*" >> "$RECORD"
+SH
 cat > "$T/bin/sudo" <<'SH'
 #!/bin/sh
 echo "sudo" >> "$RECORD"
@@ -31,7 +35,8 @@ FAKE_UID=0 PATH="$T/bin:$PATH" "$src/dist/install-deps.sh" || fail "as root: exi
 grep -q '^sudo' "$RECORD" && fail "as root it called sudo"
 grep -q '^apt-get update' "$RECORD" || fail "as root: no apt-get update"
 grep -q '^apt-get install -y .*libczmq-dev' "$RECORD" || fail "as root: no apt-get install of the list"
-echo "ok - as root: apt-get without sudo"
+grep -q '^npm ci' "$RECORD" || fail "as root: no npm ci for the Node.js client"
+echo "ok - as root: apt-get without sudo, npm ci for the Node.js client"
 
 # A user: through sudo.
 : > "$RECORD"

@@ -17,7 +17,7 @@
 static char s_long [256];           /*  255 'x', for maximal str8 fields    */
 
 /*  One valid header of every command, fields set to distinctive values.   */
-static busp_header_t s_samples [20];
+static busp_header_t s_samples [23];
 static const size_t s_nsamples = sizeof (s_samples) / sizeof (s_samples [0]);
 
 static void
@@ -63,6 +63,10 @@ s_init_samples (void)
     *h++ = (busp_header_t) { .command = BUSP_CTL, .request_id = 77 };
     *h++ = (busp_header_t) { .command = BUSP_CTLREPLY, .request_id = 78,
                              .code = 404 };
+    *h++ = (busp_header_t) { .command = BUSP_PUBB, .seq = 0x1020304050607080ULL,
+                             .count = 64 };
+    *h++ = (busp_header_t) { .command = BUSP_DELIVERB, .count = 1024 };
+    *h++ = (busp_header_t) { .command = BUSP_ACKB, .count = 65535 };
     /*  Outside a test: Check's asserts cannot report from here.           */
     if ((size_t) (h - s_samples) != s_nsamples)
         abort ();
@@ -85,6 +89,7 @@ s_assert_same (const busp_header_t *a, const busp_header_t *b)
     ck_assert_uint_eq (a->version, b->version);
     ck_assert_uint_eq (a->code, b->code);
     ck_assert_uint_eq (a->attempt, b->attempt);
+    ck_assert_uint_eq (a->count, b->count);
     ck_assert_uint_eq (a->action, b->action);
     ck_assert_uint_eq (a->sub_id, b->sub_id);
     ck_assert_uint_eq (a->credit, b->credit);
@@ -425,7 +430,9 @@ START_TEST (test_fixed_lengths)
         { BUSP_GAP, 2 + 4 + 8 },            { BUSP_SUBEND, 2 + 4 + 2 + 1 },
         { BUSP_PING, 2 + 8 },               { BUSP_PONG, 2 + 8 },
         { BUSP_ERROR, 2 + 2 + 1 },          { BUSP_BYE, 2 },
-        { BUSP_CTL, 2 + 4 },                { BUSP_CTLREPLY, 2 + 4 + 2 }
+        { BUSP_CTL, 2 + 4 },                { BUSP_CTLREPLY, 2 + 4 + 2 },
+        { BUSP_PUBB, 2 + 8 + 2 },           { BUSP_DELIVERB, 2 + 2 },
+        { BUSP_ACKB, 2 + 2 }
     };
     ck_assert_uint_eq (sizeof expect / sizeof expect [0], s_nsamples);
     for (size_t i = 0; i < sizeof expect / sizeof expect [0]; i++) {
@@ -445,8 +452,9 @@ START_TEST (test_frame_limits)
         { BUSP_UNSUB, 1, 1 },   { BUSP_CREDIT, 1, 1 },  { BUSP_ACK, 1, 1 },
         { BUSP_NACK, 1, 2 },    { BUSP_SUBOK, 1, 2 },   { BUSP_DELIVER, 1, 3 },
         { BUSP_GAP, 1, 1 },     { BUSP_SUBEND, 1, 1 },  { BUSP_PING, 1, 1 },
-        { BUSP_PONG, 1, 1 },    { BUSP_ERROR, 1, 1 },   { BUSP_BYE, 1, 1 },
-        { BUSP_CTL, 1, 2 },     { BUSP_CTLREPLY, 1, 2 }
+        { BUSP_PONG, 1, 1 },    { BUSP_ERROR, 1, 2 },   { BUSP_BYE, 1, 1 },
+        { BUSP_CTL, 1, 2 },     { BUSP_CTLREPLY, 1, 2 },
+        { BUSP_PUBB, 1, 2 },    { BUSP_DELIVERB, 1, 2 }, { BUSP_ACKB, 1, 2 }
     };
     ck_assert_uint_eq (sizeof expect / sizeof expect [0], s_nsamples);
     for (size_t i = 0; i < sizeof expect / sizeof expect [0]; i++) {
@@ -458,7 +466,7 @@ START_TEST (test_frame_limits)
     int lo = 42, hi = 42;
     ck_assert_int_eq (busp_frame_limits (0x00, &lo, &hi), -EINVAL);
     ck_assert_int_eq (busp_frame_limits (0xFF, &lo, &hi), -EINVAL);
-    ck_assert_int_eq (busp_frame_limits (0x11, &lo, &hi), -EINVAL);
+    ck_assert_int_eq (busp_frame_limits (0x14, &lo, &hi), -EINVAL);
     ck_assert_int_eq (lo, 42);
     ck_assert_int_eq (hi, 42);
     ck_assert_int_eq (busp_frame_limits (BUSP_PUB, NULL, NULL), 0);

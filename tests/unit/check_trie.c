@@ -510,6 +510,31 @@ START_TEST (test_random_cross_check)
 }
 END_TEST
 
+/*  route.c keeps a match result while trie_generation is unchanged: every
+    change that can alter a match must move it, and nothing else may.      */
+START_TEST (test_generation)
+{
+    trie_t *trie = trie_new ();
+    int a, b;
+    unsigned long long g0 = trie_generation (trie);
+    ck_assert_int_eq (trie_insert (trie, "a.*", 3, &a), 0);
+    unsigned long long g1 = trie_generation (trie);
+    ck_assert (g1 != g0);
+    ck_assert_int_eq (trie_insert (trie, "a.*", 3, &a), -EEXIST);
+    ck_assert (trie_generation (trie) == g1);
+    trie_match (trie, "a.b", 3, NULL, NULL);
+    ck_assert (trie_generation (trie) == g1);
+    ck_assert_int_eq (trie_remove (trie, "a.*", 3, &b), -ENOENT);
+    ck_assert (trie_generation (trie) == g1);
+    ck_assert_int_eq (trie_insert (trie, "a.*", 3, &b), 0);
+    unsigned long long g2 = trie_generation (trie);
+    ck_assert (g2 != g1);
+    ck_assert_int_eq (trie_remove (trie, "a.*", 3, &a), 0);
+    ck_assert (trie_generation (trie) != g2);
+    trie_destroy (&trie);
+}
+END_TEST
+
 static Suite *
 s_suite (void)
 {
@@ -530,6 +555,7 @@ s_suite (void)
     tcase_add_test (tc, test_wide_node);
     tcase_add_test (tc, test_ten_thousand_patterns);
     tcase_add_test (tc, test_random_cross_check);
+    tcase_add_test (tc, test_generation);
     suite_add_tcase (suite, tc);
     return suite;
 }

@@ -1,10 +1,8 @@
-/*  headers.c — validation of the PUB headers frame (see headers.h).        */
-#include "headers.h"
+/*  jsontext.c — UTF-8 for JSON the broker prints (see jsontext.h).         */
+#include "jsontext.h"
 #include "utf8.h"
 
 #include <cJSON.h>
-#include <errno.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,30 +41,4 @@ json_utf8_sanitize (cJSON *json)
         if (item->child)
             json_utf8_sanitize (item->child);
     }
-}
-
-int
-headers_check (const void *data, size_t size, const char **why)
-{
-    const char *bad = NULL;
-    //  cJSON copies bytes inside strings without checking them, so the
-    //  encoding is checked first: subscribers get the frame byte for byte.
-    if (!busp_utf8_valid (data, size))
-        bad = "headers frame is not valid UTF-8";
-    cJSON *root = bad ? NULL : cJSON_ParseWithLength (data, size);
-    if (!bad && !cJSON_IsObject (root))
-        bad = "headers frame is not a JSON object";
-    else
-    if (!bad) {
-        const cJSON *item;
-        cJSON_ArrayForEach (item, root)
-            if (!cJSON_IsString (item)) {
-                bad = "header values must be strings";
-                break;
-            }
-    }
-    cJSON_Delete (root);
-    if (bad && why)
-        *why = bad;
-    return bad ? -EINVAL : 0;
 }
