@@ -16,7 +16,7 @@ set -u
 cd "$(dirname "$0")/../.."
 seconds=${BUSD_FUZZ_SECONDS:-60}
 jobs=${BUSD_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
-targets=${BUSD_FUZZ_TARGETS:-"busp topic subopts headers config acl utf8"}
+targets=${BUSD_FUZZ_TARGETS:-"busp batch topic subopts headers config acl utf8"}
 
 if ! grep -q '^FUZZ_ENABLED = yes' Makefile 2>/dev/null; then
     if command -v clang >/dev/null 2>&1; then
