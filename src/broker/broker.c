@@ -82,6 +82,9 @@ broker_destroy (broker_t **self_p)
             session_end (session, "broker stopping");
             session = zhashx_first (self->sessions);
         }
+        //  What they left is dead-lettered (on_end) into the store now,
+        //  not dropped with the queue of work; this also frees them.
+        work_end_batch (self);
     }
     work_free (self);
     auth_stop (self);

@@ -37,6 +37,7 @@
       sub.c       one subscription: credit, deliveries, in-flight, ACK/NACK
       session.c   one client: its subscriptions and publisher credit
       timers.c    channels by next deadline: the timer run costs what is due
+      counters.h  every counter once: stats_t, CTL stats and /metrics
       ctl.c, metrics.c, subopts.c, dedup.c, dlq.c, queue.c, trie.c ...
                   leaves: they read the state or are used by the above.    */
 #ifndef BUSD_STATE_H_INCLUDED

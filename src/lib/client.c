@@ -926,6 +926,14 @@ s_on_subok (busd_client_t *self, const busp_header_t *h, zmq_msg_t *body)
     free (sub->info);
     sub->info = info;
     sub->state = SUB_LIVE;
+    /*  The broker may cap credit (max_credit): top up by the window it
+        granted, or a window above the cap would wait for ever.            */
+    cJSON *json = cJSON_Parse (info);
+    cJSON *credit = cJSON_GetObjectItemCaseSensitive (json, "credit");
+    if (cJSON_IsNumber (credit) && credit->valuedouble >= 1
+    &&  credit->valuedouble < (double) sub->window)
+        sub->window = (uint32_t) credit->valuedouble;
+    cJSON_Delete (json);
     return 0;
 }
 

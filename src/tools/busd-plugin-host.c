@@ -46,6 +46,7 @@
 #define BACKOFF_MIN_MS  250
 #define BACKOFF_MAX_MS  10000
 #define STABLE_MS       10000   /*  a child that ran this long resets backoff */
+#define KEEPER_STOP_MS  1000    /*  the keeper's time to say BYE           */
 #define MAX_PATTERNS    PLUGIN_PATTERNS_MAX
 
 static const char *s_prog = "busd-plugin-host";
@@ -427,9 +428,19 @@ s_stop_keeper (pid_t pid)
 {
     if (pid <= 0)
         return;
+    //  It says BYE when it can; one still waiting for a broker is killed.
     kill (pid, SIGTERM);
-    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    int64_t deadline = busp_mono_ms () + KEEPER_STOP_MS;
+    while (waitpid (pid, NULL, WNOHANG) == 0) {
+        if (busp_mono_ms () >= deadline) {
+            kill (pid, SIGKILL);
+            while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+            return;
+        }
+        struct timespec ts = { 0, 10 * 1000000L };
+        nanosleep (&ts, NULL);
+    }
 }
 
 /*  ------------------------------------------------------------------

@@ -70,6 +70,34 @@ START_TEST (test_restart_rejoins_at_once)
 }
 END_TEST
 
+/*  A window above the broker's max_credit: libbusd tops up by what the
+    broker granted (SUBOK credit), so events keep flowing.                  */
+START_TEST (test_window_above_max_credit)
+{
+    testbroker_t *broker = testbroker_start ("-s", "max_credit=100", NULL);
+    ck_assert_ptr_nonnull (broker);
+    busd_client_t *sub = testclient_new (broker, "sub", WAIT_MS);
+    busd_client_t *pub = testclient_new (broker, "pub", WAIT_MS);
+    int64_t id = busd_subscribe (sub, "cap.#", "{\"credit\": 100000}", WAIT_MS);
+    ck_assert_int_gt (id, 0);
+    const char *info = busd_subscription_info (sub, (uint32_t) id);
+    ck_assert_ptr_nonnull (strstr (info, "\"credit\":100"));
+    for (int i = 0; i < 1000; i++)
+        ck_assert_int_eq (busd_publish (pub, "cap.x", "x", 1, NULL, WAIT_MS), 0);
+    ck_assert_int_eq (busd_flush (pub, WAIT_MS), 0);
+    for (int i = 0; i < 1000; i++) {
+        busd_msg_t *msg = NULL;
+        int rc = busd_receive (sub, &msg, WAIT_MS);
+        ck_assert_msg (rc == 0, "event %d: %s", i, busd_strerror (rc));
+        busd_msg_destroy (&msg);
+    }
+    busd_client_destroy (&pub);
+    busd_client_destroy (&sub);
+    ck_assert_int_eq (testbroker_stop (broker), 0);
+    testbroker_destroy (&broker);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -77,6 +105,7 @@ main (void)
     TCase *tc = tcase_create ("core");
     tcase_set_timeout (tc, 120);
     tcase_add_test (tc, test_restart_rejoins_at_once);
+    tcase_add_test (tc, test_window_above_max_credit);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
     srunner_run_all (sr, CK_NORMAL);
