@@ -95,7 +95,6 @@ config_new (void)
     self->sndhwm = 1000000;
     self->max_credit = 10000;
     self->plugin_dir = strdup (BUSD_PLUGINDIR);
-    self->max_subs_per_session = 10000;
     self->max_ctl_reply = 64 * 1024 * 1024;
     self->auth = strdup ("none");
     if (!self->log_level || !self->plugin_dir || !self->auth) {
