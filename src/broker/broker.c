@@ -14,6 +14,7 @@
 #include "dlq.h"
 #include "metrics.h"
 #include "auth.h"
+#include "durable.h"
 #include "timers.h"
 #include <errno.h>
 
@@ -54,6 +55,10 @@ broker_new (config_t *config)
     zlistx_set_duplicator (self->bound, (zlistx_duplicator_fn *) strdup);
     broker_clock (self);
     self->started_ms = self->now_ms;
+    if (durable_open (self)) {
+        broker_destroy (&self);
+        return NULL;
+    }
     uint8_t rnd [8];
     FILE *urandom = fopen ("/dev/urandom", "rb");
     if (!urandom || fread (rnd, 1, sizeof rnd, urandom) != sizeof rnd) {
@@ -86,6 +91,8 @@ broker_destroy (broker_t **self_p)
         //  not dropped with the queue of work; this also frees them.
         work_end_batch (self);
     }
+    //  Stream writes still queued (acks of the last batch) are committed.
+    durable_flush (self);
     work_free (self);
     auth_stop (self);
     for (size_t i = 0; i < self->dead_sessions.size; i++) {
@@ -107,6 +114,7 @@ broker_destroy (broker_t **self_p)
     zhashx_destroy (&self->sessions);
     zhashx_destroy (&self->groups);
     trie_destroy (&self->trie);
+    durable_close (self);
     dedup_destroy (&self->dedup);
     dlq_destroy (&self->dlq);
     zloop_destroy (&self->loop);
@@ -264,6 +272,7 @@ s_on_session_scan (zloop_t *loop, int timer_id, void *arg)
         session_end (session, "expired");
     }
     ptrvec_free (&expired);
+    durable_tick (self);
     if (self->metrics && now - self->last_metrics_ms >= 1000) {
         metrics_update (self->metrics, self);
         self->last_metrics_ms = now;
@@ -287,6 +296,7 @@ broker_apply_config (broker_t *self, config_t *config)
         zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsgsize, sizeof maxmsgsize);
     dedup_configure (self->dedup, config->dedup_window_ms, (size_t) config->dedup_max);
     dlq_configure (self->dlq, (size_t) config->dlq_max_count, (size_t) config->dlq_max_bytes);
+    durable_apply_config (self, config);
     return auth_reload (self, config);
 }
 

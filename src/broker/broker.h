@@ -48,6 +48,9 @@ void channel_offer (channel_t *self, event_t *ev, session_t *publisher);
 void channel_redeliver (channel_t *self, event_t *ev, uint16_t attempt, int64_t not_before_ms);
 /*  Deliver while members have credit and events wait.                      */
 void channel_pump (channel_t *self);
+/*  Queue an event read from a durable stream (no overflow policy: the
+    feeder bounds the queue), `attempt` deliveries already made.            */
+void channel_feed (channel_t *self, event_t *ev, uint16_t attempt);
 void channel_add_member (channel_t *self, sub_t *sub);
 /*  Remove a member; its in-flight deliveries go back to the group's queue
     (or are dropped for a plain subscription).  Ends the channel with its

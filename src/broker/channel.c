@@ -9,6 +9,7 @@
     lift them in time proportional to the few queues involved.               */
 #include "broker.h"
 #include "clock.h"
+#include "durable.h"
 #include "timers.h"
 
 #define STALL_RETRY_MS  10      /*  a send refused by the HWM: try again    */
@@ -99,6 +100,9 @@ channel_free (channel_t **self_p)
         s_unregister (self);
         timers_set (self->broker, self, -1);
     }
+    if (self->durable)
+        durable_channel_free (self);
+    else
     if (self->broker && self->pattern)
         trie_remove (self->broker->trie, self->pattern, strlen (self->pattern), self);
     if (self->queue)
@@ -146,6 +150,12 @@ void
 channel_leave (channel_t *self, event_t *ev, uint16_t attempts)
 {
     broker_t *broker = self->broker;
+    if (self->durable) {
+        //  Still in its stream, unacknowledged: the cursor's next reader
+        //  gets it again.  Nothing is left behind.
+        event_unref (&ev);
+        return;
+    }
     if (self->on_end_dead_letter)
         work_dead_letter (broker, ev, "subscription ended", attempts, self->name);
     else
@@ -377,6 +387,17 @@ channel_offer (channel_t *self, event_t *ev, session_t *publisher)
             s_drop (self, &oldest.event);
         }
     }
+}
+
+void
+channel_feed (channel_t *self, event_t *ev, uint16_t attempt)
+{
+    if (s_push (self, self->queue, ev, attempt, NULL)) {
+        log_error ("out of memory queueing for durable '%s'", self->pattern);
+        event_unref (&ev);
+        return;
+    }
+    channel_mark_dirty (self);
 }
 
 void

@@ -10,6 +10,7 @@
 #include "dedup.h"
 #include "auth.h"
 #include "utf8.h"
+#include "durable.h"
 #include "batch.h"
 #include "headers.h"
 #include <errno.h>
@@ -275,7 +276,7 @@ s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, b
             return;
         }
     }
-    if (msg_id.len && dedup_seen (self->dedup, msg_id.data, msg_id.len, self->now_ms)) {
+    if (msg_id.len && dedup_seen (self->dedup, topic.data, topic.len, msg_id.data, msg_id.len, self->now_ms)) {
         self->stats.duplicates++;
         return;
     }
@@ -309,12 +310,21 @@ s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, b
         s_reject (self, session, seq, BUSP_E_INTERNAL, "out of memory");
         return;
     }
+    //  Durable hook (PUB and every PUBB record): an event a stream covers
+    //  is appended now and routed after the end-of-batch commit
+    //  (durable.c), which also decides between PUBACK and REJECT.
+    int held = self->durable ? durable_hold (self, session, seq, ev) : 0;
+    if (held > 1) {
+        event_unref (&ev);
+        s_reject (self, session, seq, (uint16_t) held, durable_reason (self));
+        return;
+    }
     self->stats.accepted++;
     self->stats.events_in_bytes += size;
     session->accepted++;
     if (msg_id.len)
-        dedup_add (self->dedup, msg_id.data, msg_id.len, self->now_ms);
-    if (route_event (self, ev, session) == 0)
+        dedup_add (self->dedup, topic.data, topic.len, msg_id.data, msg_id.len, self->now_ms);
+    if (!held && route_event (self, ev, session) == 0)
         self->stats.unrouted++;
     event_unref (&ev);
 }
@@ -480,8 +490,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         }
     }
     if (opts.has_durable) {
-        s_subend (self, session, h->sub_id, BUSP_E_NOT_FOUND,
-                  "no durable stream covers the pattern");
+        durable_subscribe (self, session, h->sub_id, pattern, &opts, body, size);
         return;
     }
     sub_t *sub = sub_new (session, h->sub_id, pattern);
@@ -517,7 +526,9 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
 
     busp_header_t ok = { .command = BUSP_SUBOK, .sub_id = h->sub_id };
     cJSON *info = cJSON_CreateObject ();
-    cJSON_AddNumberToObject (info, "stream_seq", 0);
+    //  Where a stream covers the pattern, its next event is the first this
+    //  subscription sees (stream_seq in DELIVER); else 0.
+    cJSON_AddNumberToObject (info, "stream_seq", (double) durable_next_seq (self, pattern));
     cJSON_AddStringToObject (info, "pattern", pattern);
     cJSON_AddNumberToObject (info, "credit", (double) sub->credit);
     cJSON_AddStringToObject (info, "ack", opts.ack_explicit ? "explicit" : "none");
@@ -747,6 +758,14 @@ s_dispatch (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
             return;
         }
     }
+    //  Commands whose answer must not overtake the batch's stream commit
+    //  (a PONG after an ACK says the ACK is stored; a HELLO PUBACKs the
+    //  old session): commit first.  PUB, PUBB, CREDIT, ACK, ACKB and NACK
+    //  batch up.
+    if (self->durable && h.command != BUSP_PUB && h.command != BUSP_PUBB
+    &&  h.command != BUSP_CREDIT && h.command != BUSP_ACK && h.command != BUSP_ACKB
+    &&  h.command != BUSP_NACK && h.command != BUSP_PONG)
+        durable_flush (self);
     if (h.command == BUSP_HELLO) {
         s_handle_hello (self, session, rid, &h, frames, nframes);
         return;

@@ -1,6 +1,7 @@
 /*  config.c — the settings table and its JSON loader (see config.h).       */
 #include "config.h"
 #include "util.h"
+#include "topic.h"
 #include "endpoint.h"
 #include <cJSON.h>
 #include <errno.h>
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_INT, T_DOUBLE, T_STR, T_BOOL, T_BINDS, T_PLUGINS } ktype_t;
+typedef enum { T_INT, T_DOUBLE, T_STR, T_BOOL, T_BINDS, T_PLUGINS, T_STREAMS } ktype_t;
 
 typedef struct {
     const char *key;
@@ -47,6 +48,10 @@ static const keydef_t s_keys [] = {
     { "metrics_bind",       T_STR,    OFF (metrics_bind),       0, 0, false },
     { "sndhwm",             T_INT,    OFF (sndhwm),             0, 100000000, false },
     { "plugins",            T_PLUGINS, OFF (plugins_json),      0, 0, true },
+    { "data_dir",           T_STR,    OFF (data_dir),           0, 0, false },
+    { "store_map_size",     T_INT,    OFF (store_map_size),     65536, 1099511627776.0, false },
+    { "store_max_size",     T_INT,    OFF (store_max_size),     0, 1099511627776.0, true },
+    { "streams",            T_STREAMS, OFF (streams_json),      0, 0, true },
     { "max_credit",         T_INT,    OFF (max_credit),         1, 4294967295.0, true },
     { "plugin_dir",         T_STR,    OFF (plugin_dir),         0, 0, true },
     { "auth",               T_STR,    OFF (auth),               0, 0, false },
@@ -127,6 +132,9 @@ config_destroy (config_t **self_p)
     free (self->metrics_bind);
     free (self->file);
     free (self->plugins_json);
+    free (self->data_dir);
+    free (self->streams);
+    free (self->streams_json);
     free (self->plugin_dir);
     free (self->auth);
     free (self->listeners_json);
@@ -207,6 +215,238 @@ s_check_level (const char *value)
     return -EINVAL;
 }
 
+/*  ---- durable streams ("streams", "data_dir") ------------------------- */
+
+/*  Sizes: a whole number of bytes, or a string "<number><unit>" with B,
+    KB/MB/GB/TB (powers of 1000) or KiB/MiB/GiB/TiB (powers of 1024).       */
+int
+config_parse_size (const void *json_item, int64_t *out)
+{
+    const cJSON *item = json_item;
+    if (cJSON_IsNumber (item)) {
+        double v = item->valuedouble;
+        if (!(v >= 0 && v <= 9e18) || v != (double) (int64_t) v)
+            return -EINVAL;
+        *out = (int64_t) v;
+        return 0;
+    }
+    if (!cJSON_IsString (item))
+        return -EINVAL;
+    char *end;
+    double v = strtod (item->valuestring, &end);
+    if (end == item->valuestring || !(v >= 0))
+        return -EINVAL;
+    while (*end == ' ')
+        end++;
+    static const struct { const char *unit; double factor; } units [] = {
+        { "", 1 }, { "B", 1 }, { "KB", 1e3 }, { "MB", 1e6 }, { "GB", 1e9 }, { "TB", 1e12 },
+        { "KiB", 1024.0 }, { "MiB", 1048576.0 }, { "GiB", 1073741824.0 },
+        { "TiB", 1099511627776.0 }, { "k", 1e3 }, { "K", 1024.0 }, { "M", 1048576.0 },
+        { "G", 1073741824.0 }
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units [0]; i++)
+        if (strcmp (end, units [i].unit) == 0) {
+            double bytes = v * units [i].factor;
+            if (bytes > 9e18)
+                return -EINVAL;
+            *out = (int64_t) bytes;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+/*  Durations: a number of seconds, or a string "<number><unit>" with ms,
+    s, m, h, d or w.                                                         */
+int
+config_parse_duration_ms (const void *json_item, int64_t *out)
+{
+    const cJSON *item = json_item;
+    if (cJSON_IsNumber (item)) {
+        double v = item->valuedouble;
+        if (!(v >= 0 && v <= 9e15))
+            return -EINVAL;
+        *out = (int64_t) (v * 1000);
+        return 0;
+    }
+    if (!cJSON_IsString (item))
+        return -EINVAL;
+    char *end;
+    double v = strtod (item->valuestring, &end);
+    if (end == item->valuestring || !(v >= 0))
+        return -EINVAL;
+    while (*end == ' ')
+        end++;
+    static const struct { const char *unit; double ms; } units [] = {
+        { "ms", 1 }, { "s", 1e3 }, { "m", 60e3 }, { "min", 60e3 }, { "h", 3600e3 },
+        { "d", 86400e3 }, { "w", 604800e3 }
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units [0]; i++)
+        if (strcmp (end, units [i].unit) == 0) {
+            double ms = v * units [i].ms;
+            if (ms > 9e15)
+                return -EINVAL;
+            *out = (int64_t) ms;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+/*  One stream object into sc; err names the field.                         */
+static int
+s_parse_stream (const cJSON *obj, stream_config_t *sc, char *err, size_t err_size)
+{
+    memset (sc, 0, sizeof *sc);
+    sc->sync = STREAM_SYNC_ALWAYS;
+    sc->sync_interval_ms = 1000;
+    if (!cJSON_IsObject (obj)) {
+        snprintf (err, err_size, "must be an object like {\"name\": \"payments\", \"patterns\": [\"payment.#\"]}");
+        return -EINVAL;
+    }
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive (obj, "name");
+    if (!cJSON_IsString (name)) {
+        snprintf (err, err_size, "'name' is required (a string)");
+        return -EINVAL;
+    }
+    size_t len = strlen (name->valuestring);
+    if (len == 0 || len > 64 || strspn (name->valuestring,
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != len) {
+        snprintf (err, err_size, "name '%.80s' must be 1..64 of A-Z a-z 0-9 _ -", name->valuestring);
+        return -EINVAL;
+    }
+    memcpy (sc->name, name->valuestring, len + 1);
+    const cJSON *item;
+    cJSON_ArrayForEach (item, obj) {
+        const char *key = item->string;
+        if (strcmp (key, "name") == 0)
+            continue;
+        if (strcmp (key, "patterns") == 0) {
+            if (!cJSON_IsArray (item) || cJSON_GetArraySize (item) < 1
+            ||  cJSON_GetArraySize (item) > STREAM_MAX_PATTERNS) {
+                snprintf (err, err_size, "stream '%s': 'patterns' must be an array of 1..%d patterns",
+                          sc->name, STREAM_MAX_PATTERNS);
+                return -EINVAL;
+            }
+            const cJSON *p;
+            cJSON_ArrayForEach (p, item) {
+                const char *why = NULL;
+                if (!cJSON_IsString (p)
+                ||  busp_pattern_check (p->valuestring, strlen (p->valuestring), &why)) {
+                    snprintf (err, err_size, "stream '%s': pattern '%.100s' is not valid%s%s",
+                              sc->name, cJSON_IsString (p) ? p->valuestring : "?",
+                              why ? ": " : "", why ? why : "");
+                    return -EINVAL;
+                }
+                snprintf (sc->patterns [sc->pattern_count++], 256, "%s", p->valuestring);
+            }
+        }
+        else
+        if (strcmp (key, "max_events") == 0) {
+            if (!cJSON_IsNumber (item) || item->valuedouble < 0 || item->valuedouble > 9e18
+            ||  item->valuedouble != (double) (int64_t) item->valuedouble) {
+                snprintf (err, err_size, "stream '%s': 'max_events' must be a whole number >= 0 (0: no limit)",
+                          sc->name);
+                return -EINVAL;
+            }
+            sc->max_events = (int64_t) item->valuedouble;
+        }
+        else
+        if (strcmp (key, "max_bytes") == 0) {
+            if (config_parse_size (item, &sc->max_bytes)) {
+                snprintf (err, err_size, "stream '%s': 'max_bytes' must be a size like \"10GiB\", \"500MB\" or a number of bytes",
+                          sc->name);
+                return -EINVAL;
+            }
+        }
+        else
+        if (strcmp (key, "max_age") == 0) {
+            if (config_parse_duration_ms (item, &sc->max_age_ms)) {
+                snprintf (err, err_size, "stream '%s': 'max_age' must be a duration like \"7d\", \"12h\", \"90s\" or a number of seconds",
+                          sc->name);
+                return -EINVAL;
+            }
+        }
+        else
+        if (strcmp (key, "sync") == 0) {
+            const char *v = cJSON_IsString (item) ? item->valuestring : "";
+            if (strcmp (v, "always") == 0)
+                sc->sync = STREAM_SYNC_ALWAYS;
+            else
+            if (strcmp (v, "interval") == 0)
+                sc->sync = STREAM_SYNC_INTERVAL;
+            else
+            if (strcmp (v, "never") == 0)
+                sc->sync = STREAM_SYNC_NEVER;
+            else {
+                snprintf (err, err_size, "stream '%s': 'sync' must be one of always, interval, never",
+                          sc->name);
+                return -EINVAL;
+            }
+        }
+        else
+        if (strcmp (key, "sync_interval_ms") == 0) {
+            if (!cJSON_IsNumber (item) || item->valuedouble < 1 || item->valuedouble > 3600000
+            ||  item->valuedouble != (double) (int64_t) item->valuedouble) {
+                snprintf (err, err_size, "stream '%s': 'sync_interval_ms' must be a whole number 1..3600000",
+                          sc->name);
+                return -EINVAL;
+            }
+            sc->sync_interval_ms = (int64_t) item->valuedouble;
+        }
+        else {
+            snprintf (err, err_size, "stream '%s': unknown key '%.60s' (known: name, patterns, max_events, max_bytes, max_age, sync, sync_interval_ms)",
+                      sc->name, key);
+            return -EINVAL;
+        }
+    }
+    if (sc->pattern_count == 0) {
+        snprintf (err, err_size, "stream '%s': 'patterns' is required (e.g. [\"payment.#\"])", sc->name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int
+s_apply_streams (config_t *self, const cJSON *item, char *err, size_t err_size)
+{
+    if (!cJSON_IsArray (item)) {
+        snprintf (err, err_size, "must be an array of stream objects");
+        return -EINVAL;
+    }
+    int count = cJSON_GetArraySize (item);
+    stream_config_t *streams = calloc (count ? (size_t) count : 1, sizeof (stream_config_t));
+    if (!streams)
+        return -ENOMEM;
+    int n = 0;
+    const cJSON *obj;
+    cJSON_ArrayForEach (obj, item) {
+        char why [400];
+        if (s_parse_stream (obj, &streams [n], why, sizeof why)) {
+            snprintf (err, err_size, "entry %d: %.200s", n + 1, why);
+            free (streams);
+            return -EINVAL;
+        }
+        for (int i = 0; i < n; i++)
+            if (strcmp (streams [i].name, streams [n].name) == 0) {
+                snprintf (err, err_size, "entry %d: stream name '%s' is used twice", n + 1,
+                          streams [n].name);
+                free (streams);
+                return -EINVAL;
+            }
+        n++;
+    }
+    char *text = cJSON_PrintUnformatted (item);
+    if (!text) {
+        free (streams);
+        return -ENOMEM;
+    }
+    free (self->streams);
+    free (self->streams_json);
+    self->streams = streams;
+    self->stream_count = n;
+    self->streams_json = text;
+    return 0;
+}
+
 /*  Apply one JSON value to the field of k.  err gets the reason.            */
 static int
 s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t err_size)
@@ -244,9 +484,10 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
             *(bool *) field = cJSON_IsTrue (item);
             return 0;
         case T_STR:
-            if (cJSON_IsNull (item) && strcmp (k->key, "metrics_bind") == 0) {
-                free (self->metrics_bind);
-                self->metrics_bind = NULL;
+            if (cJSON_IsNull (item) && (strcmp (k->key, "metrics_bind") == 0
+                                    ||  strcmp (k->key, "data_dir") == 0)) {
+                free (*(char **) field);
+                *(char **) field = NULL;
                 return 0;
             }
             //  Security files may be switched off again with null.
@@ -327,6 +568,8 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
             *(char **) field = text;
             return 0;
         }
+        case T_STREAMS:
+            return s_apply_streams (self, item, err, err_size);
     }
     return -EINVAL;
 }
@@ -544,6 +787,12 @@ config_validate (const config_t *self, char *errors, size_t errors_size)
                       (long long) self->backoff_max_ms);
         rc = -EINVAL;
     }
+    if (self->stream_count > 0 && !self->data_dir) {
+        busp_appendf (errors, errors_size,
+                      "%s: streams are configured but data_dir is not: set \"data_dir\" (e.g. /var/lib/busd)\n",
+                      where);
+        rc = -EINVAL;
+    }
     return rc;
 }
 
@@ -578,6 +827,7 @@ s_diff (const config_t *old, const config_t *cur, char *out, size_t size, bool a
             case T_DOUBLE: differs = *(double *) a != *(double *) b; break;
             case T_BOOL: differs = *(bool *) a != *(bool *) b; break;
             case T_STR:
+            case T_STREAMS:
             case T_PLUGINS: {
                 const char *sa = *(char **) a, *sb = *(char **) b;
                 differs = (sa == NULL) != (sb == NULL) || (sa && strcmp (sa, sb));

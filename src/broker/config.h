@@ -14,6 +14,20 @@
 #define CONFIG_MAX_BINDS 16
 #define BUSD_DEFAULT_ENDPOINT_BROKER "tcp://127.0.0.1:7460"
 
+/*  Durable streams ("streams" in busd.json; see store.h).                  */
+#define STREAM_MAX_PATTERNS 16
+typedef enum { STREAM_SYNC_ALWAYS = 0, STREAM_SYNC_INTERVAL, STREAM_SYNC_NEVER } stream_sync_t;
+typedef struct {
+    char name [65];             /*  [A-Za-z0-9_-], 1..64                    */
+    char patterns [STREAM_MAX_PATTERNS][256];
+    int pattern_count;
+    int64_t max_events;         /*  0: no limit                             */
+    int64_t max_bytes;          /*  0: no limit                             */
+    int64_t max_age_ms;         /*  0: no limit                             */
+    stream_sync_t sync;
+    int64_t sync_interval_ms;
+} stream_config_t;
+
 typedef struct {
     char *binds [CONFIG_MAX_BINDS];
     int bind_count;
@@ -45,6 +59,13 @@ typedef struct {
     int64_t max_credit;         /*  cap on a subscription's credit          */
     char *file;                 /*  where it came from, for messages        */
     char *plugins_json;         /*  the "plugins" array, kept as JSON text  */
+    /*  Durable streams: no data_dir means memory-only.                     */
+    char *data_dir;
+    int64_t store_map_size;     /*  first LMDB map size (it grows)          */
+    int64_t store_max_size;     /*  the most it grows to; 0 = no cap        */
+    stream_config_t *streams;
+    int stream_count;
+    char *streams_json;         /*  as loaded, to tell a reload what changed */
     char *plugin_dir;           /*  where bare plugin names are found        */
     /*  Security (auth.c, acl.c, doc/security.md).                          */
     char *auth;                 /*  mechanism of the "bind" endpoints       */
@@ -80,6 +101,10 @@ int config_validate (const config_t *self, char *errors, size_t errors_size);
     differ and names those a reload cannot change in restart_needed.         */
 int config_diff (const config_t *old, const config_t *cur, char *restart_needed, size_t size);
 
+/*  Parse a size ("10GiB", "512MB", 1048576) or a duration ("7d", "90s",
+    "250ms"; a plain number is seconds) as the streams block accepts them.  */
+int config_parse_size (const void *json_item, int64_t *out);
+int config_parse_duration_ms (const void *json_item, int64_t *out);
 /*  Every key that differs, comma-separated into names (for the reload log
     line); returns how many differ.                                          */
 int config_changed_keys (const config_t *old, const config_t *cur, char *names, size_t size);

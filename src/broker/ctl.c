@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "dedup.h"
 #include "dlq.h"
+#include "durable.h"
 #include "topic.h"
 #include "auth.h"
 #include "utf8.h"
@@ -108,6 +109,7 @@ ctl_stats (broker_t *self)
     ADD ("dlq_evicted", dlq_evicted (self->dlq));
     ADD ("uptime_s", (busp_mono_ms () - self->started_ms) / 1000);
 #undef ADD
+    durable_stats (self, json);
     if (self->plugin_stats) {
         cJSON *plugins = self->plugin_stats (self->plugin_metrics_arg);
         if (plugins)
@@ -191,10 +193,33 @@ s_subscriptions (broker_t *self)
     return json;
 }
 
-/*  Republish a dead letter to its original topic, as published.            */
-static bool
-s_replay_one (broker_t *self, uint64_t id)
+/*  The subscription a dead letter came from, when it can take it back: a
+    queue group or a durable name (x-subscription) that exists now and whose
+    pattern matches the original topic.                                      */
+static channel_t *
+s_origin (broker_t *self, const dlq_entry_t *entry)
 {
+    const event_t *orig = entry->original;
+    for (size_t i = 0; i < self->all_channels.size; i++) {
+        channel_t *channel = self->all_channels.items [i];
+        if (channel->dead || channel->members.size == 0)
+            continue;
+        const char *name = channel->durable ? durable_channel_name (channel) : channel->group;
+        if (name && streq (name, entry->subscription)
+        &&  busp_pattern_match (channel->pattern, strlen (channel->pattern), orig->topic,
+                                orig->topic_len))
+            return channel;
+    }
+    return NULL;
+}
+
+/*  Replay a dead letter: back to the subscription it came from (to_origin,
+    PROTOCOL §7) when that still exists, else republished to its original
+    topic, as published.  *went_origin says which.                           */
+static bool
+s_replay_one (broker_t *self, uint64_t id, bool to_origin, bool *went_origin)
+{
+    *went_origin = false;
     dlq_entry_t *entry = dlq_find (self->dlq, id);
     if (!entry)
         return false;
@@ -211,10 +236,19 @@ s_replay_one (broker_t *self, uint64_t id)
     zmq_msg_close (&headers);
     if (!ev)
         return false;
-    self->stats.accepted++;
-    if (route_event (self, ev, NULL) == 0)
-        self->stats.unrouted++;
-    event_unref (&ev);
+    channel_t *origin = to_origin ? s_origin (self, entry) : NULL;
+    if (origin) {
+        //  Only that subscription sees it again: the others handled it.
+        ev->stream_seq = orig->stream_seq;
+        channel_redeliver (origin, ev, 0, 0);
+        *went_origin = true;
+    }
+    else {
+        self->stats.accepted++;
+        if (route_event (self, ev, NULL) == 0)
+            self->stats.unrouted++;
+        event_unref (&ev);
+    }
     dlq_remove (self->dlq, id);
     return true;
 }
@@ -229,8 +263,17 @@ s_dlq_replay (broker_t *self, session_t *session, uint32_t request_id, cJSON *re
                  "dlq-replay needs exactly one of \"ids\" (array) or \"topic\" (pattern)");
         return;
     }
-    uint64_t replayed = 0;
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive (req, "to");
+    if (to && !(cJSON_IsString (to) && (streq (to->valuestring, "origin")
+                                        || streq (to->valuestring, "topic")))) {
+        s_error (self, session, request_id, BUSP_E_MALFORMED,
+                 "\"to\" must be \"origin\" (the default) or \"topic\"");
+        return;
+    }
+    bool to_origin = !to || streq (to->valuestring, "origin");
+    uint64_t replayed = 0, to_sub = 0;
     cJSON *missing = NULL;
+    bool went;
     if (ids) {
         if (!cJSON_IsArray (ids)) {
             s_error (self, session, request_id, BUSP_E_MALFORMED, "\"ids\" must be an array of numbers");
@@ -244,8 +287,10 @@ s_dlq_replay (broker_t *self, session_t *session, uint32_t request_id, cJSON *re
             }
         }
         cJSON_ArrayForEach (id, ids)
-            if (s_replay_one (self, (uint64_t) id->valuedouble))
+            if (s_replay_one (self, (uint64_t) id->valuedouble, to_origin, &went)) {
                 replayed++;
+                to_sub += went;
+            }
             else
             if (!dlq_find (self->dlq, (uint64_t) id->valuedouble)) {
                 //  Named in the reply: "replayed 0" alone hides a typo.
@@ -268,12 +313,16 @@ s_dlq_replay (broker_t *self, session_t *session, uint32_t request_id, cJSON *re
         }
         size_t n = dlq_match (self->dlq, topic->valuestring, list, max);
         for (size_t i = 0; i < n; i++)
-            if (s_replay_one (self, list [i]))
+            if (s_replay_one (self, list [i], to_origin, &went)) {
                 replayed++;
+                to_sub += went;
+            }
         free (list);
     }
     cJSON *json = cJSON_CreateObject ();
     cJSON_AddNumberToObject (json, "replayed", (double) replayed);
+    cJSON_AddNumberToObject (json, "to_origin", (double) to_sub);
+    cJSON_AddNumberToObject (json, "to_topic", (double) (replayed - to_sub));
     if (missing)
         cJSON_AddItemToObject (json, "missing", missing);
     s_reply (self, session, request_id, BUSP_OK, json);
@@ -390,10 +439,15 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
     if (streq (name, "subscriptions"))
         s_reply (self, session, request_id, BUSP_OK, s_subscriptions (self));
     else
-    if (streq (name, "streams")) {
-        cJSON *json = cJSON_CreateObject ();
-        cJSON_AddItemToObject (json, "streams", cJSON_CreateArray ());
-        s_reply (self, session, request_id, BUSP_OK, json);
+    if (streq (name, "streams") || streq (name, "stream-info") || streq (name, "stream-purge")
+    ||  streq (name, "stream-delete")) {
+        cJSON *json = NULL;
+        char err [600] = "";
+        int code = durable_ctl (self, name, req, &json, err, sizeof err);
+        if (json)
+            s_reply (self, session, request_id, (uint16_t) code, json);
+        else
+            s_error (self, session, request_id, (uint16_t) code, err);
     }
     else
     if (streq (name, "dlq-list")) {

@@ -3,11 +3,55 @@
 #include "blob.h"
 #include <czmq.h>
 #include <errno.h>
+#include <string.h>
+
+/*  The key is the pair (topic, msg_id) of PROTOCOL §5: a client allowed to
+    publish only on its own topics cannot suppress another's events by
+    guessing their msg_ids.  Laid out as [u16 length][topic][0x00][msg_id]:
+    topics never hold 0x00, so the pair is unambiguous.                      */
+#define KEY_MAX (2 + 255 + 1 + 255)
 
 typedef struct {
-    uint8_t key [256];          /*  key [0] = length                        */
+    uint8_t key [KEY_MAX];
     int64_t added_ms;
 } entry_t;
+
+static size_t
+s_key_set (uint8_t *key, const char *topic, size_t topic_len, const char *msg_id, size_t len)
+{
+    if (topic_len > 255)
+        topic_len = 255;
+    if (len > 255)
+        len = 255;
+    size_t n = topic_len + 1 + len;
+    key [0] = (uint8_t) (n >> 8);
+    key [1] = (uint8_t) n;
+    memcpy (key + 2, topic, topic_len);
+    key [2 + topic_len] = 0;
+    memcpy (key + 3 + topic_len, msg_id, len);
+    return n;
+}
+
+static size_t
+s_key_len (const uint8_t *key)
+{
+    return ((size_t) key [0] << 8) | key [1];
+}
+
+static size_t
+s_key_hash (const void *key)
+{
+    return (size_t) busp_siphash ((const uint8_t *) key + 2, s_key_len (key));
+}
+
+static int
+s_key_compare (const void *a, const void *b)
+{
+    size_t la = s_key_len (a), lb = s_key_len (b);
+    if (la != lb)
+        return la < lb ? -1 : 1;
+    return memcmp ((const uint8_t *) a + 2, (const uint8_t *) b + 2, la);
+}
 
 struct dedup {
     int64_t window_ms;
@@ -39,8 +83,8 @@ dedup_new (int64_t window_ms, size_t max_entries)
         return NULL;
     }
     //  Keys point into the entries, which the FIFO owns.
-    zhashx_set_key_hasher (self->index, busp_blob_hash);
-    zhashx_set_key_comparator (self->index, busp_blob_compare);
+    zhashx_set_key_hasher (self->index, s_key_hash);
+    zhashx_set_key_comparator (self->index, s_key_compare);
     zhashx_set_key_duplicator (self->index, NULL);
     zhashx_set_key_destructor (self->index, NULL);
     zlistx_set_destructor (self->fifo, s_entry_free);
@@ -67,10 +111,11 @@ dedup_configure (dedup_t *self, int64_t window_ms, size_t max_entries)
 }
 
 bool
-dedup_seen (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms)
+dedup_seen (dedup_t *self, const char *topic, size_t topic_len, const char *msg_id, size_t len,
+            int64_t now_ms)
 {
-    uint8_t key [256];
-    busp_blob_set (key, msg_id, len);
+    uint8_t key [KEY_MAX];
+    s_key_set (key, topic, topic_len, msg_id, len);
     entry_t *entry = zhashx_lookup (self->index, key);
     return entry && now_ms - entry->added_ms < self->window_ms;
 }
@@ -89,14 +134,15 @@ s_pop_oldest (dedup_t *self)
 }
 
 int
-dedup_add (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms)
+dedup_add (dedup_t *self, const char *topic, size_t topic_len, const char *msg_id, size_t len,
+           int64_t now_ms)
 {
     if (self->window_ms <= 0 || self->max_entries == 0)
         return 0;
     entry_t *entry = malloc (sizeof (entry_t));
     if (!entry)
         return -ENOMEM;
-    busp_blob_set (entry->key, msg_id, len);
+    s_key_set (entry->key, topic, topic_len, msg_id, len);
     entry->added_ms = now_ms;
     if (!zlistx_add_end (self->fifo, entry)) {
         free (entry);
@@ -111,6 +157,16 @@ dedup_add (dedup_t *self, const char *msg_id, size_t len, int64_t now_ms)
         self->evicted++;
     }
     return 0;
+}
+
+void
+dedup_remove (dedup_t *self, const char *topic, size_t topic_len, const char *msg_id, size_t len)
+{
+    //  The FIFO entry stays until it expires; s_pop_oldest only drops the
+    //  index entry when it is still that entry's.
+    uint8_t key [KEY_MAX];
+    s_key_set (key, topic, topic_len, msg_id, len);
+    zhashx_delete (self->index, key);
 }
 
 void

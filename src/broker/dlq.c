@@ -10,6 +10,9 @@ struct dlq {
     size_t bytes;
     uint64_t next_id;
     uint64_t evicted;
+    void (*on_add) (uint64_t id, void *arg);
+    void (*on_remove) (uint64_t id, void *arg);
+    void *listener_arg;
 };
 
 static void
@@ -60,6 +63,8 @@ s_evict (dlq_t *self)
         if (!oldest)
             break;
         self->bytes -= event_bytes (oldest->original);
+        if (self->on_remove)
+            self->on_remove (oldest->id, self->listener_arg);
         zlistx_delete (self->entries, zlistx_cursor (self->entries));
         self->evicted++;
     }
@@ -90,8 +95,39 @@ dlq_add (dlq_t *self, event_t *original, const char *reason, uint16_t attempts,
     zlistx_add_end (self->entries, entry);
     self->bytes += event_bytes (original);
     uint64_t id = entry->id;
+    if (self->on_add)
+        self->on_add (id, self->listener_arg);
     s_evict (self);
     return id;
+}
+
+void
+dlq_restore (dlq_t *self, uint64_t id, event_t *original, const char *reason,
+             uint16_t attempts, const char *subscription, int64_t ts_us)
+{
+    dlq_entry_t *entry = calloc (1, sizeof (dlq_entry_t));
+    if (!entry)
+        return;
+    entry->id = id;
+    entry->original = event_ref (original);
+    snprintf (entry->reason, sizeof entry->reason, "%s", reason);
+    entry->attempts = attempts;
+    snprintf (entry->subscription, sizeof entry->subscription, "%s", subscription);
+    entry->ts_us = ts_us;
+    entry->original_seq = original->stream_seq;
+    zlistx_add_end (self->entries, entry);
+    self->bytes += event_bytes (original);
+    if (id >= self->next_id)
+        self->next_id = id + 1;
+}
+
+void
+dlq_set_listener (dlq_t *self, void (*on_add) (uint64_t id, void *arg),
+                  void (*on_remove) (uint64_t id, void *arg), void *arg)
+{
+    self->on_add = on_add;
+    self->on_remove = on_remove;
+    self->listener_arg = arg;
 }
 
 static bool
@@ -185,6 +221,8 @@ dlq_remove (dlq_t *self, uint64_t id)
     if (!entry)
         return;
     self->bytes -= event_bytes (entry->original);
+    if (self->on_remove)
+        self->on_remove (id, self->listener_arg);
     zlistx_delete (self->entries, zlistx_cursor (self->entries));
 }
 

@@ -40,6 +40,14 @@ dlq_entry_t *dlq_find (dlq_t *self, uint64_t id);
 size_t dlq_match (dlq_t *self, const char *pattern, uint64_t *ids, size_t max);
 /*  Remove an entry (after its replay was accepted).                         */
 void dlq_remove (dlq_t *self, uint64_t id);
+/*  Keep a dead letter read back from the store under its own id (no
+    listener call).                                                          */
+void dlq_restore (dlq_t *self, uint64_t id, event_t *original, const char *reason,
+                  uint16_t attempts, const char *subscription, int64_t ts_us);
+/*  Persistence backend (durable.c): told of every entry added and removed
+    (replayed, purged or evicted), NULL to stop.                            */
+void dlq_set_listener (dlq_t *self, void (*on_add) (uint64_t id, void *arg),
+                       void (*on_remove) (uint64_t id, void *arg), void *arg);
 /*  One entry for dlq-show: the dlq-list fields plus "headers" (object) and
     "payload" (base64).  NULL when out of memory.                            */
 cJSON *dlq_entry_json (const dlq_entry_t *entry);

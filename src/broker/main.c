@@ -120,6 +120,11 @@ s_reload (char *errors, size_t size)
     }
     config->bind_count = 0;
     fresh->sndhwm = config->sndhwm;
+    //  The store stays where it was opened.
+    char *data_dir = fresh->data_dir;
+    fresh->data_dir = config->data_dir;
+    config->data_dir = data_dir;
+    fresh->store_map_size = config->store_map_size;
     char *metrics = fresh->metrics_bind;
     fresh->metrics_bind = config->metrics_bind;
     config->metrics_bind = metrics;

@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "dlq.h"
 #include "dedup.h"
+#include "durable.h"
 #include <pthread.h>
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -242,6 +243,7 @@ metrics_update (metrics_t *self, broker_t *broker)
                "# TYPE busd_events_queued gauge\n");
     for (int p = 0; p < POLICY_COUNT; p++)
         s_add (&s, "busd_events_queued{policy=\"%s\"} %.0f\n", policy_name ((policy_t) p), queued [p]);
+    durable_metrics (broker, s_add, &s);
     if (broker->plugin_metrics)
         broker->plugin_metrics (broker->plugin_metrics_arg, s_add, &s);
     if (!s.buf)

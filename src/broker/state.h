@@ -180,6 +180,7 @@ struct channel {
     uint64_t delivered;
     bool dirty;                 /*  in the broker's pump list               */
     bool dead;                  /*  ended; freed after the current batch    */
+    struct dchan *durable;      /*  fed from a stream cursor (durable.c)    */
     size_t all_slot;            /*  index in broker->all_channels + 1, or 0 */
     size_t timer_slot;          /*  index in broker->timers + 1, or 0       */
     int64_t timer_due;          /*  when channel_tick must run (timers.c)   */
@@ -201,6 +202,7 @@ struct session {
     bool pub_dirty;             /*  owes a PUBACK at the end of the batch   */
     bool dead;                  /*  ended; freed after the current batch    */
     bool gone;                  /*  transport says the peer left            */
+    bool durable_held;          /*  has PUBs waiting for a commit (durable.c) */
     bool send_refused;          /*  a send hit the HWM (wire.c sets it)     */
     zhashx_t *subs;             /*  sub_id (as uint32 key) -> sub_t *       */
     uint64_t accepted;
@@ -277,6 +279,7 @@ struct broker {
     ptrvec_t timers;            /*  channels by next deadline (timers.c)    */
     dedup_t *dedup;
     dlq_t *dlq;
+    struct durable *durable;    /*  durable streams; NULL: memory-only      */
     stats_t stats;
     uint64_t queued_bytes;      /*  across every queue: the broker-wide cap */
     uint64_t inflight_bytes;    /*  across every sub: counts against it too */

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "backoff.h"
 #include "dlq.h"
+#include "durable.h"
 #include "timers.h"
 
 sub_t *
@@ -59,6 +60,9 @@ sub_inflight (const sub_t *self)
 void
 sub_describe (const sub_t *self, char *buf, size_t size)
 {
+    if (self->channel && self->channel->durable)
+        snprintf (buf, size, "%s", durable_channel_name (self->channel));
+    else
     if (self->channel && self->channel->group)
         snprintf (buf, size, "%s", self->channel->group);
     else
@@ -184,6 +188,8 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
     broker->stats.delivered++;
     if (attempt)
         broker->stats.redelivered++;
+    if (self->channel && self->channel->durable)
+        durable_delivered (self->channel, ev, (uint16_t) (attempt + 1));
     if (self->ack_explicit) {
         int64_t deadline = broker->now_ms + self->ack_wait_ms;
         if (s_inflight_push (self, delivery_id, event_ref (ev), (uint16_t) (attempt + 1), deadline)) {
@@ -250,6 +256,8 @@ sub_ack (sub_t *self, uint64_t delivery_id)
     if (!slot)
         return -ENOENT;
     event_t *ev = s_take (self, slot);
+    if (self->channel && self->channel->durable)
+        durable_acked (self->channel, ev);
     event_unref (&ev);
     self->acked++;
     s_trim (self);
@@ -262,6 +270,9 @@ s_give_up (sub_t *self, event_t *ev, uint16_t attempts, const char *reason)
     char name [300];
     sub_describe (self, name, sizeof name);
     self->dead_lettered++;
+    //  Dead-lettered is done with, for a cursor too.
+    if (self->channel && self->channel->durable)
+        durable_acked (self->channel, ev);
     work_dead_letter (self->session->broker, ev, reason, attempts, name);
     event_unref (&ev);
 }

@@ -8,6 +8,7 @@
     Work done here may queue more work; the loop runs until the queue is
     empty.                                                                   */
 #include "broker.h"
+#include "durable.h"
 #include <errno.h>
 
 static int
@@ -170,7 +171,13 @@ work_end_batch (broker_t *self)
     //  pump lifting a throttle, a send to a peer that left): repeat until
     //  nothing is left.  Dead channels and sessions stay allocated until
     //  then, so queued work may still name them.
-    while (self->work.size || self->dirty_sessions.size || self->dirty_channels.size) {
+    while (true) {
+        //  Commit the batch's stream writes before any PUBACK (durable.c):
+        //  what is acknowledged is stored.  Then top up durable queues.
+        if (self->durable)
+            durable_end_batch (self);
+        if (!(self->work.size || self->dirty_sessions.size || self->dirty_channels.size))
+            break;
         for (size_t i = 0; i < self->work.size; i++) {
             work_item_t item = self->work.items [i];
             s_run (self, &item);

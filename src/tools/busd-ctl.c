@@ -68,6 +68,10 @@ s_usage (FILE *out)
         "  dlq purge (--id ID... | --topic PATTERN)\n"
         "                           forget dead letters\n"
         "  plugins                  hosted plugins: state, outcomes, handling time\n"
+        "  streams                  durable streams and their cursors (lag, pending)\n"
+        "  stream info NAME         one stream and its cursors\n"
+        "  stream purge NAME        remove every event of a stream (cursors stay)\n"
+        "  stream delete NAME       remove a stream, its events and its cursors\n"
         "  reload                   reload configuration and plugins (as SIGHUP)\n"
         "  raw JSON                 send any CTL request, print the reply\n"
         "\n"
@@ -139,7 +143,7 @@ s_parse_args (ctl_args_t *args, int argc, char **argv)
     args->words = argv + optind;
     args->nwords = argc - optind;
     if (args->nwords == 0)
-        tool_usage_error ("no command: give stats, clients, subscriptions, plugins, dlq, reload or raw");
+        tool_usage_error ("no command: give stats, clients, subscriptions, plugins, streams, stream, dlq, reload or raw");
 }
 
 //  ---------------------------------------------------------------------
@@ -242,6 +246,25 @@ s_request (ctl_args_t *args)
     if (dlq)
         tool_usage_error ("dlq needs 'list', 'show', 'replay' or 'purge'");
     else
+    if (strcmp (cmd, "streams") == 0) {
+        if (extra != 0)
+            tool_usage_error ("streams takes no arguments (see 'stream info NAME')");
+        name = "streams";
+    }
+    else
+    if (strcmp (cmd, "stream") == 0) {
+        //  stream info|purge|delete NAME -> {"cmd": "stream-info", "name": NAME}
+        const char *action = extra >= 1 ? args->words [1] : "";
+        if (strcmp (action, "info") && strcmp (action, "purge") && strcmp (action, "delete"))
+            tool_usage_error ("stream needs 'info', 'purge' or 'delete' and a stream name");
+        if (extra != 2)
+            tool_usage_error ("stream %s needs exactly one stream name", action);
+        name = strcmp (action, "info") == 0 ? "stream-info"
+             : strcmp (action, "purge") == 0 ? "stream-purge" : "stream-delete";
+        if (!cJSON_AddStringToObject (req, "name", args->words [2]))
+            tool_oom ();
+    }
+    else
         tool_usage_error ("unknown command '%s'", cmd);
 
     if (!cJSON_AddStringToObject (req, "cmd", name))
@@ -333,6 +356,30 @@ s_cell (const cJSON *item, cell_kind_t kind)
         }
         return text ? text : strdup ("-");
     }
+    if (cJSON_IsObject (item)) {
+        //  A plugin's own counters: name=value, comma-separated.
+        char *text = NULL;
+        size_t size = 0;
+        FILE *out = open_memstream (&text, &size);
+        const cJSON *el;
+        bool first = true;
+        cJSON_ArrayForEach (el, item) {
+            char *part = s_cell (el, CELL_PLAIN);
+            if (out && part)
+                fprintf (out, "%s%s=%s", first ? "" : ",", el->string, part);
+            free (part);
+            first = false;
+        }
+        if (!out || fclose (out) != 0) {
+            free (text);
+            return NULL;
+        }
+        if (first) {
+            free (text);
+            return strdup ("-");
+        }
+        return text;
+    }
     return cJSON_PrintUnformatted (item);
 }
 
@@ -416,6 +463,67 @@ s_reply_array (const cJSON *reply, const char *key)
         return NULL;
     }
     return rows;
+}
+
+/*  streams (or one stream's info): a table of streams, then a table of
+    their durable cursors.                                                   */
+static int
+s_print_streams (const cJSON *reply, bool many)
+{
+    static const column_t stream_cols [] = {
+        { "STREAM",  "name",      false, CELL_PLAIN },
+        { "EVENTS",  "events",    true,  CELL_PLAIN },
+        { "BYTES",   "bytes",     true,  CELL_PLAIN },
+        { "FIRST",   "first_seq", true,  CELL_PLAIN },
+        { "LAST",    "last_seq",  true,  CELL_PLAIN },
+        { "SYNC",    "sync",      false, CELL_PLAIN },
+        { "EXPIRED", "expired",   true,  CELL_PLAIN }
+    };
+    static const column_t cursor_cols [] = {
+        { "STREAM",  "stream",            false, CELL_PLAIN },
+        { "CURSOR",  "name",              false, CELL_PLAIN },
+        { "GROUP",   "group",             false, CELL_PLAIN },
+        { "FLOOR",   "floor",             true,  CELL_PLAIN },
+        { "LAG",     "lag",               true,  CELL_PLAIN },
+        { "PENDING", "pending",           true,  CELL_PLAIN },
+        { "MEMBERS", "members",           true,  CELL_PLAIN }
+    };
+    cJSON *streams = NULL;
+    if (many) {
+        const cJSON *rows = s_reply_array (reply, "streams");
+        if (!rows)
+            return TOOL_EXIT_RUNTIME;
+        streams = cJSON_Duplicate (rows, true);
+    }
+    else {
+        streams = cJSON_CreateArray ();
+        if (streams)
+            cJSON_AddItemToArray (streams, cJSON_Duplicate (reply, true));
+    }
+    cJSON *cursors = cJSON_CreateArray ();
+    if (!streams || !cursors)
+        tool_oom ();
+    const cJSON *stream;
+    cJSON_ArrayForEach (stream, streams) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive (stream, "name");
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive (stream, "cursors");
+        const cJSON *cursor;
+        cJSON_ArrayForEach (cursor, list) {
+            cJSON *row = cJSON_Duplicate (cursor, true);
+            if (!row)
+                tool_oom ();
+            cJSON_AddStringToObject (row, "stream", cJSON_IsString (name) ? name->valuestring : "");
+            cJSON_AddItemToArray (cursors, row);
+        }
+    }
+    int rc = s_print_table (streams, stream_cols, sizeof stream_cols / sizeof stream_cols [0]);
+    if (rc == TOOL_EXIT_OK && cJSON_GetArraySize (cursors) > 0) {
+        putchar ('\n');
+        rc = s_print_table (cursors, cursor_cols, sizeof cursor_cols / sizeof cursor_cols [0]);
+    }
+    cJSON_Delete (streams);
+    cJSON_Delete (cursors);
+    return rc;
 }
 
 /*  dlq show: "key: value" lines, the headers as JSON, then the payload as
@@ -517,7 +625,8 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
             { "INFLIGHT",  "inflight",      true,  CELL_PLAIN },
             { "AVG_US",    "avg_handle_us", true,  CELL_PLAIN },
             { "PATTERNS",  "patterns",      false, CELL_PLAIN },
-            { "ERROR",     "error",         false, CELL_PLAIN }
+            { "ERROR",     "error",         false, CELL_PLAIN },
+            { "METRICS",   "metrics",       false, CELL_PLAIN }
         };
         const cJSON *rows = s_reply_array (reply, "plugins");
         return rows ? s_print_table (rows, cols, sizeof cols / sizeof cols [0])
@@ -556,6 +665,22 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
             tool_error ("no dead letter with id %.0f (see busd-ctl dlq list)",
                         cJSON_IsNumber (id) ? id->valuedouble : 0.0);
         return cJSON_GetArraySize (missing) > 0 ? TOOL_EXIT_RUNTIME : TOOL_EXIT_OK;
+    }
+    if (strcmp (cmd, "streams") == 0 || (strcmp (cmd, "stream") == 0
+                                          && strcmp (args->words [1], "info") == 0))
+        return s_print_streams (reply, strcmp (cmd, "streams") == 0);
+    if (strcmp (cmd, "stream") == 0) {
+        bool purge = strcmp (args->words [1], "purge") == 0;
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive (reply, purge ? "purged" : "deleted");
+        char *text = s_cell (n, CELL_PLAIN);
+        if (!text)
+            tool_oom ();
+        printf ("stream %s %s: %s events removed%s\n", args->words [2],
+                purge ? "purged" : "deleted", text,
+                cJSON_IsTrue (cJSON_GetObjectItemCaseSensitive (reply, "recreated"))
+                ? " (still configured: recreated empty)" : "");
+        free (text);
+        return TOOL_EXIT_OK;
     }
     if (strcmp (cmd, "reload") == 0) {
         puts ("reloaded");

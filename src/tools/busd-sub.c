@@ -38,6 +38,7 @@ typedef struct {
     int idle_ms;                    /*  -W; -1 = no limit                     */
     cJSON *sub_opts;                /*  SUB options given on the command line */
     bool credit_given;
+    bool from_given;
     bool exact_credit;              /*  credit = COUNT, no automatic top-up  */
     bool ack_explicit;
     bool verbose;
@@ -80,6 +81,8 @@ enum {
     OPT_CREDIT = 0x2000,
     OPT_ACK,
     OPT_GROUP,
+    OPT_DURABLE,
+    OPT_FROM,
     OPT_OVERFLOW,
     OPT_QUEUE_LIMIT,
     OPT_ACK_WAIT,
@@ -109,6 +112,12 @@ s_usage (FILE *out)
         "      --ack MODE           none (default) or explicit: acknowledge each event\n"
         "                           after it was printed\n"
         "      --group NAME         join queue group NAME (each event to one member)\n"
+        "      --durable NAME       a named cursor over the durable stream covering\n"
+        "                           the pattern: resumes where NAME left off, across\n"
+        "                           restarts (implies --ack explicit)\n"
+        "      --from WHEN          where a new --durable cursor starts: new (default),\n"
+        "                           first, last, a stream sequence number, or an\n"
+        "                           RFC 3339 time (2026-12-01T04:00:00Z)\n"
         "      --overflow POLICY    block, drop-oldest, drop-new, latest or disconnect\n"
         "      --queue-limit N      events the broker queues for this subscription\n"
         "      --ack-wait MS        with --ack explicit: redeliver when not acknowledged\n"
@@ -215,6 +224,8 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
         { "credit",      required_argument, NULL, OPT_CREDIT },
         { "ack",         required_argument, NULL, OPT_ACK },
         { "group",       required_argument, NULL, OPT_GROUP },
+        { "durable",     required_argument, NULL, OPT_DURABLE },
+        { "from",        required_argument, NULL, OPT_FROM },
         { "overflow",    required_argument, NULL, OPT_OVERFLOW },
         { "queue-limit", required_argument, NULL, OPT_QUEUE_LIMIT },
         { "ack-wait",    required_argument, NULL, OPT_ACK_WAIT },
@@ -266,6 +277,37 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
                     tool_usage_error ("--group: a group name is 1..255 bytes");
                 s_opt_string (args, "group", optarg);
                 break;
+            case OPT_DURABLE:
+                if (!*optarg || strlen (optarg) > 255)
+                    tool_usage_error ("--durable: a durable name is 1..255 bytes");
+                s_opt_string (args, "durable", optarg);
+                break;
+            case OPT_FROM: {
+                cJSON *from = NULL;
+                if (!strcmp (optarg, "new") || !strcmp (optarg, "first") || !strcmp (optarg, "last"))
+                    from = cJSON_CreateString (optarg);
+                else
+                if (*optarg && optarg [strspn (optarg, "0123456789")] == 0) {
+                    from = cJSON_CreateObject ();
+                    if (from)
+                        cJSON_AddNumberToObject (from, "seq", strtod (optarg, NULL));
+                }
+                else
+                if (strlen (optarg) >= 19 && optarg [4] == '-' && optarg [10] == 'T') {
+                    from = cJSON_CreateObject ();
+                    if (from)
+                        cJSON_AddStringToObject (from, "time", optarg);
+                }
+                else
+                    tool_usage_error ("--from: '%s' is not new, first, last, a sequence number "
+                                      "or an RFC 3339 time like 2026-12-01T04:00:00Z", optarg);
+                if (!from)
+                    tool_oom ();
+                cJSON_DeleteItemFromObjectCaseSensitive (args->sub_opts, "from");
+                cJSON_AddItemToObject (args->sub_opts, "from", from);
+                args->from_given = true;
+                break;
+            }
             case OPT_OVERFLOW: {
                 static const char *policies [] = {
                     "block", "drop-oldest", "drop-new", "latest", "disconnect", NULL
@@ -298,6 +340,20 @@ s_parse_args (sub_args_t *args, int argc, char **argv)
         tool_usage_error ("no pattern: give one or more patterns or -t PATTERN");
     if (args->modes_given > 1)
         tool_usage_error ("give only one of --json, --raw and -F");
+    bool durable = cJSON_GetObjectItemCaseSensitive (args->sub_opts, "durable") != NULL;
+    if (args->from_given && !durable)
+        tool_usage_error ("--from needs --durable NAME");
+    if (durable && args->npatterns > 1)
+        tool_usage_error ("--durable names one cursor: give one pattern");
+    if (durable) {
+        //  The cursor moves on acknowledgements.
+        const cJSON *ack = cJSON_GetObjectItemCaseSensitive (args->sub_opts, "ack");
+        if (cJSON_IsString (ack) && strcmp (ack->valuestring, "none") == 0)
+            tool_usage_error ("--durable acknowledges each event: --ack none does not apply");
+        args->ack_explicit = true;
+        if (!ack)
+            s_opt_string (args, "ack", "explicit");
+    }
     //  Without explicit acks nothing is ever redelivered, so these would
     //  be accepted and do nothing.
     if (!args->ack_explicit && (cJSON_GetObjectItemCaseSensitive (args->sub_opts, "max_deliver")

@@ -337,6 +337,25 @@ def dedup_by_msg_id(b):
 
 
 @test
+def dedup_key_includes_topic(b):
+    # PROTOCOL §5: the idempotency key is (topic, msg_id): the same msg_id
+    # on another topic is another event and is routed.
+    s = session(b)
+    assert subscribe(s, 1, "k.*")["cmd"] == busp.SUBOK
+    p = session(b)
+    p.publish("k.a", b"first", msg_id="shared-id")
+    p.publish("k.b", b"second", msg_id="shared-id")
+    p.publish("k.a", b"again", msg_id="shared-id")
+    got = [s.expect(busp.DELIVER) for _ in range(2)]
+    assert [(d["topic"], d["payload"]) for d in got] == [("k.a", b"first"), ("k.b", b"second")], got
+    s.sock.setsockopt(busp.zmq.RCVTIMEO, 300)
+    try:
+        raise AssertionError("duplicate delivered: %r" % s.recv())
+    except busp.zmq.Again:
+        pass
+
+
+@test
 def bye_ends_session(b):
     c = session(b)
     c.send(busp.bye())

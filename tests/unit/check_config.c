@@ -7,6 +7,7 @@
     checks the values or the error text (by substring, so wording can
     improve without breaking the tests, while the facts cannot go).          */
 #include "config.h"
+#include <cJSON.h>
 
 #include <check.h>
 #include <errno.h>
@@ -578,6 +579,134 @@ START_TEST (test_diff)
 }
 END_TEST
 
+/*  ---- durable streams ("data_dir", "streams") --------------------------- */
+
+START_TEST (test_streams)
+{
+    config_t *config = config_new ();
+    ck_assert_ptr_null (config->data_dir);
+    ck_assert_int_eq (config->stream_count, 0);
+    ck_assert_int_eq (s_load (config,
+        "{\n"
+        "  \"data_dir\": \"/var/lib/busd\",\n"
+        "  \"streams\": [{ \"name\": \"payments\", \"patterns\": [\"payment.#\"],\n"
+        "    \"max_events\": 10000000, \"max_bytes\": \"10GiB\", \"max_age\": \"7d\",\n"
+        "    \"sync\": \"always\" },\n"
+        "    { \"name\": \"audit-log_2\", \"patterns\": [\"audit.*\", \"user.created\"],\n"
+        "      \"max_bytes\": 5000, \"max_age\": 90, \"sync\": \"interval\",\n"
+        "      \"sync_interval_ms\": 250 },\n"
+        "    { \"name\": \"n\", \"patterns\": [\"#\"], \"sync\": \"never\",\n"
+        "      \"max_bytes\": \"1.5MB\", \"max_age\": \"250ms\" }]\n"
+        "}\n"), 0);
+    ck_assert_str_eq (config->data_dir, "/var/lib/busd");
+    ck_assert_int_eq (config->stream_count, 3);
+    const stream_config_t *p = &config->streams [0];
+    ck_assert_str_eq (p->name, "payments");
+    ck_assert_int_eq (p->pattern_count, 1);
+    ck_assert_str_eq (p->patterns [0], "payment.#");
+    ck_assert_int_eq (p->max_events, 10000000);
+    ck_assert_int_eq (p->max_bytes, 10LL * 1024 * 1024 * 1024);
+    ck_assert_int_eq (p->max_age_ms, 7LL * 86400 * 1000);
+    ck_assert_int_eq (p->sync, STREAM_SYNC_ALWAYS);
+    const stream_config_t *a = &config->streams [1];
+    ck_assert_str_eq (a->name, "audit-log_2");
+    ck_assert_int_eq (a->pattern_count, 2);
+    ck_assert_str_eq (a->patterns [1], "user.created");
+    ck_assert_int_eq (a->max_events, 0);
+    ck_assert_int_eq (a->max_bytes, 5000);
+    ck_assert_int_eq (a->max_age_ms, 90000);
+    ck_assert_int_eq (a->sync, STREAM_SYNC_INTERVAL);
+    ck_assert_int_eq (a->sync_interval_ms, 250);
+    const stream_config_t *n = &config->streams [2];
+    ck_assert_int_eq (n->sync, STREAM_SYNC_NEVER);
+    ck_assert_int_eq (n->max_bytes, 1500000);
+    ck_assert_int_eq (n->max_age_ms, 250);
+    ck_assert_int_eq (n->sync_interval_ms, 1000);
+    s_errors [0] = 0;
+    ck_assert_int_eq (config_validate (config, s_errors, sizeof s_errors), 0);
+    //  A reload may change streams, not data_dir.
+    config_t *cur = config_new ();
+    ck_assert_int_eq (s_load (cur,
+        "{ \"data_dir\": \"/srv/busd\",\n"
+        "  \"streams\": [{ \"name\": \"payments\", \"patterns\": [\"payment.#\"] }] }\n"), 0);
+    char restart [256];
+    ck_assert_int_eq (config_diff (config, cur, restart, sizeof restart), 2);
+    ck_assert_str_eq (restart, "data_dir");
+    config_destroy (&cur);
+    config_destroy (&config);
+}
+END_TEST
+
+START_TEST (test_streams_errors)
+{
+    struct { const char *json; const char *f1, *f2; } cases [] = {
+        { "{\"streams\": {}}", "streams", "array" },
+        { "{\"streams\": [3]}", "entry 1", "object" },
+        { "{\"streams\": [{\"patterns\": [\"a\"]}]}", "entry 1", "'name' is required" },
+        { "{\"streams\": [{\"name\": \"a b\", \"patterns\": [\"a\"]}]}", "name 'a b'", "A-Z" },
+        { "{\"streams\": [{\"name\": \"s\"}]}", "stream 's'", "'patterns' is required" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": []}]}", "stream 's'", "patterns" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a.#.b\"]}]}", "pattern 'a.#.b'", "not valid" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"max_bytes\": \"10XB\"}]}", "max_bytes", "10GiB" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"max_age\": \"7y\"}]}", "max_age", "7d" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"max_events\": -1}]}", "max_events", ">= 0" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"sync\": \"sometimes\"}]}", "'sync'", "always, interval, never" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"sync_interval_ms\": 0}]}", "sync_interval_ms", "1..3600000" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"maxevents\": 1}]}", "unknown key 'maxevents'", "max_events" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"]}, {\"name\": \"s\", \"patterns\": [\"b\"]}]}", "entry 2", "used twice" },
+        { "{\"data_dir\": 5}", "data_dir", "string" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        config_t *config = config_new ();
+        ck_assert_int_eq (s_load (config, cases [i].json), -EINVAL);
+        s_expect_error (1, cases [i].f1, cases [i].f2);
+        config_destroy (&config);
+    }
+    //  Streams without a data_dir cannot work: validate says what to set.
+    config_t *config = config_new ();
+    ck_assert_int_eq (s_load (config, "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"]}]}"), 0);
+    s_errors [0] = 0;
+    ck_assert_int_eq (config_validate (config, s_errors, sizeof s_errors), -EINVAL);
+    ck_assert_ptr_nonnull (strstr (s_errors, "data_dir"));
+    config_destroy (&config);
+}
+END_TEST
+
+START_TEST (test_sizes_and_durations)
+{
+    struct { const char *json; int64_t bytes; int ok; } sizes [] = {
+        { "0", 0, 1 }, { "1048576", 1048576, 1 }, { "\"10GiB\"", 10737418240LL, 1 },
+        { "\"512MB\"", 512000000, 1 }, { "\"4KiB\"", 4096, 1 }, { "\"100B\"", 100, 1 },
+        { "\"2TiB\"", 2199023255552LL, 1 }, { "\"1.5\"", 1, 1 }, { "-1", 0, 0 },
+        { "\"ten\"", 0, 0 }, { "\"5 GiB\"", 5368709120LL, 1 }, { "true", 0, 0 }
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes [0]; i++) {
+        cJSON *item = cJSON_Parse (sizes [i].json);
+        int64_t v = -1;
+        int rc = config_parse_size (item, &v);
+        ck_assert_msg ((rc == 0) == sizes [i].ok, "size %s", sizes [i].json);
+        if (sizes [i].ok)
+            ck_assert_msg (v == sizes [i].bytes, "size %s: %lld", sizes [i].json, (long long) v);
+        cJSON_Delete (item);
+    }
+    struct { const char *json; int64_t ms; int ok; } durations [] = {
+        { "60", 60000, 1 }, { "\"7d\"", 604800000, 1 }, { "\"12h\"", 43200000, 1 },
+        { "\"30m\"", 1800000, 1 }, { "\"90s\"", 90000, 1 }, { "\"250ms\"", 250, 1 },
+        { "\"2w\"", 1209600000, 1 }, { "\"1y\"", 0, 0 }, { "-5", 0, 0 }, { "\"\"", 0, 0 }
+    };
+    for (size_t i = 0; i < sizeof durations / sizeof durations [0]; i++) {
+        cJSON *item = cJSON_Parse (durations [i].json);
+        int64_t v = -1;
+        int rc = config_parse_duration_ms (item, &v);
+        ck_assert_msg ((rc == 0) == durations [i].ok, "duration %s", durations [i].json);
+        if (durations [i].ok)
+            ck_assert_msg (v == durations [i].ms, "duration %s: %lld", durations [i].json,
+                           (long long) v);
+        cJSON_Delete (item);
+    }
+}
+END_TEST
+
 static Suite *
 s_suite (void)
 {
@@ -598,6 +727,12 @@ s_suite (void)
     tcase_add_test (tc, test_set);
     tcase_add_test (tc, test_validate);
     tcase_add_test (tc, test_diff);
+    suite_add_tcase (suite, tc);
+
+    tc = tcase_create ("streams");
+    tcase_add_test (tc, test_streams);
+    tcase_add_test (tc, test_streams_errors);
+    tcase_add_test (tc, test_sizes_and_durations);
     suite_add_tcase (suite, tc);
     return suite;
 }

@@ -20,13 +20,13 @@
 static bool
 s_seen (dedup_t *dedup, const char *id, int64_t now)
 {
-    return dedup_seen (dedup, id, strlen (id), now);
+    return dedup_seen (dedup, "t", 1, id, strlen (id), now);
 }
 
 static void
 s_add (dedup_t *dedup, const char *id, int64_t now)
 {
-    ck_assert_int_eq (dedup_add (dedup, id, strlen (id), now), 0);
+    ck_assert_int_eq (dedup_add (dedup, "t", 1, id, strlen (id), now), 0);
 }
 
 START_TEST (test_new_destroy)
@@ -204,33 +204,52 @@ START_TEST (test_binary_ids)
 {
     //  msg_ids are byte strings: NUL is an ordinary byte.
     dedup_t *dedup = dedup_new (1000, 1000);
-    ck_assert_int_eq (dedup_add (dedup, "a\0b", 3, 0), 0);
-    ck_assert (dedup_seen (dedup, "a\0b", 3, 1));
-    ck_assert (!dedup_seen (dedup, "a\0c", 3, 1));
-    ck_assert (!dedup_seen (dedup, "a", 1, 1));
-    ck_assert (!dedup_seen (dedup, "a\0", 2, 1));
-    ck_assert (!dedup_seen (dedup, "a\0b\0", 4, 1));
-    ck_assert_int_eq (dedup_add (dedup, "\0", 1, 0), 0);
-    ck_assert_int_eq (dedup_add (dedup, "\0\0", 2, 0), 0);
-    ck_assert (dedup_seen (dedup, "\0", 1, 1));
-    ck_assert (dedup_seen (dedup, "\0\0", 2, 1));
-    ck_assert (!dedup_seen (dedup, "\0\0\0", 3, 1));
-    ck_assert (!dedup_seen (dedup, "", 0, 1));
+    ck_assert_int_eq (dedup_add (dedup, "t", 1, "a\0b", 3, 0), 0);
+    ck_assert (dedup_seen (dedup, "t", 1, "a\0b", 3, 1));
+    ck_assert (!dedup_seen (dedup, "t", 1, "a\0c", 3, 1));
+    ck_assert (!dedup_seen (dedup, "t", 1, "a", 1, 1));
+    ck_assert (!dedup_seen (dedup, "t", 1, "a\0", 2, 1));
+    ck_assert (!dedup_seen (dedup, "t", 1, "a\0b\0", 4, 1));
+    ck_assert_int_eq (dedup_add (dedup, "t", 1, "\0", 1, 0), 0);
+    ck_assert_int_eq (dedup_add (dedup, "t", 1, "\0\0", 2, 0), 0);
+    ck_assert (dedup_seen (dedup, "t", 1, "\0", 1, 1));
+    ck_assert (dedup_seen (dedup, "t", 1, "\0\0", 2, 1));
+    ck_assert (!dedup_seen (dedup, "t", 1, "\0\0\0", 3, 1));
+    ck_assert (!dedup_seen (dedup, "t", 1, "", 0, 1));
     ck_assert_uint_eq (dedup_size (dedup), 3);
 
     //  Every byte value, and the longest id a str8 can carry.
     uint8_t all [255];
     for (int i = 0; i < 255; i++)
         all [i] = (uint8_t) (255 - i);
-    ck_assert_int_eq (dedup_add (dedup, (char *) all, 255, 0), 0);
-    ck_assert (dedup_seen (dedup, (char *) all, 255, 1));
-    ck_assert (!dedup_seen (dedup, (char *) all, 254, 1));
+    ck_assert_int_eq (dedup_add (dedup, "t", 1, (char *) all, 255, 0), 0);
+    ck_assert (dedup_seen (dedup, "t", 1, (char *) all, 255, 1));
+    ck_assert (!dedup_seen (dedup, "t", 1, (char *) all, 254, 1));
     all [254] ^= 1;
-    ck_assert (!dedup_seen (dedup, (char *) all, 255, 1));
+    ck_assert (!dedup_seen (dedup, "t", 1, (char *) all, 255, 1));
     all [254] ^= 1;
     dedup_expire (dedup, 1000);
-    ck_assert (!dedup_seen (dedup, (char *) all, 255, 1000));
+    ck_assert (!dedup_seen (dedup, "t", 1, (char *) all, 255, 1000));
     ck_assert_uint_eq (dedup_size (dedup), 0);
+    dedup_destroy (&dedup);
+}
+END_TEST
+
+/*  PROTOCOL §5: the key is (topic, msg_id).  The same msg_id on another
+    topic is a different event, and the boundary between topic and msg_id
+    cannot be moved to forge a match.                                        */
+START_TEST (test_topic_in_key)
+{
+    dedup_t *dedup = dedup_new (1000, 100);
+    ck_assert_int_eq (dedup_add (dedup, "a.b", 3, "id-1", 4, 0), 0);
+    ck_assert (dedup_seen (dedup, "a.b", 3, "id-1", 4, 1));
+    ck_assert (!dedup_seen (dedup, "a.c", 3, "id-1", 4, 1));
+    ck_assert (!dedup_seen (dedup, "a", 1, ".bid-1", 6, 1));
+    ck_assert (!dedup_seen (dedup, "a.bi", 4, "d-1", 3, 1));
+    dedup_remove (dedup, "a.c", 3, "id-1", 4);
+    ck_assert (dedup_seen (dedup, "a.b", 3, "id-1", 4, 1));
+    dedup_remove (dedup, "a.b", 3, "id-1", 4);
+    ck_assert (!dedup_seen (dedup, "a.b", 3, "id-1", 4, 1));
     dedup_destroy (&dedup);
 }
 END_TEST
@@ -244,8 +263,8 @@ START_TEST (test_many)
     char id [32];
     for (int64_t now = 0; now < 50000; now++) {
         snprintf (id, sizeof id, "msg-%lld", (long long) now);
-        REQUIRE (!dedup_seen (dedup, id, strlen (id), now), "%s seen before added", id);
-        REQUIRE (dedup_add (dedup, id, strlen (id), now) == 0, "add");
+        REQUIRE (!dedup_seen (dedup, "t", 1, id, strlen (id), now), "%s seen before added", id);
+        REQUIRE (dedup_add (dedup, "t", 1, id, strlen (id), now) == 0, "add");
         if (now % 10 == 0) {
             dedup_expire (dedup, now);
             REQUIRE (dedup_size (dedup) <= 1000, "size %zu at %lld",
@@ -253,10 +272,10 @@ START_TEST (test_many)
         }
         if (now >= 1000 && now % 97 == 0) {
             snprintf (id, sizeof id, "msg-%lld", (long long) (now - 999));
-            REQUIRE (dedup_seen (dedup, id, strlen (id), now), "%s not seen at %lld", id,
+            REQUIRE (dedup_seen (dedup, "t", 1, id, strlen (id), now), "%s not seen at %lld", id,
                      (long long) now);
             snprintf (id, sizeof id, "msg-%lld", (long long) (now - 1000));
-            REQUIRE (!dedup_seen (dedup, id, strlen (id), now), "%s seen at %lld", id,
+            REQUIRE (!dedup_seen (dedup, "t", 1, id, strlen (id), now), "%s seen at %lld", id,
                      (long long) now);
         }
     }
@@ -280,6 +299,7 @@ s_suite (void)
     tcase_add_test (tc, test_window_zero);
     tcase_add_test (tc, test_binary_ids);
     tcase_add_test (tc, test_many);
+    tcase_add_test (tc, test_topic_in_key);
     suite_add_tcase (suite, tc);
     return suite;
 }
