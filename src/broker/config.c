@@ -277,6 +277,7 @@ s_parse_stream (const cJSON *obj, stream_config_t *sc, char *err, size_t err_siz
     memset (sc, 0, sizeof *sc);
     sc->sync = STREAM_SYNC_ALWAYS;
     sc->sync_interval_ms = 1000;
+    sc->max_cursors = 1000;
     if (!cJSON_IsObject (obj)) {
         snprintf (err, err_size, "must be an object like {\"name\": \"payments\", \"patterns\": [\"payment.#\"]}");
         return -EINVAL;
@@ -371,8 +372,20 @@ s_parse_stream (const cJSON *obj, stream_config_t *sc, char *err, size_t err_siz
             }
             sc->sync_interval_ms = (int64_t) item->valuedouble;
         }
+        else
+        if (strcmp (key, "max_cursors") == 0) {
+            //  Each new durable name is a cursor kept on disk until the
+            //  stream is deleted: the client picks the names, so a bound.
+            if (!cJSON_IsNumber (item) || item->valuedouble < 1 || item->valuedouble > 1000000
+            ||  item->valuedouble != (double) (int64_t) item->valuedouble) {
+                snprintf (err, err_size, "stream '%s': 'max_cursors' must be a whole number 1..1000000",
+                          sc->name);
+                return -EINVAL;
+            }
+            sc->max_cursors = (int64_t) item->valuedouble;
+        }
         else {
-            snprintf (err, err_size, "stream '%s': unknown key '%.60s' (known: name, patterns, max_events, max_bytes, max_age, sync, sync_interval_ms)",
+            snprintf (err, err_size, "stream '%s': unknown key '%.60s' (known: name, patterns, max_events, max_bytes, max_age, sync, sync_interval_ms, max_cursors)",
                       sc->name, key);
             return -EINVAL;
         }

@@ -744,6 +744,14 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
         return;
     }
     bool created = false;
+    if (!cursor
+    &&  store_cursor_count (stream) >= (size_t) store_stream_config (stream)->max_cursors) {
+        snprintf (reason, sizeof reason, "stream '%s' has max_cursors %lld durable cursors: "
+                  "reuse a durable name, or raise max_cursors",
+                  store_stream_name (stream), (long long) store_stream_config (stream)->max_cursors);
+        s_subend (self, session, sub_id, BUSP_E_LIMIT, reason);
+        return;
+    }
     if (!cursor) {
         uint64_t start = from == STORE_FROM_SEQ
                        ? (value > 0 ? (uint64_t) value : 1)

@@ -1474,6 +1474,12 @@ store_cursor_find (store_stream_t *stream, const char *name)
     return NULL;
 }
 
+size_t
+store_cursor_count (store_stream_t *stream)
+{
+    return zlistx_size (stream->cursors);
+}
+
 store_cursor_t *
 store_cursor_at (store_stream_t *stream, size_t index)
 {

@@ -151,6 +151,7 @@ int store_cursor_open (store_t *self, store_stream_t *stream, const char *name,
 store_cursor_t *store_cursor_find (store_stream_t *stream, const char *name);
 /*  Cursors of a stream; NULL past the end.                                  */
 store_cursor_t *store_cursor_at (store_stream_t *stream, size_t index);
+size_t store_cursor_count (store_stream_t *stream);
 const char *store_cursor_name (const store_cursor_t *cursor);
 const char *store_cursor_group (const store_cursor_t *cursor);   /*  "" for none */
 store_stream_t *store_cursor_stream (const store_cursor_t *cursor);

@@ -594,7 +594,7 @@ START_TEST (test_streams)
         "    \"sync\": \"always\" },\n"
         "    { \"name\": \"audit-log_2\", \"patterns\": [\"audit.*\", \"user.created\"],\n"
         "      \"max_bytes\": 5000, \"max_age\": 90, \"sync\": \"interval\",\n"
-        "      \"sync_interval_ms\": 250 },\n"
+        "      \"sync_interval_ms\": 250, \"max_cursors\": 3 },\n"
         "    { \"name\": \"n\", \"patterns\": [\"#\"], \"sync\": \"never\",\n"
         "      \"max_bytes\": \"1.5MB\", \"max_age\": \"250ms\" }]\n"
         "}\n"), 0);
@@ -617,6 +617,8 @@ START_TEST (test_streams)
     ck_assert_int_eq (a->max_age_ms, 90000);
     ck_assert_int_eq (a->sync, STREAM_SYNC_INTERVAL);
     ck_assert_int_eq (a->sync_interval_ms, 250);
+    ck_assert_int_eq (a->max_cursors, 3);
+    ck_assert_int_eq (p->max_cursors, 1000);
     const stream_config_t *n = &config->streams [2];
     ck_assert_int_eq (n->sync, STREAM_SYNC_NEVER);
     ck_assert_int_eq (n->max_bytes, 1500000);
@@ -652,6 +654,7 @@ START_TEST (test_streams_errors)
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"max_events\": -1}]}", "max_events", ">= 0" },
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"sync\": \"sometimes\"}]}", "'sync'", "always, interval, never" },
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"sync_interval_ms\": 0}]}", "sync_interval_ms", "1..3600000" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"max_cursors\": 0}]}", "max_cursors", "1..1000000" },
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"maxevents\": 1}]}", "unknown key 'maxevents'", "max_events" },
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"]}, {\"name\": \"s\", \"patterns\": [\"b\"]}]}", "entry 2", "used twice" },
         { "{\"data_dir\": 5}", "data_dir", "string" },
