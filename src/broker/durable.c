@@ -1047,41 +1047,27 @@ durable_metrics (broker_t *self, void (*add) (void *sbuf, const char *fmt, ...),
     durable_t *d = self->durable;
     if (!d || !d->store)
         return;
-    add (sbuf, "# HELP busd_stream_events events stored in a durable stream\n"
-               "# TYPE busd_stream_events gauge\n");
-    for (size_t i = 0; ; i++) {
-        store_stream_t *s = store_stream_at (d->store, i);
-        if (!s)
-            break;
-        add (sbuf, "busd_stream_events{stream=\"%s\"} %llu\n", store_stream_name (s),
-             (unsigned long long) store_stream_events (s));
-    }
-    add (sbuf, "# HELP busd_stream_bytes bytes stored in a durable stream\n"
-               "# TYPE busd_stream_bytes gauge\n");
-    for (size_t i = 0; ; i++) {
-        store_stream_t *s = store_stream_at (d->store, i);
-        if (!s)
-            break;
-        add (sbuf, "busd_stream_bytes{stream=\"%s\"} %llu\n", store_stream_name (s),
-             (unsigned long long) store_stream_bytes (s));
-    }
-    add (sbuf, "# HELP busd_stream_last_seq the newest sequence in a durable stream\n"
-               "# TYPE busd_stream_last_seq gauge\n");
-    for (size_t i = 0; ; i++) {
-        store_stream_t *s = store_stream_at (d->store, i);
-        if (!s)
-            break;
-        add (sbuf, "busd_stream_last_seq{stream=\"%s\"} %llu\n", store_stream_name (s),
-             (unsigned long long) store_stream_last (s));
-    }
-    add (sbuf, "# HELP busd_stream_expired_total events removed by retention\n"
-               "# TYPE busd_stream_expired_total counter\n");
-    for (size_t i = 0; ; i++) {
-        store_stream_t *s = store_stream_at (d->store, i);
-        if (!s)
-            break;
-        add (sbuf, "busd_stream_expired_total{stream=\"%s\"} %llu\n", store_stream_name (s),
-             (unsigned long long) store_stream_expired (s));
+    static const struct {
+        const char *name, *type, *help;
+        uint64_t (*value) (const store_stream_t *stream);
+    } per_stream [] = {
+        { "busd_stream_events", "gauge", "events stored in a durable stream", store_stream_events },
+        { "busd_stream_bytes", "gauge", "bytes stored in a durable stream", store_stream_bytes },
+        { "busd_stream_last_seq", "gauge", "the newest sequence in a durable stream",
+          store_stream_last },
+        { "busd_stream_expired_total", "counter", "events removed by retention",
+          store_stream_expired }
+    };
+    for (size_t m = 0; m < sizeof per_stream / sizeof per_stream [0]; m++) {
+        add (sbuf, "# HELP %s %s\n# TYPE %s %s\n", per_stream [m].name, per_stream [m].help,
+             per_stream [m].name, per_stream [m].type);
+        for (size_t i = 0; ; i++) {
+            store_stream_t *s = store_stream_at (d->store, i);
+            if (!s)
+                break;
+            add (sbuf, "%s{stream=\"%s\"} %llu\n", per_stream [m].name, store_stream_name (s),
+                 (unsigned long long) per_stream [m].value (s));
+        }
     }
     add (sbuf, "# HELP busd_cursor_lag events of the stream a durable cursor has not acknowledged\n"
                "# TYPE busd_cursor_lag gauge\n");
