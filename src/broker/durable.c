@@ -679,7 +679,8 @@ s_parse_from (const void *body, size_t size, store_from_t *from, int64_t *value)
         const cJSON *time = cJSON_GetObjectItemCaseSensitive (item, "time");
         if (cJSON_IsNumber (seq)) {
             *from = STORE_FROM_SEQ;
-            *value = (int64_t) seq->valuedouble;
+            //  subopts allows any u64; beyond int64 is past every stream.
+            *value = seq->valuedouble < 9e18 ? (int64_t) seq->valuedouble : INT64_MAX;
         }
         else
         if (cJSON_IsString (time)) {
