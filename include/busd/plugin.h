@@ -1,4 +1,4 @@
-/*  busd/plugin.h — the busd plugin ABI, version 1.1.
+/*  busd/plugin.h — the busd plugin ABI, version 1.2.
 
     A plugin is a shared object that busd (or busd-plugin-host) loads with
     dlopen (RTLD_NOW | RTLD_LOCAL).  Each configured instance runs in its own
@@ -43,7 +43,7 @@ extern "C" {
 #endif
 
 #define BUSD_PLUGIN_ABI_MAJOR 1
-#define BUSD_PLUGIN_ABI_MINOR 1
+#define BUSD_PLUGIN_ABI_MINOR 2
 /*  The one symbol a plugin exports.                                         */
 #define BUSD_PLUGIN_ENTRY_SYMBOL "busd_plugin_entry"
 
@@ -55,9 +55,16 @@ typedef enum {
                                     exponential backoff)                   */
     BUSD_PLUGIN_FAIL  = 2,      /*  never going to work: dead letter, with
                                     the reason set by host->set_reason      */
-    BUSD_PLUGIN_FATAL = 3       /*  this instance cannot go on: the event is
+    BUSD_PLUGIN_FATAL = 3,      /*  this instance cannot go on: the event is
                                     retried, the instance is disabled and
                                     reported in stats                       */
+    BUSD_PLUGIN_PENDING = 4     /*  ABI 1.2: not answered yet; the plugin
+                                    answers later with host->complete
+                                    (event->delivery_id).  Meanwhile the
+                                    event holds one credit of max_inflight,
+                                    so a plugin with max_inflight events
+                                    pending gets no more: a bounded window
+                                    that throttles local publishers.        */
 } busd_plugin_result_t;
 
 /*  Log levels for host->log.                                                */
@@ -102,7 +109,10 @@ typedef struct {
     const char *(*config_json) (busd_plugin_instance_t *self);
     /*  Publish a follow-up event (e.g. spam.detected).  headers_json and
         msg_id may be NULL.  Blocks for publisher credit up to timeout_ms.
-        Returns 0 or a negative code (the event was not sent).               */
+        Returns 0 or a negative code (the event was not sent).  From a
+        thread the plugin started it goes through a second session of the
+        instance (opened on first use), so it never waits for the instance
+        thread (since ABI 1.2).                                              */
     int (*publish) (busd_plugin_instance_t *self, const char *topic,
                     const void *payload, size_t size, const char *headers_json,
                     const char *msg_id, int timeout_ms);
@@ -116,6 +126,27 @@ typedef struct {
     void (*metric_add) (busd_plugin_instance_t *self, const char *name, double value);
     /*  The configured instance name.                                        */
     const char *(*instance_name) (busd_plugin_instance_t *self);
+
+    /*  ABI 1.2 (check host->abi_minor >= 2 before using these).             */
+    /*  Answer an event on_event returned BUSD_PLUGIN_PENDING for, from any
+        thread: result OK, RETRY (retry_delay_ms as set_retry_delay) or FAIL
+        (reason as set_reason; may be NULL).  Returns 0 when queued for the
+        instance thread, -EINVAL for another result.  Never call it after
+        fini has returned.                                                   */
+    int (*complete) (busd_plugin_instance_t *self, uint64_t delivery_id,
+                     busd_plugin_result_t result, uint32_t retry_delay_ms,
+                     const char *reason);
+    /*  Publisher credit the calling thread's session holds now (the
+        instance's own on its thread; on the plugin's threads the second
+        session their publishes go through): how many publish calls would be
+        sent without waiting.  A plugin that feeds busd from elsewhere takes
+        in only that many, so busd's credit reaches its source.             */
+    uint32_t (*publish_credit) (busd_plugin_instance_t *self);
+    /*  Wait up to timeout_ms until every event the calling thread's session
+        published so far is acknowledged by the broker: 0 when all were accepted, a negative
+        code when one was rejected or the time ran out.  For plugins that
+        must confirm to their source only what busd has taken.               */
+    int (*publish_flush) (busd_plugin_instance_t *self, int timeout_ms);
 } busd_plugin_host_t;
 
 /*  What a plugin provides.                                                  */

@@ -35,12 +35,30 @@
                                         (the instance being replaced) may
                                         still hold the group this long      */
 #define RESUBSCRIBE_MS      1000
+#define PENDING_SLICE_MS    1       /*  receive slice while events are pending */
 #define METRIC_NAME_MAX     64
 
 typedef struct {
     char name [METRIC_NAME_MAX];
     double value;
 } metric_t;
+
+/*  An event the plugin answered PENDING for (ABI 1.1): the delivery stays
+    here, owned by the instance thread, until host->complete answers it.    */
+typedef struct {
+    uint64_t delivery_id;
+    busd_msg_t *msg;
+    int64_t start_us;
+} pending_t;
+
+/*  An answer from host->complete, queued under the instance's lock because
+    it may come from any of the plugin's threads.                           */
+typedef struct {
+    uint64_t delivery_id;
+    int result;
+    uint32_t delay_ms;
+    char *reason;               /*  NULL when none                          */
+} completion_t;
 
 typedef struct {
     char *pattern;
@@ -68,9 +86,16 @@ struct busd_plugin_instance {
     bool broker_gone;
     bool published;             /*  on_event published: flush before ACK   */
     int64_t next_tick_ms;
+    pending_t *pending;
+    size_t pending_count, pending_cap;
 
     pthread_mutex_t client_lock;
     busd_client_t *client;
+    /*  The session for publishes from the plugin's own threads (created on
+        the first one), so they never wait for the instance thread's
+        receive, and their credit is theirs alone.                          */
+    pthread_mutex_t pub_lock;
+    busd_client_t *pub_client;
 
     pthread_t thread;
     bool started;
@@ -88,6 +113,8 @@ struct busd_plugin_instance {
     char reason [512];          /*  set_reason for the current event        */
     bool reason_set;
     uint32_t retry_delay_ms;
+    completion_t *done;         /*  host->complete answers not yet sent    */
+    size_t done_count, done_cap;
     bool config_error;          /*  init returned -EINVAL                   */
 
     plugin_publish_fn *publish_sink;    /*  busd-plugin-driver: no client */
@@ -244,6 +271,50 @@ s_host_config_json (busd_plugin_instance_t *self)
     return self && self->config_json ? self->config_json : "{}";
 }
 
+/*  The instance whose thread this is (NULL in other threads).              */
+static __thread busd_plugin_instance_t *s_current = NULL;
+
+static bool
+s_on_instance_thread (busd_plugin_instance_t *self)
+{
+    return s_current == self;
+}
+
+/*  The publisher session, connected on first use; call under pub_lock.    */
+static busd_client_t *
+s_pub_client (busd_plugin_instance_t *self, int *err)
+{
+    if (self->pub_client)
+        return self->pub_client;
+    busd_client_options_t opts;
+    busd_client_options_init (&opts);
+    char name [sizeof self->client_name + 8];
+    snprintf (name, sizeof name, "%s.pub", self->client_name);
+    opts.endpoint = self->endpoint;
+    opts.client_name = name;
+    opts.connect_timeout_ms = CONNECT_TIMEOUT_MS;
+    opts.reconnect = true;
+    opts.zmq_context = self->zmq_context;
+    self->pub_client = busd_client_new (&opts, err);
+    return self->pub_client;
+}
+
+static int
+s_host_publish_other (busd_plugin_instance_t *self, const char *topic, const void *payload,
+                      size_t size, const busd_pub_options_t *opts, int timeout_ms)
+{
+    int rc = -ENOTCONN;
+    pthread_mutex_lock (&self->pub_lock);
+    busd_client_t *client = s_pub_client (self, &rc);
+    if (client)
+        rc = busd_publish (client, topic, payload, size, opts, timeout_ms);
+    pthread_mutex_unlock (&self->pub_lock);
+    if (rc && rc != BUSD_ENOCREDIT)
+        plugin_log (BUSD_LOG_WARNING, "%s: publish to '%s' failed: %s", self->tag, topic,
+                    busd_strerror (rc));
+    return rc;
+}
+
 static int
 s_host_publish (busd_plugin_instance_t *self, const char *topic, const void *payload,
                 size_t size, const char *headers_json, const char *msg_id, int timeout_ms)
@@ -253,11 +324,13 @@ s_host_publish (busd_plugin_instance_t *self, const char *topic, const void *pay
     if (self->publish_sink)
         return self->publish_sink (self->name, topic, payload, size, headers_json, msg_id);
     busd_pub_options_t opts = { .msg_id = msg_id, .headers_json = headers_json };
+    if (!s_on_instance_thread (self))
+        return s_host_publish_other (self, topic, payload, size, &opts, timeout_ms);
     pthread_mutex_lock (&self->client_lock);
     int rc = self->client
            ? busd_publish (self->client, topic, payload, size, &opts, timeout_ms)
            : -ENOTCONN;
-    if (rc == 0 && pthread_equal (pthread_self (), self->thread))
+    if (rc == 0)
         self->published = true;
     pthread_mutex_unlock (&self->client_lock);
     if (rc)
@@ -336,6 +409,80 @@ s_host_instance_name (busd_plugin_instance_t *self)
     return self ? self->name : "";
 }
 
+static int
+s_host_complete (busd_plugin_instance_t *self, uint64_t delivery_id,
+                 busd_plugin_result_t result, uint32_t retry_delay_ms, const char *reason)
+{
+    if (!self || (result != BUSD_PLUGIN_OK && result != BUSD_PLUGIN_RETRY
+                  && result != BUSD_PLUGIN_FAIL))
+        return -EINVAL;
+    char *copy = NULL;
+    if (reason && !(copy = strdup (reason)))
+        return -ENOMEM;
+    pthread_mutex_lock (&self->lock);
+    if (self->done_count == self->done_cap) {
+        size_t cap = self->done_cap ? self->done_cap * 2 : 64;
+        completion_t *grown = realloc (self->done, cap * sizeof (completion_t));
+        if (!grown) {
+            pthread_mutex_unlock (&self->lock);
+            free (copy);
+            return -ENOMEM;
+        }
+        self->done = grown;
+        self->done_cap = cap;
+    }
+    self->done [self->done_count++] = (completion_t) {
+        .delivery_id = delivery_id, .result = (int) result,
+        .delay_ms = retry_delay_ms, .reason = copy
+    };
+    pthread_mutex_unlock (&self->lock);
+    return 0;
+}
+
+static uint32_t
+s_host_publish_credit (busd_plugin_instance_t *self)
+{
+    if (!self)
+        return 0;
+    if (self->publish_sink)
+        return 1000;            /*  busd-plugin-driver: the sink never waits */
+    if (!s_on_instance_thread (self)) {
+        //  Reading what arrived (PUBACKs with credit, PINGs) first keeps
+        //  the count current and the session alive.
+        int err = 0;
+        pthread_mutex_lock (&self->pub_lock);
+        busd_client_t *client = s_pub_client (self, &err);
+        uint32_t credit = 0;
+        if (client && busd_client_poll (client, 0) == 0)
+            credit = busd_client_pub_credit (client);
+        pthread_mutex_unlock (&self->pub_lock);
+        return credit;
+    }
+    pthread_mutex_lock (&self->client_lock);
+    uint32_t credit = self->client ? busd_client_pub_credit (self->client) : 0;
+    pthread_mutex_unlock (&self->client_lock);
+    return credit;
+}
+
+static int
+s_host_publish_flush (busd_plugin_instance_t *self, int timeout_ms)
+{
+    if (!self)
+        return -EINVAL;
+    if (self->publish_sink)
+        return 0;
+    if (!s_on_instance_thread (self)) {
+        pthread_mutex_lock (&self->pub_lock);
+        int rc = self->pub_client ? busd_flush (self->pub_client, timeout_ms) : 0;
+        pthread_mutex_unlock (&self->pub_lock);
+        return rc;
+    }
+    pthread_mutex_lock (&self->client_lock);
+    int rc = self->client ? busd_flush (self->client, timeout_ms) : -ENOTCONN;
+    pthread_mutex_unlock (&self->client_lock);
+    return rc;
+}
+
 static const busd_plugin_host_t s_host = {
     .size = sizeof (busd_plugin_host_t),
     .abi_major = BUSD_PLUGIN_ABI_MAJOR,
@@ -350,7 +497,10 @@ static const busd_plugin_host_t s_host = {
     .set_reason = s_host_set_reason,
     .set_retry_delay = s_host_set_retry_delay,
     .metric_add = s_host_metric_add,
-    .instance_name = s_host_instance_name
+    .instance_name = s_host_instance_name,
+    .complete = s_host_complete,
+    .publish_credit = s_host_publish_credit,
+    .publish_flush = s_host_publish_flush
 };
 
 const busd_plugin_host_t *
@@ -379,6 +529,7 @@ plugin_instance_new (plugin_module_t *module, const plugin_entry_t *entry,
     self->subs = calloc (entry->pattern_count, sizeof (isub_t));
     self->sub_count = entry->pattern_count;
     pthread_mutex_init (&self->client_lock, NULL);
+    pthread_mutex_init (&self->pub_lock, NULL);
     pthread_mutex_init (&self->lock, NULL);
     atomic_init (&self->stop_how, PLUGIN_STOP_NONE);
     atomic_init (&self->stop_deadline, 0);
@@ -433,6 +584,13 @@ plugin_instance_destroy (plugin_instance_t **self_p)
     if (self->started)
         pthread_join (self->thread, NULL);
     busd_client_destroy (&self->client);
+    busd_client_destroy (&self->pub_client);
+    for (size_t i = 0; i < self->pending_count; i++)
+        busd_msg_destroy (&self->pending [i].msg);
+    free (self->pending);
+    for (size_t i = 0; i < self->done_count; i++)
+        free (self->done [i].reason);
+    free (self->done);
     for (size_t i = 0; self->subs && i < self->sub_count; i++)
         free (self->subs [i].pattern);
     free (self->subs);
@@ -443,6 +601,7 @@ plugin_instance_destroy (plugin_instance_t **self_p)
     free (self->name);
     free (self->metrics);
     pthread_mutex_destroy (&self->client_lock);
+    pthread_mutex_destroy (&self->pub_lock);
     pthread_mutex_destroy (&self->lock);
     free (self);
 }
@@ -610,9 +769,33 @@ s_tick (plugin_instance_t *self)
     self->next_tick_ms = busp_mono_ms () + self->tick_ms;
 }
 
+static int s_answer (plugin_instance_t *self, busd_msg_t *msg, int result, const char *reason,
+                     bool reason_set, uint32_t delay, int64_t took);
+
+static int
+s_pending_add (plugin_instance_t *self, busd_msg_t *msg, uint64_t delivery_id, int64_t start_us)
+{
+    if (self->pending_count == self->pending_cap) {
+        size_t cap = self->pending_cap ? self->pending_cap * 2 : 16;
+        pending_t *grown = realloc (self->pending, cap * sizeof (pending_t));
+        if (!grown)
+            return -ENOMEM;
+        self->pending = grown;
+        self->pending_cap = cap;
+    }
+    self->pending [self->pending_count++] = (pending_t) {
+        .delivery_id = delivery_id, .msg = msg, .start_us = start_us
+    };
+    return 0;
+}
+
+/*  s_handle's answers besides true (stop) and false (go on).                */
+#define PENDING_KEPT 2
+
 /*  Hand one delivery to the plugin and answer the broker for it.  Returns
-    true when the instance must stop (FATAL).                                */
-static bool
+    true when the instance must stop (FATAL), PENDING_KEPT when the plugin
+    keeps the delivery (msg now belongs to the pending table).              */
+static int
 s_handle (plugin_instance_t *self, busd_msg_t *msg)
 {
     busd_plugin_event_t ev = {
@@ -645,6 +828,14 @@ s_handle (plugin_instance_t *self, busd_msg_t *msg)
     bool reason_set = self->reason_set;
     uint32_t delay = self->retry_delay_ms;
     pthread_mutex_unlock (&self->lock);
+    if (result == BUSD_PLUGIN_PENDING) {
+        //  Answered later by host->complete; the delivery waits here.
+        if (s_pending_add (self, msg, ev.delivery_id, start) == 0)
+            return PENDING_KEPT;
+        snprintf (reason, sizeof reason, "out of memory keeping a pending event");
+        reason_set = true;
+        result = BUSD_PLUGIN_RETRY;
+    }
     if (result < BUSD_PLUGIN_OK || result > BUSD_PLUGIN_FATAL) {
         snprintf (reason, sizeof reason, "on_event returned %d, which is not a "
                   "busd_plugin_result_t", result);
@@ -653,6 +844,18 @@ s_handle (plugin_instance_t *self, busd_msg_t *msg)
         result = BUSD_PLUGIN_FAIL;
     }
 
+    return s_answer (self, msg, result, reason, reason_set, delay, took);
+}
+
+/*  Turn a result into ACK or NACK and count it.  Returns true when the
+    instance must stop (FATAL).                                              */
+static int
+s_answer (plugin_instance_t *self, busd_msg_t *msg, int result, const char *reason,
+          bool reason_set, uint32_t delay, int64_t took)
+{
+    const char *topic = busd_msg_topic (msg);
+    uint64_t delivery_id = busd_msg_delivery_id (msg);
+    unsigned attempt = busd_msg_attempt (msg);
     pthread_mutex_lock (&self->client_lock);
     //  A follow-up the plugin published is accepted before the event that
     //  caused it is acknowledged: a crash in between repeats, never loses.
@@ -660,7 +863,7 @@ s_handle (plugin_instance_t *self, busd_msg_t *msg)
         int frc = busd_flush (self->client, FLUSH_TIMEOUT_MS);
         if (frc)
             plugin_log (BUSD_LOG_WARNING, "%s: events published while handling '%s' were not "
-                        "all accepted: %s", self->tag, ev.topic, busd_strerror (frc));
+                        "all accepted: %s", self->tag, topic, busd_strerror (frc));
     }
     int rc;
     const char *verb;
@@ -690,7 +893,7 @@ s_handle (plugin_instance_t *self, busd_msg_t *msg)
     pthread_mutex_unlock (&self->client_lock);
     if (rc)
         plugin_log (BUSD_LOG_WARNING, "%s: %s of delivery %llu on '%s' failed: %s", self->tag,
-                    verb, (unsigned long long) ev.delivery_id, ev.topic, busd_strerror (rc));
+                    verb, (unsigned long long) delivery_id, topic, busd_strerror (rc));
 
     pthread_mutex_lock (&self->lock);
     self->counters.inflight--;
@@ -711,12 +914,50 @@ s_handle (plugin_instance_t *self, busd_msg_t *msg)
     if (result == BUSD_PLUGIN_FATAL) {
         plugin_log (BUSD_LOG_ERROR, "%s: on_event returned FATAL on '%s' (%s); the event will "
                     "be retried and this instance is disabled until the next reload", self->tag,
-                    ev.topic, reason_set && *reason ? reason : "no reason given");
+                    topic, reason_set && *reason ? reason : "no reason given");
         return true;
     }
-    plugin_log (BUSD_LOG_DEBUG, "%s: '%s' attempt %u: %s%s%s", self->tag, ev.topic, ev.attempt,
+    plugin_log (BUSD_LOG_DEBUG, "%s: '%s' attempt %u: %s%s%s", self->tag, topic, attempt,
                 verb, reason_set ? ": " : "", reason_set ? reason : "");
     return false;
+}
+
+/*  Send the answers host->complete queued for pending events.  Returns
+    true when the instance must stop (never, today: complete refuses FATAL). */
+static bool
+s_complete_pending (plugin_instance_t *self)
+{
+    pthread_mutex_lock (&self->lock);
+    completion_t *done = self->done;
+    size_t count = self->done_count;
+    self->done = NULL;
+    self->done_count = self->done_cap = 0;
+    pthread_mutex_unlock (&self->lock);
+    bool fatal = false;
+    for (size_t i = 0; i < count; i++) {
+        size_t at;
+        for (at = 0; at < self->pending_count; at++)
+            if (self->pending [at].delivery_id == done [i].delivery_id)
+                break;
+        if (at == self->pending_count) {
+            plugin_log (BUSD_LOG_WARNING, "%s: complete() for delivery %llu, which is not "
+                        "pending; ignored", self->tag, (unsigned long long) done [i].delivery_id);
+            free (done [i].reason);
+            continue;
+        }
+        pending_t entry = self->pending [at];
+        memmove (&self->pending [at], &self->pending [at + 1],
+                 (self->pending_count - at - 1) * sizeof (pending_t));
+        self->pending_count--;
+        self->published = false;
+        fatal |= s_answer (self, entry.msg, done [i].result,
+                           done [i].reason ? done [i].reason : "", done [i].reason != NULL,
+                           done [i].delay_ms, busp_mono_us () - entry.start_us) == 1;
+        busd_msg_destroy (&entry.msg);
+        free (done [i].reason);
+    }
+    free (done);
+    return fatal;
 }
 
 static isub_t *
@@ -782,6 +1023,12 @@ s_loop (plugin_instance_t *self)
         //  little as possible of what the new one should see.
         int timeout = !stopping ? RECV_SLICE_MS
                     : how == PLUGIN_STOP_HANDOFF ? 0 : STOP_SLICE_MS;
+        //  Answers to pending events come from the plugin's threads while
+        //  this one waits on the socket: look for them often.
+        if (s_complete_pending (self))
+            break;
+        if (self->pending_count && timeout > PENDING_SLICE_MS)
+            timeout = PENDING_SLICE_MS;
         if (self->tick_ms && self->module->desc.on_tick) {
             int64_t until = self->next_tick_ms - now;
             if (until < timeout)
@@ -792,8 +1039,9 @@ s_loop (plugin_instance_t *self)
         int rc = busd_receive (self->client, &msg, timeout);
         pthread_mutex_unlock (&self->client_lock);
         if (rc == -ETIMEDOUT || rc == -EAGAIN) {
-            if (stopping && (how == PLUGIN_STOP_HANDOFF
-                             || busp_mono_ms () - last_event_ms >= SHUTDOWN_IDLE_MS))
+            if (stopping && self->pending_count == 0
+            &&  (how == PLUGIN_STOP_HANDOFF
+                 || busp_mono_ms () - last_event_ms >= SHUTDOWN_IDLE_MS))
                 break;
             s_tick (self);
             continue;
@@ -812,6 +1060,13 @@ s_loop (plugin_instance_t *self)
             self->client = NULL;
             pthread_mutex_unlock (&self->client_lock);
             busd_client_destroy (&client);
+            //  The broker redelivers what this session left unanswered.
+            for (size_t i = 0; i < self->pending_count; i++)
+                busd_msg_destroy (&self->pending [i].msg);
+            pthread_mutex_lock (&self->lock);
+            self->counters.inflight -= self->pending_count;
+            pthread_mutex_unlock (&self->lock);
+            self->pending_count = 0;
             for (size_t i = 0; i < self->sub_count; i++) {
                 self->subs [i].sub_id = 0;
                 self->subs [i].retry_ms = 0;
@@ -823,10 +1078,14 @@ s_loop (plugin_instance_t *self)
         }
         bool fatal = false;
         switch (busd_msg_kind (msg)) {
-            case BUSD_MSG_DELIVER:
-                fatal = s_handle (self, msg);
+            case BUSD_MSG_DELIVER: {
+                int handled = s_handle (self, msg);
+                if (handled == PENDING_KEPT)
+                    msg = NULL;         /*  the pending table owns it now   */
+                fatal = handled == 1;
                 last_event_ms = busp_mono_ms ();
                 break;
+            }
             case BUSD_MSG_GAP:
                 plugin_log (BUSD_LOG_WARNING, "%s: the broker dropped %llu events before the "
                             "next one", self->tag, (unsigned long long) busd_msg_dropped (msg));
@@ -844,7 +1103,7 @@ s_loop (plugin_instance_t *self)
             }
         }
         busd_msg_destroy (&msg);
-        if (fatal)
+        if (fatal || s_complete_pending (self))
             break;
         s_tick (self);
     }
@@ -879,6 +1138,7 @@ static void *
 s_thread (void *arg)
 {
     plugin_instance_t *self = arg;
+    s_current = self;
     char thread_name [16];
     snprintf (thread_name, sizeof thread_name, "plug:%s", self->name);
     pthread_setname_np (pthread_self (), thread_name);
@@ -897,6 +1157,12 @@ s_thread (void *arg)
     self->client = NULL;
     pthread_mutex_unlock (&self->client_lock);
     busd_client_destroy (&client);
+    //  After fini no plugin thread publishes any more.
+    pthread_mutex_lock (&self->pub_lock);
+    if (self->pub_client)
+        busd_flush (self->pub_client, FLUSH_TIMEOUT_MS);
+    busd_client_destroy (&self->pub_client);
+    pthread_mutex_unlock (&self->pub_lock);
     pthread_mutex_lock (&self->lock);
     if (self->state_code != PLUGIN_STATE_FAILED && self->state_code != PLUGIN_STATE_DISABLED)
         self->state_code = PLUGIN_STATE_STOPPED;
@@ -1089,6 +1355,32 @@ plugin_instance_drive_event (plugin_instance_t *self, const busd_plugin_event_t 
     s_take_reason (self, NULL, 0, NULL);
     busd_plugin_result_t result = self->module->desc.on_event (self->state, event);
     s_take_reason (self, reason, size, delay_ms);
+    //  ABI 1.2: the driver waits for the plugin's complete() (30 s at most),
+    //  so its output stays one answer per event.
+    int64_t give_up = busp_mono_ms () + 30000;
+    while (result == BUSD_PLUGIN_PENDING) {
+        pthread_mutex_lock (&self->lock);
+        for (size_t i = 0; i < self->done_count; i++) {
+            if (self->done [i].delivery_id != event->delivery_id)
+                continue;
+            result = (busd_plugin_result_t) self->done [i].result;
+            snprintf (reason, size, "%s", self->done [i].reason ? self->done [i].reason : "");
+            if (delay_ms)
+                *delay_ms = self->done [i].delay_ms;
+            free (self->done [i].reason);
+            self->done [i] = self->done [--self->done_count];
+            break;
+        }
+        pthread_mutex_unlock (&self->lock);
+        if (result != BUSD_PLUGIN_PENDING)
+            break;
+        if (busp_mono_ms () >= give_up) {
+            snprintf (reason, size, "no complete() within 30 s of PENDING");
+            return BUSD_PLUGIN_RETRY;
+        }
+        struct timespec ts = { 0, 1000000L };
+        nanosleep (&ts, NULL);
+    }
     return result;
 }
 

@@ -356,6 +356,30 @@ s_cell (const cJSON *item, cell_kind_t kind)
         }
         return text ? text : strdup ("-");
     }
+    if (cJSON_IsObject (item)) {
+        //  A plugin's own counters: name=value, comma-separated.
+        char *text = NULL;
+        size_t size = 0;
+        FILE *out = open_memstream (&text, &size);
+        const cJSON *el;
+        bool first = true;
+        cJSON_ArrayForEach (el, item) {
+            char *part = s_cell (el, CELL_PLAIN);
+            if (out && part)
+                fprintf (out, "%s%s=%s", first ? "" : ",", el->string, part);
+            free (part);
+            first = false;
+        }
+        if (!out || fclose (out) != 0) {
+            free (text);
+            return NULL;
+        }
+        if (first) {
+            free (text);
+            return strdup ("-");
+        }
+        return text;
+    }
     return cJSON_PrintUnformatted (item);
 }
 
@@ -600,7 +624,8 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
             { "INFLIGHT",  "inflight",      true,  CELL_PLAIN },
             { "AVG_US",    "avg_handle_us", true,  CELL_PLAIN },
             { "PATTERNS",  "patterns",      false, CELL_PLAIN },
-            { "ERROR",     "error",         false, CELL_PLAIN }
+            { "ERROR",     "error",         false, CELL_PLAIN },
+            { "METRICS",   "metrics",       false, CELL_PLAIN }
         };
         const cJSON *rows = s_reply_array (reply, "plugins");
         return rows ? s_print_table (rows, cols, sizeof cols / sizeof cols [0])

@@ -208,6 +208,35 @@ def retry_then_ok_honours_the_delay():
 
 
 @test
+def pending_events_are_answered_later_within_max_inflight():
+    # ABI 1.2: PENDING, complete() from the plugin's thread, publish_credit
+    # and publish_flush from it too.
+    b = Busd([entry("later", "pending", ["pend.*"], max_inflight=4,
+                    config={"file": tmp("pending.txt"), "hold_ms": 100})])
+    try:
+        b.wait_plugin("later")
+        done = subscriber(b.endpoint, "pending.done")
+        dlq = subscriber(b.endpoint, "$dlq.#")
+        b.publish("pend.x", ["e%d" % i for i in range(20)])
+        b.publish("pend.fail", ["no"])
+        rows = wait_until(lambda: len(lines("pending.txt")) == 21 and lines("pending.txt"),
+                          what="21 answers")
+        held = [int(r.split()[2]) for r in rows]
+        assert max(held) <= 4 and max(held) >= 2, held     # a window, bounded
+        got = [done.expect(busp.DELIVER)["payload"] for _ in range(20)]
+        assert got == [b"pend.x"] * 20, got
+        d = dlq.expect(busp.DELIVER)
+        assert d["topic"] == "$dlq.pend.fail", d
+        assert json.loads(d["headers"])["x-reason"] == "pending says no", d
+        p = wait_until(lambda: b.plugins()["later"]["ok"] == 20 and b.plugins()["later"])
+        assert p["failed"] == 1 and p["inflight"] == 0 and p["delivered"] == 21, p
+        done.close()
+        dlq.close()
+    finally:
+        assert b.stop() == 0
+
+
+@test
 def always_fail_dead_letters_once_with_the_reason():
     b = Busd([entry("failer", "always-fail", ["signup.*"], config={"file": tmp("fail.txt")})])
     try:
