@@ -10,7 +10,9 @@
                    the group name of a durable group
       cstate       "<stream>\0<name>\0" + u64 BE seq -> acked flag, attempts
                    (only for seqs at or above the floor that were delivered)
-      dedup        i64 BE ts_ms + topic + msg_id -> (), oldest first
+      dedup        i64 BE ts_ms + topic len + topic + msg_id -> (), oldest
+                   first; past LMDB's 511-byte keys the key ends in the head
+                   of msg_id and its hash, and the value holds the rest
       dlq          u64 BE id -> dead-letter record
 
     Writes are not made when asked for: they are queued (store_append,

@@ -275,6 +275,26 @@ def max_cursors_bounds_new_durable_names():
 
 
 @test
+def longest_topic_and_msg_id_are_stored():
+    # a 255-byte topic with a 255-byte msg_id is a valid PUB: its dedup
+    # entry must fit the store's key size, and a failed commit would
+    # reject every PUB of the batch, other publishers' too
+    d = Durable([stream()])
+    try:
+        p = session(d, "p")
+        topic = "pay." + "t" * 251
+        seq = p.publish(topic, b"long", msg_id="m" * 255)
+        r = p.expect(busp.PUBACK)
+        assert r["seq"] >= seq, r
+        s = session(d, "s")
+        durable_sub(s, 1, "pay.#", "reader", **{"from": "first"})
+        got = deliveries(s, 1, ack_sub=1)
+        assert got[0]["topic"] == topic and got[0]["msg_id"] == "m" * 255
+    finally:
+        d.stop()
+
+
+@test
 def live_subscription_sees_stream_seq():
     d = Durable([stream()])
     try:
