@@ -27,19 +27,6 @@ s_error (broker_t *self, session_t *session, uint32_t request_id, uint16_t code,
     s_reply (self, session, request_id, code, json);
 }
 
-/*  A dead-letter id from a client's JSON number.  Ids start at 1, so 0
-    stands for anything that cannot be one (negative, fractional, huge):
-    it is then simply not found.  Converting such a double to an integer
-    directly would be undefined.                                             */
-static uint64_t
-s_dlq_id (const cJSON *item)
-{
-    double v = item->valuedouble;
-    if (!(v >= 1 && v < 18446744073709551616.0) || v != (double) (uint64_t) v)
-        return 0;
-    return (uint64_t) v;
-}
-
 static void
 s_totals (broker_t *self, uint64_t *subs, uint64_t *queued, uint64_t *inflight)
 {
@@ -253,12 +240,12 @@ s_dlq_replay (broker_t *self, session_t *session, uint32_t request_id, cJSON *re
             }
         }
         cJSON_ArrayForEach (id, ids)
-            if (s_replay_one (self, s_dlq_id (id), to_origin, &went)) {
+            if (s_replay_one (self, (uint64_t) id->valuedouble, to_origin, &went)) {
                 replayed++;
                 to_sub += went;
             }
             else
-            if (!dlq_find (self->dlq, s_dlq_id (id))) {
+            if (!dlq_find (self->dlq, (uint64_t) id->valuedouble)) {
                 //  Named in the reply: "replayed 0" alone hides a typo.
                 if (!missing)
                     missing = cJSON_CreateArray ();
@@ -303,7 +290,7 @@ s_dlq_show (broker_t *self, session_t *session, uint32_t request_id, cJSON *req)
         s_error (self, session, request_id, BUSP_E_MALFORMED, "dlq-show needs \"id\" (number)");
         return;
     }
-    dlq_entry_t *entry = dlq_find (self->dlq, s_dlq_id (id));
+    dlq_entry_t *entry = dlq_find (self->dlq, (uint64_t) id->valuedouble);
     if (!entry) {
         char reason [96];
         snprintf (reason, sizeof reason, "no dead letter with id %.0f", id->valuedouble);
@@ -338,8 +325,8 @@ s_dlq_purge (broker_t *self, session_t *session, uint32_t request_id, cJSON *req
     cJSON *missing = NULL;
     if (ids) {
         cJSON_ArrayForEach (id, ids) {
-            if (dlq_find (self->dlq, s_dlq_id (id))) {
-                dlq_remove (self->dlq, s_dlq_id (id));
+            if (dlq_find (self->dlq, (uint64_t) id->valuedouble)) {
+                dlq_remove (self->dlq, (uint64_t) id->valuedouble);
                 purged++;
             }
             else {
@@ -420,12 +407,8 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
             cJSON_AddItemToObject (json, "dead_letters",
                 dlq_list (self->dlq, topic ? topic->valuestring : NULL,
                           subscription ? subscription->valuestring : NULL,
-                          since && since->valuedouble > 0
-                          ? (since->valuedouble < 9e18 ? (int64_t) since->valuedouble : INT64_MAX)
-                          : 0,
-                          //  At most every entry: a larger limit is none.
-                          limit && limit->valuedouble < (double) dlq_size (self->dlq)
-                          ? (size_t) limit->valuedouble : 0));
+                          since ? (int64_t) since->valuedouble : 0,
+                          limit ? (size_t) limit->valuedouble : 0));
             s_reply (self, session, request_id, BUSP_OK, json);
         }
     }
