@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 make -j"$(nproc)" >/dev/null || { make; echo "build failed"; exit 1; }
 make -j"$(nproc)" check
 rc=$?
+# libFuzzer targets for their CI budget (BUSD_FUZZ_SECONDS each, default 60).
+tests/fuzz/run-ci.sh || rc=1
 # Summarise automake's per-test results as one plain line.
 pass=$(grep -h '^:test-result: PASS' $(find tests -name '*.trs') 2>/dev/null | wc -l)
 fail=$(grep -hE '^:test-result: (FAIL|ERROR|XPASS)' $(find tests -name '*.trs') 2>/dev/null | wc -l)

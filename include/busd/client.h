@@ -65,6 +65,16 @@ typedef struct {
                                         "batch" feature (default false:
                                         batch transparently, see
                                         doc/protocol.md §8)                */
+    /*  Authentication (doc/security.md); NULL = not used.  CURVE needs both
+        the broker's public key (40 Z85 characters, or the path of its
+        public certificate) and this client's czmq certificate (the
+        _secret file, or the public one with the _secret file beside it).
+        PLAIN needs a user and a password.  busd_client_new fails with
+        -EINVAL for an incomplete or mixed set, -ENOENT for a missing file. */
+    const char *curve_server_key;
+    const char *curve_cert;
+    const char *plain_user;
+    const char *plain_password;
 } busd_client_options_t;
 
 /*  Initialise options with defaults (reconnect = true).                    */

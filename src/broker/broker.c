@@ -13,6 +13,7 @@
 #include "dedup.h"
 #include "dlq.h"
 #include "metrics.h"
+#include "auth.h"
 #include "durable.h"
 #include "timers.h"
 #include <errno.h>
@@ -93,6 +94,7 @@ broker_destroy (broker_t **self_p)
     //  Stream writes still queued (acks of the last batch) are committed.
     durable_flush (self);
     work_free (self);
+    auth_stop (self);
     for (size_t i = 0; i < self->dead_sessions.size; i++) {
         session_t *session = self->dead_sessions.items [i];
         session_free (&session);
@@ -133,7 +135,10 @@ broker_destroy (broker_t **self_p)
 int
 broker_bind (broker_t *self)
 {
-    int rc = wire_open (self);
+    //  The ZAP handler first: a handshake that finds none passes unchecked.
+    int rc = auth_start (self);
+    if (rc == 0)
+        rc = wire_open (self);
     if (rc)
         return rc;
     if (self->config->metrics_bind) {
@@ -157,6 +162,9 @@ s_on_router (zloop_t *loop, zsock_t *sock, void *arg)
 {
     broker_t *self = arg;
     broker_clock (self);
+    //  auth.c: sessions whose connections closed are marked before anything
+    //  in this batch could be sent to their routing ids.
+    auth_poll_disconnects (self);
     zmq_msg_t frames [WIRE_MAX_FRAMES];
     for (int n = 0; n < BATCH_MAX; n++) {
         int nframes;
@@ -289,7 +297,7 @@ broker_apply_config (broker_t *self, config_t *config)
     dedup_configure (self->dedup, config->dedup_window_ms, (size_t) config->dedup_max);
     dlq_configure (self->dlq, (size_t) config->dlq_max_count, (size_t) config->dlq_max_bytes);
     durable_apply_config (self, config);
-    return 0;
+    return auth_reload (self, config);
 }
 
 /*  Stop: refuse new PUBs, deliver what subscribers have credit for until

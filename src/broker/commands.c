@@ -8,6 +8,8 @@
 #include "broker.h"
 #include "topic.h"
 #include "dedup.h"
+#include "auth.h"
+#include "utf8.h"
 #include "durable.h"
 #include "batch.h"
 #include "headers.h"
@@ -31,6 +33,48 @@ s_welcome_info (broker_t *self)
     cJSON_AddNumberToObject (info, "max_topic", 255);
     cJSON_AddStringToObject (info, "broker_version", PACKAGE_VERSION);
     return info;
+}
+
+/*  max_sessions and max_sessions_per_identity (0: no limit).              */
+static bool
+s_over_session_limits (broker_t *self, const char *identity, char *reason, size_t size)
+{
+    const config_t *c = self->config;
+    if (!c->max_sessions && !c->max_sessions_per_identity)
+        return false;
+    //  Sessions whose connections closed wait only for expiry: not counted.
+    size_t total = 0;
+    for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
+        total += !s->dead && !s->disconnected;
+    if (c->max_sessions && total >= (size_t) c->max_sessions) {
+        snprintf (reason, size, "too many sessions: max_sessions is %lld",
+                  (long long) c->max_sessions);
+        return true;
+    }
+    if (c->max_sessions_per_identity) {
+        size_t mine = 0;
+        for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
+            if (!s->dead && !s->disconnected && strcmp (s->identity, identity) == 0)
+                mine++;
+        if (mine >= (size_t) c->max_sessions_per_identity) {
+            char safe [128];
+            busp_utf8_sanitize (identity, strlen (identity), safe, sizeof safe, NULL);
+            snprintf (reason, size, "too many sessions for identity '%s': max_sessions_per_identity is %lld",
+                      safe, (long long) c->max_sessions_per_identity);
+            return true;
+        }
+    }
+    return false;
+}
+
+/*  Tokens of a topic or pattern.                                           */
+static size_t
+s_depth (const char *s, size_t len)
+{
+    size_t depth = 1;
+    for (size_t i = 0; i < len; i++)
+        depth += s [i] == '.';
+    return depth;
 }
 
 static void
@@ -93,11 +137,26 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
             session_puback (session);
         session_end (session, "new HELLO on a live session");
     }
+    auth_conn_t conn;
+    auth_conn (&frames [1], &conn);
+    char reason [400];
+    if (!conn.trusted && s_over_session_limits (self, conn.identity, reason, sizeof reason)) {
+        self->stats.over_limit++;
+        wire_send_error (self, NULL, rid, BUSP_E_LIMIT, reason);
+        return;
+    }
     session = session_new (self, rid + 1, rid [0], h->name.data, h->name.len);
     if (!session) {
         wire_send_error (self, NULL, rid, BUSP_E_INTERNAL, "out of memory");
         return;
     }
+    snprintf (session->user_id, sizeof session->user_id, "%s", conn.user_id);
+    busp_utf8_sanitize (conn.identity, strlen (conn.identity), session->identity,
+                        sizeof session->identity, NULL);
+    session->trusted = conn.trusted;
+    session->fd = zmq_msg_get (&frames [1], ZMQ_SRCFD);
+    session->ctl_tokens = (double) self->config->ctl_rate;
+    session->ctl_refill_ms = self->now_ms;
     session->credit = (uint64_t) self->config->pub_credit;
     session->feat_batch = want_batch;
     session->feat_errctx = want_errctx;
@@ -178,6 +237,23 @@ s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, b
         }
         memcpy (session->good_topic, topic.data, topic.len);
         session->good_topic_len = topic.len;
+    }
+    if (self->config->max_topic_depth
+    &&  s_depth (topic.data, topic.len) > (size_t) self->config->max_topic_depth) {
+        char reason [96];
+        snprintf (reason, sizeof reason, "topic deeper than max_topic_depth %lld",
+                  (long long) self->config->max_topic_depth);
+        self->stats.over_limit++;
+        s_reject (self, session, seq, BUSP_E_LIMIT, reason);
+        return;
+    }
+    //  After the topic cache: a reload may change what the ACL allows.
+    {
+        char denied [512];
+        if (!auth_may_publish (self, session, topic.data, topic.len, denied, sizeof denied)) {
+            s_reject (self, session, seq, BUSP_E_FORBIDDEN, denied);
+            return;
+        }
     }
     if (size > (uint64_t) self->config->max_payload) {
         char reason [128];
@@ -355,6 +431,36 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         s_subend (self, session, h->sub_id, BUSP_E_MALFORMED, err);
         return;
     }
+    //  Group and durable names are shown to others (CTL, dead letters).
+    if (opts.has_group && !busp_utf8_valid (opts.group, strlen (opts.group))) {
+        char clean [sizeof opts.group];
+        busp_utf8_sanitize (opts.group, strlen (opts.group), clean, sizeof clean, NULL);
+        memcpy (opts.group, clean, sizeof clean);
+    }
+    if (self->config->max_topic_depth
+    &&  s_depth (pattern, h->topic.len) > (size_t) self->config->max_topic_depth) {
+        snprintf (err, sizeof err, "pattern deeper than max_topic_depth %lld",
+                  (long long) self->config->max_topic_depth);
+        self->stats.over_limit++;
+        s_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
+        return;
+    }
+    if (self->config->max_subs_per_session && !session->trusted
+    &&  zhashx_size (session->subs) >= (size_t) self->config->max_subs_per_session) {
+        snprintf (err, sizeof err, "too many subscriptions: max_subs_per_session is %lld",
+                  (long long) self->config->max_subs_per_session);
+        self->stats.over_limit++;
+        s_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
+        return;
+    }
+    {
+        char denied [512];
+        if (!auth_may_subscribe (self, session, pattern, opts.has_group ? opts.group : NULL,
+                                 denied, sizeof denied)) {
+            s_subend (self, session, h->sub_id, BUSP_E_FORBIDDEN, denied);
+            return;
+        }
+    }
     channel_t *channel = NULL;
     char key [520];
     if (opts.has_group) {
@@ -486,8 +592,10 @@ s_handle_ack (broker_t *self, session_t *session, const busp_header_t *h,
         if (nframes > 2 && zmq_msg_size (&frames [2]) > 0) {
             cJSON *body = cJSON_ParseWithLength (zmq_msg_data (&frames [2]), zmq_msg_size (&frames [2]));
             cJSON *r = cJSON_GetObjectItemCaseSensitive (body, "reason");
+            //  The reason becomes the dead letter's x-reason: valid UTF-8,
+            //  shortened on a character boundary.
             if (cJSON_IsString (r))
-                snprintf (why, sizeof why, "%s", r->valuestring);
+                busp_utf8_sanitize (r->valuestring, strlen (r->valuestring), why, sizeof why, NULL);
             cJSON_Delete (body);
         }
         if (h->action > BUSP_NACK_DEADLETTER) {
@@ -581,8 +689,26 @@ s_dispatch (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
         if (session)
             self->last_session = session;
     }
-    if (session)
-        session->last_seen_ms = self->now_ms;
+    if (session && nframes < 2)
+        //  Without a header frame there is no metadata to check: answer the
+        //  routing id, touch nothing of the session.
+        session = NULL;
+    if (session) {
+        //  PROTOCOL §4: a session belongs to its connection.  Another
+        //  connection using its routing id means that connection is gone;
+        //  the newcomer reaches nothing of it.  (libzmq attaches metadata
+        //  to the frames the peer sent, not to the routing-id frame.)
+        const char *user_id = zmq_msg_gets (&frames [1], "User-Id");
+        if (strcmp (user_id ? user_id : "", session->user_id) != 0) {
+            log_notice ("client '%s' (%s): another connection uses its routing id; session ended",
+                        session->name, session->id_hex);
+            self->stats.sessions_replaced++;
+            session_end (session, "its connection was replaced");
+            session = NULL;
+        }
+        else
+            session->last_seen_ms = self->now_ms;
+    }
 
     if (nframes < 2) {
         self->stats.protocol_errors++;

@@ -54,6 +54,18 @@ static const keydef_t s_keys [] = {
     { "streams",            T_STREAMS, OFF (streams_json),      0, 0, true },
     { "max_credit",         T_INT,    OFF (max_credit),         1, 4294967295.0, true },
     { "plugin_dir",         T_STR,    OFF (plugin_dir),         0, 0, true },
+    { "auth",               T_STR,    OFF (auth),               0, 0, false },
+    { "listeners",          T_PLUGINS, OFF (listeners_json),    0, 0, false },
+    { "curve_server_cert",  T_STR,    OFF (curve_server_cert),  0, 0, false },
+    { "curve_clients_dir",  T_STR,    OFF (curve_clients_dir),  0, 0, true },
+    { "plain_passwords",    T_STR,    OFF (plain_passwords),    0, 0, true },
+    { "acl_file",           T_STR,    OFF (acl_file),           0, 0, true },
+    { "max_sessions",       T_INT,    OFF (max_sessions),       0, 100000000, true },
+    { "max_sessions_per_identity", T_INT, OFF (max_sessions_per_identity), 0, 100000000, true },
+    { "max_subs_per_session", T_INT,  OFF (max_subs_per_session), 0, 100000000, true },
+    { "max_topic_depth",    T_INT,    OFF (max_topic_depth),    0, 128, true },
+    { "ctl_rate",           T_INT,    OFF (ctl_rate),           0, 1000000, true },
+    { "max_ctl_reply",      T_INT,    OFF (max_ctl_reply),      0, 1e12, true },
     { NULL, 0, 0, 0, 0, false }
 };
 
@@ -88,7 +100,10 @@ config_new (void)
     self->sndhwm = 1000000;
     self->max_credit = 10000;
     self->plugin_dir = strdup (BUSD_PLUGINDIR);
-    if (!self->log_level || !self->plugin_dir) {
+    self->max_ctl_reply = 64 * 1024 * 1024;
+    self->auth = strdup ("none");
+    if (!self->log_level || !self->plugin_dir || !self->auth) {
+        free (self->auth);
         free (self->plugin_dir);
         free (self->log_level);
         free (self);
@@ -121,6 +136,12 @@ config_destroy (config_t **self_p)
     free (self->streams);
     free (self->streams_json);
     free (self->plugin_dir);
+    free (self->auth);
+    free (self->listeners_json);
+    free (self->curve_server_cert);
+    free (self->curve_clients_dir);
+    free (self->plain_passwords);
+    free (self->acl_file);
     free (self);
 }
 
@@ -476,6 +497,12 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
                 *(char **) field = NULL;
                 return 0;
             }
+            //  Security files may be switched off again with null.
+            if (cJSON_IsNull (item) && k->reloadable && strcmp (k->key, "log_level") != 0) {
+                free (*(char **) field);
+                *(char **) field = NULL;
+                return 0;
+            }
             if (!cJSON_IsString (item)) {
                 snprintf (err, err_size, "must be a string");
                 return -EINVAL;
@@ -537,14 +564,15 @@ s_apply (config_t *self, const keydef_t *k, const cJSON *item, char *err, size_t
         }
         case T_PLUGINS: {
             if (!cJSON_IsArray (item)) {
-                snprintf (err, err_size, "must be an array of plugin objects");
+                snprintf (err, err_size, "must be an array of %s objects",
+                          strcmp (k->key, "listeners") == 0 ? "listener" : "plugin");
                 return -EINVAL;
             }
             char *text = cJSON_PrintUnformatted (item);
             if (!text)
                 return -ENOMEM;
-            free (self->plugins_json);
-            self->plugins_json = text;
+            free (*(char **) field);
+            *(char **) field = text;
             return 0;
         }
         case T_STREAMS:

@@ -68,6 +68,19 @@ typedef struct {
     int stream_count;
     char *streams_json;         /*  as loaded, to tell a reload what changed */
     char *plugin_dir;           /*  where bare plugin names are found        */
+    /*  Security (auth.c, acl.c, doc/security.md).                          */
+    char *auth;                 /*  mechanism of the "bind" endpoints       */
+    char *listeners_json;       /*  [{"bind": EP, "auth": MECH}] as text     */
+    char *curve_server_cert;    /*  czmq certificate with the secret key    */
+    char *curve_clients_dir;    /*  allowed client public certificates      */
+    char *plain_passwords;      /*  user=password lines                     */
+    char *acl_file;             /*  NULL: no ACL, everything allowed        */
+    int64_t max_sessions;       /*  limits: 0 = unlimited                   */
+    int64_t max_sessions_per_identity;
+    int64_t max_subs_per_session;
+    int64_t max_topic_depth;
+    int64_t ctl_rate;           /*  CTL requests per second per session     */
+    int64_t max_ctl_reply;      /*  bytes of one CTLREPLY body              */
 } config_t;
 
 /*  Defaults.                                                               */

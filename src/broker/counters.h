@@ -36,6 +36,10 @@
     X (messages_in,      "messages_in",      "messages_in_total",         "messages received") \
     X (pubb_in,          "pubb_in",          "pubb_total",                "PUBB messages received (PROTOCOL §8.2)") \
     X (deliverb_out,     "deliverb_out",     "deliverb_total",            "DELIVERB messages sent") \
-    X (ackb_in,          "ackb_in",          "ackb_total",                "ACKB messages received")
+    X (ackb_in,          "ackb_in",          "ackb_total",                "ACKB messages received") \
+    X (auth_refused,     "auth_refused",     "auth_refused_total",        "connections refused by authentication (ZAP)") \
+    X (acl_denied,       "acl_denied",       "acl_denied_total",          "requests denied by the ACL (403)") \
+    X (over_limit,       "over_limit",       "over_limit_total",          "requests refused by an abuse limit (429)") \
+    X (sessions_replaced, "sessions_replaced", "sessions_replaced_total", "sessions ended because another connection used their routing id")
 
 #endif

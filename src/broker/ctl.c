@@ -8,6 +8,8 @@
 #include "dlq.h"
 #include "durable.h"
 #include "topic.h"
+#include "auth.h"
+#include "utf8.h"
 
 extern volatile sig_atomic_t busd_reload_requested;
 
@@ -15,8 +17,52 @@ static void
 s_reply (broker_t *self, session_t *session, uint32_t request_id, uint16_t code, cJSON *json)
 {
     busp_header_t r = { .command = BUSP_CTLREPLY, .request_id = request_id, .code = code };
+    //  max_ctl_reply: a listing of a huge broker is refused, not built
+    //  into one unbounded frame.
+    if (self->config->max_ctl_reply && !session->trusted) {
+        char *text = cJSON_PrintUnformatted (json);
+        size_t size = text ? strlen (text) : 0;
+        free (text);
+        if (size > (size_t) self->config->max_ctl_reply) {
+            cJSON_Delete (json);
+            char msg [160];
+            snprintf (msg, sizeof msg, "reply of %zu bytes exceeds max_ctl_reply %lld", size,
+                      (long long) self->config->max_ctl_reply);
+            self->stats.over_limit++;
+            json = cJSON_CreateObject ();
+            cJSON_AddStringToObject (json, "error", msg);
+            r.code = BUSP_E_LIMIT;
+        }
+    }
     wire_send_json (self, session, &r, json);
     cJSON_Delete (json);
+}
+
+/*  A whole number in min..max: checked before any conversion, since
+    converting an out-of-range double to an integer is undefined.           */
+static bool
+s_whole (const cJSON *item, double min, double max)
+{
+    return cJSON_IsNumber (item) && item->valuedouble >= min && item->valuedouble <= max
+        && item->valuedouble == (double) (int64_t) item->valuedouble;
+}
+
+/*  ctl_rate: a token bucket per session, refilled continuously.            */
+static bool
+s_rate_ok (broker_t *self, session_t *session)
+{
+    double rate = (double) self->config->ctl_rate;
+    if (rate <= 0 || session->trusted)
+        return true;
+    double elapsed = (double) (self->now_ms - session->ctl_refill_ms) / 1000.0;
+    session->ctl_refill_ms = self->now_ms;
+    session->ctl_tokens += elapsed * rate;
+    if (session->ctl_tokens > rate)
+        session->ctl_tokens = rate;
+    if (session->ctl_tokens < 1.0)
+        return false;
+    session->ctl_tokens -= 1.0;
+    return true;
 }
 
 static void
@@ -82,6 +128,7 @@ s_clients (broker_t *self)
         cJSON *c = cJSON_CreateObject ();
         cJSON_AddStringToObject (c, "id", session->id_hex);
         cJSON_AddStringToObject (c, "name", session->name);
+        cJSON_AddStringToObject (c, "identity", session->identity);
         cJSON_AddNumberToObject (c, "age_s", (double) ((now - session->created_ms) / 1000));
         cJSON_AddNumberToObject (c, "idle_ms", (double) (now - session->last_seen_ms));
         cJSON_AddNumberToObject (c, "pub_seq", (double) session->last_pub_seq);
@@ -234,7 +281,7 @@ s_dlq_replay (broker_t *self, session_t *session, uint32_t request_id, cJSON *re
         }
         const cJSON *id;
         cJSON_ArrayForEach (id, ids) {
-            if (!cJSON_IsNumber (id)) {
+            if (!s_whole (id, 0, 9007199254740992.0)) {
                 s_error (self, session, request_id, BUSP_E_MALFORMED, "\"ids\" must be an array of numbers");
                 return;
             }
@@ -368,6 +415,21 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
         return;
     }
     const char *name = cmd->valuestring;
+    if (!s_rate_ok (self, session)) {
+        char msg [96];
+        snprintf (msg, sizeof msg, "more than ctl_rate %lld CTL requests per second",
+                  (long long) self->config->ctl_rate);
+        self->stats.over_limit++;
+        s_error (self, session, request_id, BUSP_E_LIMIT, msg);
+        cJSON_Delete (req);
+        return;
+    }
+    char why [512];
+    if (!auth_may_ctl (self, session, name, why, sizeof why)) {
+        s_error (self, session, request_id, BUSP_E_FORBIDDEN, why);
+        cJSON_Delete (req);
+        return;
+    }
     if (streq (name, "stats"))
         s_reply (self, session, request_id, BUSP_OK, ctl_stats (self));
     else
@@ -395,9 +457,9 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
         const cJSON *since = cJSON_GetObjectItemCaseSensitive (req, "since_us");
         if ((topic && (!cJSON_IsString (topic)
                        || busp_pattern_check (topic->valuestring, strlen (topic->valuestring), NULL)))
-        ||  (limit && (!cJSON_IsNumber (limit) || limit->valuedouble < 0))
+        ||  (limit && !s_whole (limit, 0, 1e9))
         ||  (subscription && !cJSON_IsString (subscription))
-        ||  (since && !cJSON_IsNumber (since))) {
+        ||  (since && !s_whole (since, -9.2e18, 9.2e18))) {
             s_error (self, session, request_id, BUSP_E_MALFORMED,
                      "dlq-list takes \"topic\" (pattern), \"limit\" (number), "
                      "\"subscription\" (string), \"since_us\" (number)");
@@ -449,8 +511,11 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
         }
     }
     else {
-        char msg [300];
-        snprintf (msg, sizeof msg, "unknown cmd '%.200s'", name);
+        //  Echo the command shortened on a character boundary, invalid
+        //  bytes replaced: the reply must be UTF-8.
+        char safe [201], msg [300];
+        busp_utf8_sanitize (name, strlen (name), safe, sizeof safe, NULL);
+        snprintf (msg, sizeof msg, "unknown cmd '%s'", safe);
         s_error (self, session, request_id, BUSP_E_MALFORMED, msg);
     }
     cJSON_Delete (req);

@@ -7,6 +7,7 @@
 #include "broker.h"
 #include "notify.h"
 #include "plugins.h"
+#include "auth.h"
 #include "util.h"
 #include <getopt.h>
 #include <grp.h>
@@ -181,6 +182,9 @@ s_load (const char *file, override_t *overrides, int count, char *errors, size_t
     if (file && !config->file && !(config->file = strdup (file)))
         return -ENOMEM;
     if (config_validate (config, errors, size))
+        rc = -EINVAL;
+    //  auth.c: listeners, keys, passwords and the ACL file.
+    if (auth_check_config (config, errors, size))
         rc = -EINVAL;
     return rc;
 }

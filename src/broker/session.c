@@ -6,6 +6,7 @@
     may still hold a pointer to it (a DELIVER loop, the lookup cache).      */
 #include "broker.h"
 #include "clock.h"
+#include "utf8.h"
 #include "batch.h"
 
 static size_t
@@ -30,15 +31,16 @@ session_new (broker_t *broker, const uint8_t *rid, size_t rid_len,
     self->broker = broker;
     self->rid [0] = (uint8_t) rid_len;
     memcpy (self->rid + 1, rid, rid_len);
-    if (name_len)
-        memcpy (self->name, name, name_len);
-    self->name [name_len] = 0;
-    //  Names are for humans and logs: keep them printable.
-    for (size_t i = 0; i < name_len; i++)
+    //  Names go back out in CTL replies and dead-letter headers: valid
+    //  UTF-8 (invalid bytes replaced, never cut in a character), printable.
+    busp_utf8_sanitize (name, name_len, self->name, sizeof self->name, NULL);
+    for (size_t i = 0; self->name [i]; i++)
         if ((unsigned char) self->name [i] < 0x20 || (unsigned char) self->name [i] == 0x7F)
             self->name [i] = '?';
-    for (size_t i = 0; i < rid_len && i < 32; i++)
-        snprintf (self->id_hex + i * 2, 3, "%02x", rid [i]);
+    //  The session id everything reports: the routing id is what a peer
+    //  would need to impersonate this one, so it is never shown.
+    snprintf (self->id_hex, sizeof self->id_hex, "s%llu",
+              (unsigned long long) ++broker->session_serial);
     self->created_ms = self->last_seen_ms = broker->now_ms;
     self->subs = zhashx_new ();
     if (!self->subs) {

@@ -226,6 +226,15 @@ struct session {
         the grammar check.                                                  */
     uint8_t good_topic_len;
     char good_topic [255];
+    /*  Security (auth.c): who this is and which connection it belongs to.
+        id_hex holds the broker-assigned session id, never the routing id.  */
+    char user_id [64];          /*  ZAP User-Id of its connection           */
+    char identity [256];        /*  ACL identity                            */
+    bool trusted;               /*  in-process (inproc://): plugins         */
+    int fd;                     /*  its connection's socket (ZMQ_SRCFD)     */
+    bool disconnected;          /*  that connection closed: send nothing    */
+    double ctl_tokens;          /*  ctl_rate bucket                         */
+    int64_t ctl_refill_ms;
 };
 
 #define POLICY_COUNT 5
@@ -303,6 +312,8 @@ struct broker {
         msg holds the keys that need a restart ("" when none), on failure
         the errors.                                                          */
     int (*reload_fn) (char *msg, size_t size);
+    struct auth *auth;          /*  ZAP handler, credentials, ACL (auth.c)  */
+    uint64_t session_serial;    /*  broker-assigned session ids             */
 };
 
 #endif

@@ -6,12 +6,16 @@
     peer that has vanished is not ended here: callers may be iterating over
     what session_end changes, so it is queued (work_session_gone).          */
 #include "broker.h"
+#include "auth.h"
+#include "jsontext.h"
+#include "utf8.h"
 #include "batch.h"
 #include <errno.h>
 
 int
 wire_open (broker_t *self)
 {
+    auth_seed_routing_ids ();
     self->router_sock = zsock_new (ZMQ_ROUTER);
     if (!self->router_sock)
         return -ENOMEM;
@@ -37,20 +41,8 @@ wire_open (broker_t *self)
         log_error ("cannot configure the ROUTER socket: %s", zmq_strerror (errno));
         return -EINVAL;
     }
-    for (int i = 0; i < self->config->bind_count; i++) {
-        const char *endpoint = self->config->binds [i];
-        if (zmq_bind (self->router, endpoint)) {
-            log_error ("cannot bind %s: %s", endpoint, zmq_strerror (errno));
-            return -EADDRINUSE;
-        }
-        char last [256];
-        size_t size = sizeof last;
-        if (zmq_getsockopt (self->router, ZMQ_LAST_ENDPOINT, last, &size))
-            snprintf (last, sizeof last, "%s", endpoint);
-        zlistx_add_end (self->bound, last);
-        log_notice ("busd %s listening on %s", PACKAGE_VERSION, last);
-    }
-    return 0;
+    //  auth.c: each listener with its own mechanism, all through ZAP.
+    return auth_bind_listeners (self);
 }
 
 int
@@ -91,6 +83,16 @@ wire_send (broker_t *self, session_t *session, const busp_header_t *h,
              zmq_msg_t *body, zmq_msg_t *extra)
 {
     uint8_t buf [BUSP_HEADER_MAX];
+    //  Reasons quote what peers sent: valid UTF-8 on the wire, shortened on
+    //  a character boundary (busp_str would cut at 255 bytes).
+    busp_header_t clean;
+    char name [256];
+    if (h->name.len && !busp_utf8_valid (h->name.data, h->name.len)) {
+        clean = *h;
+        size_t n = busp_utf8_sanitize (h->name.data, h->name.len, name, sizeof name, NULL);
+        clean.name = busp_strn (name, n);
+        h = &clean;
+    }
     int len = busp_encode (h, buf, sizeof buf);
     assert (len > 0);
     return wire_send_raw (self, session, buf, (size_t) len, body, extra);
@@ -100,6 +102,13 @@ wire_send (broker_t *self, session_t *session, const busp_header_t *h,
 static int
 s_send_rid (broker_t *self, session_t *session, uint8_t command)
 {
+    if (session->disconnected) {
+        //  auth.c saw its connection close: another peer may hold its
+        //  routing id by now.
+        log_info ("client '%s' (%s) is gone", session->name, session->id_hex);
+        work_session_gone (self, session);
+        return -EHOSTUNREACH;
+    }
     if (zmq_send (self->router, session->rid + 1, session->rid [0], ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1) {
         int err = errno;
         self->stats.send_failures++;
@@ -272,6 +281,7 @@ wire_send_raw (broker_t *self, session_t *session, const uint8_t *buf, size_t le
 int
 wire_send_json (broker_t *self, session_t *session, const busp_header_t *h, cJSON *json)
 {
+    json_utf8_sanitize (json);
     char *text = cJSON_PrintUnformatted (json);
     if (!text)
         return -ENOMEM;

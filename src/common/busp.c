@@ -8,6 +8,7 @@
     each consumer.  Encode mirrors decode field for field so the two cannot
     drift apart without the round-trip tests noticing.                       */
 #include "busp.h"
+#include "utf8.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -523,7 +524,10 @@ busp_str (const char *s)
 {
     if (!s)
         return (busp_str_t) { NULL, 0 };
-    return busp_strn (s, strlen (s));
+    //  C strings are text (reasons, names): a cut at 255 bytes must not
+    //  fall inside a UTF-8 character.
+    size_t len = strlen (s);
+    return busp_strn (s, busp_utf8_prefix (s, len, 255));
 }
 
 busp_str_t

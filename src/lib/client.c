@@ -38,6 +38,7 @@
 #include "clock.h"
 #include "msg.h"
 #include "outbox.h"
+#include "security.h"
 #include "endpoint.h"
 
 #include <assert.h>
@@ -107,6 +108,7 @@ struct busd_client {
     size_t valid_topic_len;
     void *sock;
     char *endpoint;
+    busd_security_t security;       /*  CURVE / PLAIN (security.c)           */
     char client_name [256];
     bool reconnect;
 
@@ -582,8 +584,12 @@ s_socket_open (busd_client_t *self)
     if (zmq_setsockopt (self->sock, ZMQ_LINGER, &linger, sizeof (linger))
     ||  zmq_setsockopt (self->sock, ZMQ_SNDHWM, &hwm, sizeof (hwm))
     ||  zmq_setsockopt (self->sock, ZMQ_RCVHWM, &hwm, sizeof (hwm))
-    ||  zmq_setsockopt (self->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof (ivl))
-    ||  zmq_connect (self->sock, self->endpoint))
+    ||  zmq_setsockopt (self->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof (ivl)))
+        return -errno;
+    int rc = busd_security_apply (&self->security, self->sock);
+    if (rc)
+        return rc;
+    if (zmq_connect (self->sock, self->endpoint))
         return -errno;
     return 0;
 }
@@ -1199,6 +1205,7 @@ s_client_free (busd_client_t *self)
             ;
     }
     outbox_clear (&self->outbox);
+    busd_security_clear (&self->security);
     while (self->subs)
         s_sub_remove (self, self->subs);
     while (self->fifo_head) {
@@ -1260,6 +1267,12 @@ busd_client_new (const busd_client_options_t *opts, int *err)
     self->endpoint = strdup (endpoint);
     if (!self->endpoint) {
         *err = -ENOMEM;
+        s_client_free (self);
+        return NULL;
+    }
+    int sec = busd_security_init (&self->security, opts);
+    if (sec) {
+        *err = sec;
         s_client_free (self);
         return NULL;
     }

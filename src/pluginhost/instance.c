@@ -654,6 +654,14 @@ s_connect (plugin_instance_t *self)
     opts.connect_timeout_ms = CONNECT_TIMEOUT_MS;
     opts.reconnect = true;
     opts.zmq_context = self->zmq_context;
+    if (!self->zmq_context) {
+        //  Out of process (busd-plugin-host): credentials as for the tools
+        //  (doc/security.md).  In the broker, inproc:// needs none.
+        opts.curve_server_key = getenv ("BUSD_CURVE_SERVER_KEY");
+        opts.curve_cert = getenv ("BUSD_CURVE_CERT");
+        opts.plain_user = getenv ("BUSD_PLAIN_USER");
+        opts.plain_password = getenv ("BUSD_PLAIN_PASSWORD");
+    }
     bool warned = false;
     int backoff = 100;
     while (s_stop_how (self) == PLUGIN_STOP_NONE) {

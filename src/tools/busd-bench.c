@@ -231,6 +231,7 @@ s_connect (const tool_conn_t *conn, busd_client_t **client_p)
     opts.connect_timeout_ms = conn->connect_timeout_ms;
     opts.reconnect = true;
     opts.zmq_context = s_zmq_ctx;
+    tool_security_options (conn, &opts);
     opts.no_batch = conn->no_batch;
     int err = 0;
     busd_client_t *client = busd_client_new (&opts, &err);

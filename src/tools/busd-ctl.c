@@ -542,6 +542,7 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
         static const column_t cols [] = {
             { "ID",        "id",            false, CELL_PLAIN },
             { "NAME",      "name",          false, CELL_PLAIN },
+            { "IDENTITY",  "identity",      false, CELL_PLAIN },
             { "PEER",      "peer",          false, CELL_PLAIN },
             { "CONNECTED", "connected_us",  false, CELL_TIME },
             { "AGE_S",     "age_s",         true,  CELL_PLAIN },

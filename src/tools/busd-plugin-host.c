@@ -73,6 +73,10 @@ s_usage (FILE *out)
 "      --max-restarts N    give up after N restarts (default: unlimited)\n"
 "      --no-supervise      run the plugin in this process, no restarts\n"
 "  -l, --log-level LEVEL   debug, info, notice, warning or error (default info)\n"
+"      --curve-server-key K, --curve-cert FILE, --plain-user U, --plain-password P\n"
+"                          credentials for the broker, as for busd-pub (default:\n"
+"                          $BUSD_CURVE_SERVER_KEY, $BUSD_CURVE_CERT,\n"
+"                          $BUSD_PLAIN_USER, $BUSD_PLAIN_PASSWORD)\n"
 "  -h, --help              this help\n"
 "  -V, --version           version and plugin ABI\n\n"
 "Exit status: 0 stopped by SIGTERM/SIGINT (or the plugin ended cleanly),\n"
@@ -639,6 +643,24 @@ main (int argc, char **argv)
                              "warning, error\n", s_prog, v);
                     return EXIT_USAGE;
                 }
+            }
+        }
+        else
+        if (IS (NULL, "--curve-server-key") || IS (NULL, "--curve-cert")
+        ||  IS (NULL, "--plain-user") || IS (NULL, "--plain-password")) {
+            //  Passed on through the environment, which the instances (and
+            //  the supervised child) read like every tool does.
+            const char *v = VALUE ();
+            if (!v) {
+                fprintf (stderr, "%s: %s needs a value (see --help)\n", s_prog, arg);
+                return EXIT_USAGE;
+            }
+            const char *var = IS (NULL, "--curve-server-key") ? "BUSD_CURVE_SERVER_KEY"
+                            : IS (NULL, "--curve-cert") ? "BUSD_CURVE_CERT"
+                            : IS (NULL, "--plain-user") ? "BUSD_PLAIN_USER" : "BUSD_PLAIN_PASSWORD";
+            if (setenv (var, v, 1)) {
+                fprintf (stderr, "%s: out of memory\n", s_prog);
+                return 1;
             }
         }
         else

@@ -122,6 +122,18 @@ tool_common_option (tool_conn_t *conn, int opt, const char *arg,
                 tool_usage_error ("--name must be 1..255 bytes");
             conn->name = arg;
             return true;
+        case TOOL_OPT_CURVE_SERVER:
+            conn->curve_server_key = arg;
+            return true;
+        case TOOL_OPT_CURVE_CERT:
+            conn->curve_cert = arg;
+            return true;
+        case TOOL_OPT_PLAIN_USER:
+            conn->plain_user = arg;
+            return true;
+        case TOOL_OPT_PLAIN_PASSWORD:
+            conn->plain_password = arg;
+            return true;
         case 'h':
             usage (stdout);
             exit (fflush (stdout) == 0 ? TOOL_EXIT_OK : TOOL_EXIT_RUNTIME);
@@ -149,6 +161,24 @@ tool_endpoint (const tool_conn_t *conn)
     return endpoint;
 }
 
+static const char *
+s_option_or_env (const char *option, const char *name)
+{
+    if (option)
+        return option;
+    const char *env = getenv (name);
+    return env && *env ? env : NULL;
+}
+
+void
+tool_security_options (const tool_conn_t *conn, busd_client_options_t *opts)
+{
+    opts->curve_server_key = s_option_or_env (conn->curve_server_key, "BUSD_CURVE_SERVER_KEY");
+    opts->curve_cert = s_option_or_env (conn->curve_cert, "BUSD_CURVE_CERT");
+    opts->plain_user = s_option_or_env (conn->plain_user, "BUSD_PLAIN_USER");
+    opts->plain_password = s_option_or_env (conn->plain_password, "BUSD_PLAIN_PASSWORD");
+}
+
 int
 tool_connect (const tool_conn_t *conn, busd_client_t **client_p)
 {
@@ -161,6 +191,7 @@ tool_connect (const tool_conn_t *conn, busd_client_t **client_p)
     //  Tools recover from a broker restart like any other client: a
     //  long-running busd-sub should survive it.
     opts.reconnect = true;
+    tool_security_options (conn, &opts);
 
     int err = 0;
     busd_client_t *client = busd_client_new (&opts, &err);
@@ -168,6 +199,17 @@ tool_connect (const tool_conn_t *conn, busd_client_t **client_p)
         //  Ctrl-C while waiting for WELCOME: the user knows why we stop.
         if (tool_interrupted)
             return TOOL_EXIT_CONNECT;
+        if (err == -EINVAL && (opts.curve_server_key || opts.curve_cert || opts.plain_user
+                               || opts.plain_password)) {
+            tool_error ("credentials incomplete or invalid: CURVE needs --curve-server-key and "
+                        "--curve-cert (40-character Z85 keys or certificate files), PLAIN needs "
+                        "--plain-user and --plain-password, not both");
+            return TOOL_EXIT_USAGE;
+        }
+        if (err == -ENOENT) {
+            tool_error ("cannot read a key or certificate file (--curve-server-key, --curve-cert)");
+            return TOOL_EXIT_USAGE;
+        }
         if (err == -ETIMEDOUT)
             tool_error ("cannot connect to %s: no answer from a broker within %.1f s",
                         opts.endpoint, conn->connect_timeout_ms / 1000.0);

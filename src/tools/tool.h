@@ -42,16 +42,31 @@
     "                           " BUSD_DEFAULT_ENDPOINT "); HOST:PORT means tcp://\n" \
     "      --connect-timeout S  seconds to wait for the broker's WELCOME (default 5)\n" \
     "      --name NAME          client name shown by busd-ctl clients\n" \
+    "      --curve-server-key K the broker's CURVE public key (Z85) or its public\n" \
+    "                           certificate file ($BUSD_CURVE_SERVER_KEY)\n" \
+    "      --curve-cert FILE    this client's certificate, from busd-keygen\n" \
+    "                           ($BUSD_CURVE_CERT)\n" \
+    "      --plain-user USER    PLAIN user name ($BUSD_PLAIN_USER)\n" \
+    "      --plain-password PW  PLAIN password ($BUSD_PLAIN_PASSWORD; prefer the\n" \
+    "                           variable: arguments are visible to other users)\n" \
     "  -h, --help               show this help and exit\n" \
     "  -V, --version            show the version and exit\n"
 
 /*  Options every tool accepts; tool_common_option() handles them.           */
 #define TOOL_OPT_CONNECT_TIMEOUT 0x1000
 #define TOOL_OPT_NAME            0x1001
+#define TOOL_OPT_CURVE_SERVER    0x1002
+#define TOOL_OPT_CURVE_CERT      0x1003
+#define TOOL_OPT_PLAIN_USER      0x1004
+#define TOOL_OPT_PLAIN_PASSWORD  0x1005
 #define TOOL_COMMON_LONGOPTS \
     { "endpoint",        required_argument, NULL, 'e' }, \
     { "connect-timeout", required_argument, NULL, TOOL_OPT_CONNECT_TIMEOUT }, \
     { "name",            required_argument, NULL, TOOL_OPT_NAME }, \
+    { "curve-server-key", required_argument, NULL, TOOL_OPT_CURVE_SERVER }, \
+    { "curve-cert",      required_argument, NULL, TOOL_OPT_CURVE_CERT }, \
+    { "plain-user",      required_argument, NULL, TOOL_OPT_PLAIN_USER }, \
+    { "plain-password",  required_argument, NULL, TOOL_OPT_PLAIN_PASSWORD }, \
     { "help",            no_argument,       NULL, 'h' }, \
     { "version",         no_argument,       NULL, 'V' }
 
@@ -59,8 +74,16 @@ typedef struct {
     const char *endpoint;           /*  from -e, or NULL                      */
     const char *name;               /*  from --name, or the program name      */
     int connect_timeout_ms;
+    const char *curve_server_key;   /*  options, else the environment        */
+    const char *curve_cert;
+    const char *plain_user;
+    const char *plain_password;
     bool no_batch;                  /*  --no-batch: one frame per event       */
 } tool_conn_t;
+
+/*  Copy the credentials (options, then $BUSD_CURVE_SERVER_KEY,
+    $BUSD_CURVE_CERT, $BUSD_PLAIN_USER, $BUSD_PLAIN_PASSWORD) into opts.    */
+void tool_security_options (const tool_conn_t *conn, busd_client_options_t *opts);
 
 /*  Set the program name used in messages and the connection defaults.      */
 void tool_init (tool_conn_t *conn, const char *progname);

@@ -233,6 +233,8 @@ class Client:
             if d["cmd"] == PING and PING in skip:
                 self.send(struct.pack(">BBQ", SIG, PONG, d["nonce"]))
                 continue
+            if d["cmd"] in skip and d["cmd"] != cmd:
+                continue
             assert d["cmd"] == cmd, "expected 0x%02x, got %r" % (cmd, d)
             return d
 
