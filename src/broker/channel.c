@@ -15,6 +15,7 @@
 #define STALL_RETRY_MS  10      /*  a send refused by the HWM: try again    */
 
 typedef struct {
+    channel_t *channel;
     event_t *event;
     uint16_t attempt;
     int64_t due_ms;
@@ -27,15 +28,30 @@ s_delayed_compare (const void *a, const void *b)
     return da->due_ms < db->due_ms ? -1 : (da->due_ms > db->due_ms ? 1 : 0);
 }
 
+/*  A delayed event still counts against max_queued_bytes: the client picks
+    delay_ms, and an event it NACKs for a day must not leave the cap.  The
+    destructor hands the bytes back for whatever is still in the list.      */
 static void
 s_delayed_destroy (void **item_p)
 {
     delayed_t *d = *item_p;
     if (d) {
+        if (d->event)
+            d->channel->broker->queued_bytes -= event_bytes (d->event);
         event_unref (&d->event);
         free (d);
     }
     *item_p = NULL;
+}
+
+/*  The event out of a delayed entry, its bytes no longer counted there.   */
+static event_t *
+s_delayed_take (delayed_t *d)
+{
+    event_t *ev = d->event;
+    d->event = NULL;
+    d->channel->broker->queued_bytes -= event_bytes (ev);
+    return ev;
 }
 
 channel_t *
@@ -188,8 +204,7 @@ s_leave_waiting (channel_t *self)
         channel_leave (self, item.event, item.attempt);
     delayed_t *d = zlistx_first (self->delayed);
     while (d) {
-        channel_leave (self, d->event, d->attempt);
-        d->event = NULL;
+        channel_leave (self, s_delayed_take (d), d->attempt);
         d = zlistx_next (self->delayed);
     }
     zlistx_purge (self->delayed);
@@ -406,9 +421,11 @@ channel_redeliver (channel_t *self, event_t *ev, uint16_t attempt, int64_t not_b
     if (not_before_ms > self->broker->now_ms) {
         delayed_t *d = malloc (sizeof (delayed_t));
         if (d) {
+            d->channel = self;
             d->event = ev;
             d->attempt = attempt;
             d->due_ms = not_before_ms;
+            self->broker->queued_bytes += event_bytes (ev);
             zlistx_insert (self->delayed, d, false);
             timers_arm (self->broker, self, not_before_ms);
             return;
@@ -544,8 +561,7 @@ channel_tick (channel_t *self, int64_t now_ms)
     bool work = false;
     delayed_t *d = zlistx_first (self->delayed);
     while (d && d->due_ms <= now_ms) {
-        event_t *ev = d->event;
-        d->event = NULL;
+        event_t *ev = s_delayed_take (d);
         uint16_t attempt = d->attempt;
         zlistx_delete (self->delayed, zlistx_cursor (self->delayed));
         if (s_push (self, self->redeliveries, ev, attempt, NULL))

@@ -357,18 +357,13 @@ s_handle_pub (broker_t *self, session_t *session, const busp_header_t *h,
 }
 
 /*  A batch command from a session that did not negotiate the feature, or
-    whose body breaks a whole-batch rule: ERROR 400 and no effect.          */
+    whose body breaks a whole-batch rule (why): ERROR 400 and no effect.   */
 static bool
-s_check_batch (broker_t *self, session_t *session, const busp_header_t *h,
-               zmq_msg_t *frames, int nframes)
+s_batch_ok (broker_t *self, session_t *session, const busp_header_t *h, const char *why)
 {
-    const char *why = NULL;
     if (!session->feat_batch)
         why = "the batch feature was not negotiated in HELLO";
-    else
-    if (busp_batch_check (h->command, nframes > 2 ? zmq_msg_data (&frames [2]) : NULL,
-                          nframes > 2 ? zmq_msg_size (&frames [2]) : 0, h->count,
-                          BUSP_BATCH_MAX, s_batch_bytes (self), &why) == 0)
+    if (!why)
         return true;
     char reason [160];
     snprintf (reason, sizeof reason, "malformed %s: %s", busp_command_name (h->command), why);
@@ -387,20 +382,11 @@ s_handle_pubb (broker_t *self, session_t *session, const busp_header_t *h,
     //  whole-batch check.  One broker thread, one PUBB at a time.
     static busp_pub_rec_t s_recs [BUSP_BATCH_MAX];
     const char *why = NULL;
-    if (!session->feat_batch)
-        why = "the batch feature was not negotiated in HELLO";
-    else
+    if (session->feat_batch)
         busp_pubb_parse (nframes > 2 ? zmq_msg_data (&frames [2]) : NULL,
                          nframes > 2 ? zmq_msg_size (&frames [2]) : 0, h->count,
                          BUSP_BATCH_MAX, s_batch_bytes (self), s_recs, &why);
-    if (why) {
-        char reason [160];
-        snprintf (reason, sizeof reason, "malformed PUBB: %s", why);
-        self->stats.protocol_errors++;
-        wire_send_error (self, session, NULL, BUSP_E_MALFORMED, reason);
-        return;
-    }
-    if (!s_check_seq (self, session, h->seq))
+    if (!s_batch_ok (self, session, h, why) || !s_check_seq (self, session, h->seq))
         return;
     self->stats.pubb_in++;
     for (uint16_t i = 0; i < h->count && !session->dead; i++) {
@@ -637,7 +623,12 @@ static void
 s_handle_ackb (broker_t *self, session_t *session, const busp_header_t *h,
                zmq_msg_t *frames, int nframes)
 {
-    if (!s_check_batch (self, session, h, frames, nframes))
+    const char *why = NULL;
+    if (session->feat_batch)
+        busp_batch_check (h->command, nframes > 2 ? zmq_msg_data (&frames [2]) : NULL,
+                          nframes > 2 ? zmq_msg_size (&frames [2]) : 0, h->count,
+                          BUSP_BATCH_MAX, s_batch_bytes (self), &why);
+    if (!s_batch_ok (self, session, h, why))
         return;
     self->stats.ackb_in++;
     busp_batch_iter_t it;

@@ -217,78 +217,72 @@ s_check_level (const char *value)
 
 /*  ---- durable streams ("streams", "data_dir") ------------------------- */
 
+typedef struct { const char *unit; double factor; } unit_t;
+
+/*  A JSON number (times number_factor; whole when `whole`) or a string
+    "<number><unit>" from units, as a whole count in [0, max].  One reader
+    for sizes and durations, so both keep the same bounds.                  */
+static int
+s_parse_units (const cJSON *item, double number_factor, bool whole, const unit_t *units,
+               size_t unit_count, double max, int64_t *out)
+{
+    double v, factor = number_factor;
+    if (cJSON_IsNumber (item)) {
+        v = item->valuedouble;
+        //  Range before the cast: converting a huge double is undefined.
+        if (!(v >= 0 && v * factor <= max) || (whole && v != (double) (int64_t) v))
+            return -EINVAL;
+    }
+    else
+    if (cJSON_IsString (item)) {
+        char *end;
+        v = strtod (item->valuestring, &end);
+        if (end == item->valuestring)
+            return -EINVAL;
+        while (*end == ' ')
+            end++;
+        size_t i = 0;
+        while (i < unit_count && strcmp (end, units [i].unit) != 0)
+            i++;
+        if (i == unit_count)
+            return -EINVAL;
+        factor = units [i].factor;
+    }
+    else
+        return -EINVAL;
+    double total = v * factor;
+    if (!(v >= 0 && total <= max))
+        return -EINVAL;
+    *out = (int64_t) total;
+    return 0;
+}
+
 /*  Sizes: a whole number of bytes, or a string "<number><unit>" with B,
     KB/MB/GB/TB (powers of 1000) or KiB/MiB/GiB/TiB (powers of 1024).       */
 int
 config_parse_size (const void *json_item, int64_t *out)
 {
-    const cJSON *item = json_item;
-    if (cJSON_IsNumber (item)) {
-        double v = item->valuedouble;
-        if (!(v >= 0 && v <= 9e18) || v != (double) (int64_t) v)
-            return -EINVAL;
-        *out = (int64_t) v;
-        return 0;
-    }
-    if (!cJSON_IsString (item))
-        return -EINVAL;
-    char *end;
-    double v = strtod (item->valuestring, &end);
-    if (end == item->valuestring || !(v >= 0))
-        return -EINVAL;
-    while (*end == ' ')
-        end++;
-    static const struct { const char *unit; double factor; } units [] = {
+    static const unit_t units [] = {
         { "", 1 }, { "B", 1 }, { "KB", 1e3 }, { "MB", 1e6 }, { "GB", 1e9 }, { "TB", 1e12 },
         { "KiB", 1024.0 }, { "MiB", 1048576.0 }, { "GiB", 1073741824.0 },
         { "TiB", 1099511627776.0 }, { "k", 1e3 }, { "K", 1024.0 }, { "M", 1048576.0 },
         { "G", 1073741824.0 }
     };
-    for (size_t i = 0; i < sizeof units / sizeof units [0]; i++)
-        if (strcmp (end, units [i].unit) == 0) {
-            double bytes = v * units [i].factor;
-            if (bytes > 9e18)
-                return -EINVAL;
-            *out = (int64_t) bytes;
-            return 0;
-        }
-    return -EINVAL;
+    return s_parse_units (json_item, 1, true, units, sizeof units / sizeof units [0], 9e18, out);
 }
 
 /*  Durations: a number of seconds, or a string "<number><unit>" with ms,
-    s, m, h, d or w.                                                         */
+    s, m, h, d or w.  At most 9e15 ms (some 285,000 years), so that the
+    store can take it in microseconds without overflowing.                   */
 int
 config_parse_duration_ms (const void *json_item, int64_t *out)
 {
-    const cJSON *item = json_item;
-    if (cJSON_IsNumber (item)) {
-        double v = item->valuedouble;
-        if (!(v >= 0 && v <= 9e15))
-            return -EINVAL;
-        *out = (int64_t) (v * 1000);
-        return 0;
-    }
-    if (!cJSON_IsString (item))
-        return -EINVAL;
-    char *end;
-    double v = strtod (item->valuestring, &end);
-    if (end == item->valuestring || !(v >= 0))
-        return -EINVAL;
-    while (*end == ' ')
-        end++;
-    static const struct { const char *unit; double ms; } units [] = {
+    static const unit_t units [] = {
         { "ms", 1 }, { "s", 1e3 }, { "m", 60e3 }, { "min", 60e3 }, { "h", 3600e3 },
         { "d", 86400e3 }, { "w", 604800e3 }
     };
-    for (size_t i = 0; i < sizeof units / sizeof units [0]; i++)
-        if (strcmp (end, units [i].unit) == 0) {
-            double ms = v * units [i].ms;
-            if (ms > 9e15)
-                return -EINVAL;
-            *out = (int64_t) ms;
-            return 0;
-        }
-    return -EINVAL;
+    return s_parse_units (json_item, 1e3, false, units, sizeof units / sizeof units [0], 9e15,
+                          out);
 }
 
 /*  One stream object into sc; err names the field.                         */
@@ -298,6 +292,7 @@ s_parse_stream (const cJSON *obj, stream_config_t *sc, char *err, size_t err_siz
     memset (sc, 0, sizeof *sc);
     sc->sync = STREAM_SYNC_ALWAYS;
     sc->sync_interval_ms = 1000;
+    sc->max_cursors = 1000;
     if (!cJSON_IsObject (obj)) {
         snprintf (err, err_size, "must be an object like {\"name\": \"payments\", \"patterns\": [\"payment.#\"]}");
         return -EINVAL;
@@ -392,8 +387,20 @@ s_parse_stream (const cJSON *obj, stream_config_t *sc, char *err, size_t err_siz
             }
             sc->sync_interval_ms = (int64_t) item->valuedouble;
         }
+        else
+        if (strcmp (key, "max_cursors") == 0) {
+            //  Each new durable name is a cursor kept on disk until the
+            //  stream is deleted: the client picks the names, so a bound.
+            if (!cJSON_IsNumber (item) || item->valuedouble < 1 || item->valuedouble > 1000000
+            ||  item->valuedouble != (double) (int64_t) item->valuedouble) {
+                snprintf (err, err_size, "stream '%s': 'max_cursors' must be a whole number 1..1000000",
+                          sc->name);
+                return -EINVAL;
+            }
+            sc->max_cursors = (int64_t) item->valuedouble;
+        }
         else {
-            snprintf (err, err_size, "stream '%s': unknown key '%.60s' (known: name, patterns, max_events, max_bytes, max_age, sync, sync_interval_ms)",
+            snprintf (err, err_size, "stream '%s': unknown key '%.60s' (known: name, patterns, max_events, max_bytes, max_age, sync, sync_interval_ms, max_cursors)",
                       sc->name, key);
             return -EINVAL;
         }

@@ -26,6 +26,7 @@ typedef struct {
     int64_t max_age_ms;         /*  0: no limit                             */
     stream_sync_t sync;
     int64_t sync_interval_ms;
+    int64_t max_cursors;        /*  durable names a client may create       */
 } stream_config_t;
 
 typedef struct {

@@ -344,7 +344,7 @@ static void
 s_dlq_show (broker_t *self, session_t *session, uint32_t request_id, cJSON *req)
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive (req, "id");
-    if (!cJSON_IsNumber (id) || id->valuedouble < 0) {
+    if (!s_whole (id, 0, 9007199254740992.0)) {
         s_error (self, session, request_id, BUSP_E_MALFORMED, "dlq-show needs \"id\" (number)");
         return;
     }
@@ -371,7 +371,7 @@ s_dlq_purge (broker_t *self, session_t *session, uint32_t request_id, cJSON *req
     bool ids_ok = cJSON_IsArray (ids);
     const cJSON *id;
     cJSON_ArrayForEach (id, ids)
-        ids_ok = ids_ok && cJSON_IsNumber (id);
+        ids_ok = ids_ok && s_whole (id, 0, 9007199254740992.0);
     if ((ids != NULL) == (topic != NULL) || (ids && !ids_ok)
     ||  (topic && (!cJSON_IsString (topic)
                    || busp_pattern_check (topic->valuestring, strlen (topic->valuestring), NULL)))) {

@@ -90,14 +90,15 @@ dlq_configure (dlq_t *self, size_t max_count, size_t max_bytes)
     s_evict (self);
 }
 
-uint64_t
-dlq_add (dlq_t *self, event_t *original, const char *reason, uint16_t attempts,
-         const char *subscription, int64_t ts_us)
+/*  A new entry at the end of the list (dlq_add and dlq_restore).          */
+static dlq_entry_t *
+s_append (dlq_t *self, uint64_t id, event_t *original, const char *reason,
+          uint16_t attempts, const char *subscription, int64_t ts_us)
 {
     dlq_entry_t *entry = calloc (1, sizeof (dlq_entry_t));
     if (!entry)
-        return 0;
-    entry->id = self->next_id++;
+        return NULL;
+    entry->id = id;
     entry->original = event_ref (original);
     snprintf (entry->reason, sizeof entry->reason, "%s", reason);
     entry->attempts = attempts;
@@ -106,7 +107,16 @@ dlq_add (dlq_t *self, event_t *original, const char *reason, uint16_t attempts,
     entry->original_seq = original->stream_seq;
     zlistx_add_end (self->entries, entry);
     self->bytes += event_bytes (original);
-    uint64_t id = entry->id;
+    return entry;
+}
+
+uint64_t
+dlq_add (dlq_t *self, event_t *original, const char *reason, uint16_t attempts,
+         const char *subscription, int64_t ts_us)
+{
+    if (!s_append (self, self->next_id, original, reason, attempts, subscription, ts_us))
+        return 0;
+    uint64_t id = self->next_id++;
     if (self->on_add)
         self->on_add (id, self->listener_arg);
     s_evict (self);
@@ -117,19 +127,8 @@ void
 dlq_restore (dlq_t *self, uint64_t id, event_t *original, const char *reason,
              uint16_t attempts, const char *subscription, int64_t ts_us)
 {
-    dlq_entry_t *entry = calloc (1, sizeof (dlq_entry_t));
-    if (!entry)
-        return;
-    entry->id = id;
-    entry->original = event_ref (original);
-    snprintf (entry->reason, sizeof entry->reason, "%s", reason);
-    entry->attempts = attempts;
-    snprintf (entry->subscription, sizeof entry->subscription, "%s", subscription);
-    entry->ts_us = ts_us;
-    entry->original_seq = original->stream_seq;
-    zlistx_add_end (self->entries, entry);
-    self->bytes += event_bytes (original);
-    if (id >= self->next_id)
+    if (s_append (self, id, original, reason, attempts, subscription, ts_us)
+    &&  id >= self->next_id)
         self->next_id = id + 1;
 }
 

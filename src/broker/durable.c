@@ -679,7 +679,8 @@ s_parse_from (const void *body, size_t size, store_from_t *from, int64_t *value)
         const cJSON *time = cJSON_GetObjectItemCaseSensitive (item, "time");
         if (cJSON_IsNumber (seq)) {
             *from = STORE_FROM_SEQ;
-            *value = (int64_t) seq->valuedouble;
+            //  subopts allows any u64; beyond int64 is past every stream.
+            *value = seq->valuedouble < 9e18 ? (int64_t) seq->valuedouble : INT64_MAX;
         }
         else
         if (cJSON_IsString (time)) {
@@ -744,6 +745,14 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
         return;
     }
     bool created = false;
+    if (!cursor
+    &&  store_cursor_count (stream) >= (size_t) store_stream_config (stream)->max_cursors) {
+        snprintf (reason, sizeof reason, "stream '%s' has max_cursors %lld durable cursors: "
+                  "reuse a durable name, or raise max_cursors",
+                  store_stream_name (stream), (long long) store_stream_config (stream)->max_cursors);
+        s_subend (self, session, sub_id, BUSP_E_LIMIT, reason);
+        return;
+    }
     if (!cursor) {
         uint64_t start = from == STORE_FROM_SEQ
                        ? (value > 0 ? (uint64_t) value : 1)
@@ -1039,41 +1048,27 @@ durable_metrics (broker_t *self, void (*add) (void *sbuf, const char *fmt, ...),
     durable_t *d = self->durable;
     if (!d || !d->store)
         return;
-    add (sbuf, "# HELP busd_stream_events events stored in a durable stream\n"
-               "# TYPE busd_stream_events gauge\n");
-    for (size_t i = 0; ; i++) {
-        store_stream_t *s = store_stream_at (d->store, i);
-        if (!s)
-            break;
-        add (sbuf, "busd_stream_events{stream=\"%s\"} %llu\n", store_stream_name (s),
-             (unsigned long long) store_stream_events (s));
-    }
-    add (sbuf, "# HELP busd_stream_bytes bytes stored in a durable stream\n"
-               "# TYPE busd_stream_bytes gauge\n");
-    for (size_t i = 0; ; i++) {
-        store_stream_t *s = store_stream_at (d->store, i);
-        if (!s)
-            break;
-        add (sbuf, "busd_stream_bytes{stream=\"%s\"} %llu\n", store_stream_name (s),
-             (unsigned long long) store_stream_bytes (s));
-    }
-    add (sbuf, "# HELP busd_stream_last_seq the newest sequence in a durable stream\n"
-               "# TYPE busd_stream_last_seq gauge\n");
-    for (size_t i = 0; ; i++) {
-        store_stream_t *s = store_stream_at (d->store, i);
-        if (!s)
-            break;
-        add (sbuf, "busd_stream_last_seq{stream=\"%s\"} %llu\n", store_stream_name (s),
-             (unsigned long long) store_stream_last (s));
-    }
-    add (sbuf, "# HELP busd_stream_expired_total events removed by retention\n"
-               "# TYPE busd_stream_expired_total counter\n");
-    for (size_t i = 0; ; i++) {
-        store_stream_t *s = store_stream_at (d->store, i);
-        if (!s)
-            break;
-        add (sbuf, "busd_stream_expired_total{stream=\"%s\"} %llu\n", store_stream_name (s),
-             (unsigned long long) store_stream_expired (s));
+    static const struct {
+        const char *name, *type, *help;
+        uint64_t (*value) (const store_stream_t *stream);
+    } per_stream [] = {
+        { "busd_stream_events", "gauge", "events stored in a durable stream", store_stream_events },
+        { "busd_stream_bytes", "gauge", "bytes stored in a durable stream", store_stream_bytes },
+        { "busd_stream_last_seq", "gauge", "the newest sequence in a durable stream",
+          store_stream_last },
+        { "busd_stream_expired_total", "counter", "events removed by retention",
+          store_stream_expired }
+    };
+    for (size_t m = 0; m < sizeof per_stream / sizeof per_stream [0]; m++) {
+        add (sbuf, "# HELP %s %s\n# TYPE %s %s\n", per_stream [m].name, per_stream [m].help,
+             per_stream [m].name, per_stream [m].type);
+        for (size_t i = 0; ; i++) {
+            store_stream_t *s = store_stream_at (d->store, i);
+            if (!s)
+                break;
+            add (sbuf, "%s{stream=\"%s\"} %llu\n", per_stream [m].name, store_stream_name (s),
+                 (unsigned long long) per_stream [m].value (s));
+        }
     }
     add (sbuf, "# HELP busd_cursor_lag events of the stream a durable cursor has not acknowledged\n"
                "# TYPE busd_cursor_lag gauge\n");

@@ -1474,6 +1474,12 @@ store_cursor_find (store_stream_t *stream, const char *name)
     return NULL;
 }
 
+size_t
+store_cursor_count (store_stream_t *stream)
+{
+    return zlistx_size (stream->cursors);
+}
+
 store_cursor_t *
 store_cursor_at (store_stream_t *stream, size_t index)
 {
@@ -1695,19 +1701,46 @@ store_set_dedup_window (store_t *self, int64_t window_ms)
     self->dedup_window_ms = window_ms;
 }
 
+/*  Dedup key: ts_ms 8, topic length 1, topic, msg_id.  A 255-byte topic
+    with a 255-byte msg_id (a valid PUB) is longer than the keys LMDB takes
+    (511 bytes): such a key keeps the head of msg_id and an FNV-1a hash of
+    all of it, and the rest of msg_id goes in the value.  An entry with an
+    empty value is the plain form.                                          */
+#define DEDUP_HASH  8
+
+static uint64_t
+s_fnv1a (const char *data, size_t size)
+{
+    uint64_t hash = 14695981039346656037ULL;
+    for (size_t i = 0; i < size; i++)
+        hash = (hash ^ (uint8_t) data [i]) * 1099511628211ULL;
+    return hash;
+}
+
 int
 store_dedup_add (store_t *self, const char *topic, size_t topic_len, const char *msg_id,
                  size_t msg_id_len, int64_t ts_ms)
 {
     if (topic_len > 255 || msg_id_len > 255)
         return -EINVAL;
-    uint8_t *k;
-    if (!s_queue (self, OP_PUT, self->dedup, 9 + topic_len + msg_id_len, 0, &k, NULL))
+    size_t max_key = (size_t) mdb_env_get_maxkeysize (self->env);
+    size_t head = msg_id_len, tail = 0, hash = 0;
+    if (9 + topic_len + msg_id_len > max_key) {
+        hash = DEDUP_HASH;
+        head = max_key - 9 - topic_len - hash;
+        tail = msg_id_len - head;
+    }
+    uint8_t *k, *v;
+    if (!s_queue (self, OP_PUT, self->dedup, 9 + topic_len + head + hash, tail, &k, &v))
         return -ENOMEM;
     s_put_u64 (k, (uint64_t) ts_ms);
     k [8] = (uint8_t) topic_len;
     memcpy (k + 9, topic, topic_len);
-    memcpy (k + 9 + topic_len, msg_id, msg_id_len);
+    memcpy (k + 9 + topic_len, msg_id, head);
+    if (hash) {
+        s_put_u64 (k + 9 + topic_len + head, s_fnv1a (msg_id, msg_id_len));
+        memcpy (v, msg_id + head, tail);
+    }
     return 0;
 }
 
@@ -1729,9 +1762,27 @@ store_dedup_load (store_t *self, int64_t since_ms,
         rc = mdb_cursor_get (c, &k, &v, MDB_SET_RANGE);
         while (rc == 0) {
             const uint8_t *p = k.mv_data;
-            if (k.mv_size >= 9 && 9 + (size_t) p [8] <= k.mv_size)
-                fn ((const char *) p + 9, p [8], (const char *) p + 9 + p [8],
-                    k.mv_size - 9 - p [8], (int64_t) s_get_u64 (p), arg);
+            if (k.mv_size >= 9 && 9 + (size_t) p [8] <= k.mv_size) {
+                const char *msg_id = (const char *) p + 9 + p [8];
+                size_t msg_id_len = k.mv_size - 9 - p [8];
+                char joined [256];
+                bool ok = true;
+                if (v.mv_size) {
+                    //  The long form: head, hash, and the tail in the value.
+                    ok = msg_id_len >= DEDUP_HASH
+                      && msg_id_len - DEDUP_HASH + v.mv_size <= 255;
+                    if (ok) {
+                        msg_id_len -= DEDUP_HASH;
+                        memcpy (joined, msg_id, msg_id_len);
+                        memcpy (joined + msg_id_len, v.mv_data, v.mv_size);
+                        msg_id = joined;
+                        msg_id_len += v.mv_size;
+                    }
+                }
+                if (ok)
+                    fn ((const char *) p + 9, p [8], msg_id, msg_id_len,
+                        (int64_t) s_get_u64 (p), arg);
+            }
             rc = mdb_cursor_get (c, &k, &v, MDB_NEXT);
         }
         mdb_cursor_close (c);

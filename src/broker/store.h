@@ -10,7 +10,9 @@
                    the group name of a durable group
       cstate       "<stream>\0<name>\0" + u64 BE seq -> acked flag, attempts
                    (only for seqs at or above the floor that were delivered)
-      dedup        i64 BE ts_ms + topic + msg_id -> (), oldest first
+      dedup        i64 BE ts_ms + topic len + topic + msg_id -> (), oldest
+                   first; past LMDB's 511-byte keys the key ends in the head
+                   of msg_id and its hash, and the value holds the rest
       dlq          u64 BE id -> dead-letter record
 
     Writes are not made when asked for: they are queued (store_append,
@@ -151,6 +153,7 @@ int store_cursor_open (store_t *self, store_stream_t *stream, const char *name,
 store_cursor_t *store_cursor_find (store_stream_t *stream, const char *name);
 /*  Cursors of a stream; NULL past the end.                                  */
 store_cursor_t *store_cursor_at (store_stream_t *stream, size_t index);
+size_t store_cursor_count (store_stream_t *stream);
 const char *store_cursor_name (const store_cursor_t *cursor);
 const char *store_cursor_group (const store_cursor_t *cursor);   /*  "" for none */
 store_stream_t *store_cursor_stream (const store_cursor_t *cursor);

@@ -95,23 +95,39 @@ s_sized (busp_batch_iter_t *it, const uint8_t **data, uint32_t *size)
     return true;
 }
 
+/*  A record that runs past the body: the rest of the batch is unreadable. */
+static int
+s_overran (busp_batch_iter_t *it, const char **why)
+{
+    if (why)
+        *why = s_overrun;
+    it->p = it->end;
+    it->left = 0;
+    return -EPROTO;
+}
+
+/*  The tail PUBB and DELIVERB records share: topic, msg_id, headers,
+    payload; then the record is done.                                      */
+static inline int
+s_event_tail (busp_batch_iter_t *it, busp_str_t *topic, busp_str_t *msg_id,
+              const uint8_t **headers, uint32_t *headers_size,
+              const uint8_t **payload, uint32_t *payload_size, const char **why)
+{
+    if (!s_str8 (it, topic) || !s_str8 (it, msg_id) || !s_sized (it, headers, headers_size)
+    ||  !s_sized (it, payload, payload_size))
+        return s_overran (it, why);
+    it->left--;
+    return 1;
+}
+
 int
 busp_pubb_next (busp_batch_iter_t *it, busp_pub_rec_t *rec, const char **why)
 {
     int rc = s_begin (it, why);
     if (rc <= 0)
         return rc;
-    if (!s_str8 (it, &rec->topic) || !s_str8 (it, &rec->msg_id)
-    ||  !s_sized (it, &rec->headers, &rec->headers_size)
-    ||  !s_sized (it, &rec->payload, &rec->payload_size)) {
-        if (why)
-            *why = s_overrun;
-        it->p = it->end;
-        it->left = 0;
-        return -EPROTO;
-    }
-    it->left--;
-    return 1;
+    return s_event_tail (it, &rec->topic, &rec->msg_id, &rec->headers, &rec->headers_size,
+                         &rec->payload, &rec->payload_size, why);
 }
 
 int
@@ -120,30 +136,16 @@ busp_deliverb_next (busp_batch_iter_t *it, busp_deliver_rec_t *rec, const char *
     int rc = s_begin (it, why);
     if (rc <= 0)
         return rc;
-    if ((size_t) (it->end - it->p) < 30) {
-        if (why)
-            *why = s_overrun;
-        it->p = it->end;
-        it->left = 0;
-        return -EPROTO;
-    }
+    if ((size_t) (it->end - it->p) < 30)
+        return s_overran (it, why);
     rec->sub_id = (uint32_t) s_get (it->p, 4);
     rec->delivery_id = s_get (it->p + 4, 8);
     rec->stream_seq = s_get (it->p + 12, 8);
     rec->ts_us = (int64_t) s_get (it->p + 20, 8);
     rec->attempt = (uint16_t) s_get (it->p + 28, 2);
     it->p += 30;
-    if (!s_str8 (it, &rec->topic) || !s_str8 (it, &rec->msg_id)
-    ||  !s_sized (it, &rec->headers, &rec->headers_size)
-    ||  !s_sized (it, &rec->payload, &rec->payload_size)) {
-        if (why)
-            *why = s_overrun;
-        it->p = it->end;
-        it->left = 0;
-        return -EPROTO;
-    }
-    it->left--;
-    return 1;
+    return s_event_tail (it, &rec->topic, &rec->msg_id, &rec->headers, &rec->headers_size,
+                         &rec->payload, &rec->payload_size, why);
 }
 
 int
@@ -152,13 +154,8 @@ busp_ackb_next (busp_batch_iter_t *it, busp_ack_rec_t *rec, const char **why)
     int rc = s_begin (it, why);
     if (rc <= 0)
         return rc;
-    if ((size_t) (it->end - it->p) < BUSP_ACK_REC_SIZE) {
-        if (why)
-            *why = s_overrun;
-        it->p = it->end;
-        it->left = 0;
-        return -EPROTO;
-    }
+    if ((size_t) (it->end - it->p) < BUSP_ACK_REC_SIZE)
+        return s_overran (it, why);
     rec->sub_id = (uint32_t) s_get (it->p, 4);
     rec->delivery_id = s_get (it->p + 4, 8);
     it->p += BUSP_ACK_REC_SIZE;

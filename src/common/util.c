@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,4 +72,33 @@ busp_catch_signals (void (*handler) (int))
     ||  sigaction (SIGHUP, &sa, NULL))
         return -errno;
     return 0;
+}
+
+unsigned char *
+busp_base64_decode (const char *text, size_t *size_p)
+{
+    static const char alphabet [] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t len = strlen (text);
+    unsigned char *out = malloc (len / 4 * 3 + 3);
+    if (!out)
+        return NULL;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < len && text [i] != '='; i++) {
+        const char *at = strchr (alphabet, text [i]);
+        if (!at) {
+            free (out);
+            return NULL;
+        }
+        acc = acc << 6 | (uint32_t) (at - alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out [n++] = (unsigned char) (acc >> bits);
+        }
+    }
+    *size_p = n;
+    return out;
 }

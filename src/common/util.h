@@ -25,4 +25,10 @@ void busp_appendf (char *buf, size_t size, const char *fmt, ...)
     the flag the handler set at once.  0, or -errno.                         */
 int busp_catch_signals (void (*handler) (int));
 
+/*  Standard base64 (RFC 4648 §4, padding optional) to bytes: a malloc'd
+    buffer and its length in *size_p, or NULL when text is not base64 or
+    memory is short.  busd-ctl (dlq show) and busd-plugin-driver
+    (payload_base64) read what busd and busd-sub write.                     */
+unsigned char *busp_base64_decode (const char *text, size_t *size_p);
+
 #endif

@@ -8,6 +8,7 @@
     an older or newer broker should still be inspectable.                   */
 #include "tool.h"
 #include "topic.h"
+#include "util.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -279,38 +280,6 @@ s_request (ctl_args_t *args)
 //  ---------------------------------------------------------------------
 //  Printing replies
 
-//  Standard base64 (RFC 4648) to bytes; malloc'd, NULL when malformed.
-static unsigned char *
-s_base64_decode (const char *text, size_t *len_p)
-{
-    static const char alphabet [] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = strlen (text);
-    unsigned char *out = malloc (n / 4 * 3 + 3);
-    if (!out)
-        return NULL;
-    size_t len = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (text [i] == '=')
-            break;
-        const char *at = strchr (alphabet, text [i]);
-        if (!at || !text [i]) {
-            free (out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t) (at - alphabet);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out [len++] = (unsigned char) (acc >> bits);
-        }
-    }
-    *len_p = len;
-    return out;
-}
-
 //  The text of one value as a person wants to read it; malloc'd.
 static char *
 s_cell (const cJSON *item, cell_kind_t kind)
@@ -551,7 +520,7 @@ s_print_dead_letter (const cJSON *reply)
     const cJSON *payload = cJSON_GetObjectItemCaseSensitive (reply, "payload");
     const char *b64 = cJSON_IsString (payload) ? payload->valuestring : "";
     size_t len = 0;
-    unsigned char *raw = s_base64_decode (b64, &len);
+    unsigned char *raw = busp_base64_decode (b64, &len);
     bool text = raw != NULL;
     for (size_t i = 0; text && i < len; i++)
         text = raw [i] >= 0x20 || raw [i] == '\n' || raw [i] == '\t';

@@ -53,45 +53,6 @@ s_publish_sink (const char *instance, const char *topic, const void *payload, si
     return 0;
 }
 
-static int
-s_b64_value (int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-//  Decode base64 (padding optional) into a new buffer; NULL when invalid.
-static unsigned char *
-s_b64_decode (const char *text, size_t *size)
-{
-    size_t len = strlen (text);
-    unsigned char *out = malloc (len / 4 * 3 + 3);
-    if (!out)
-        return NULL;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < len && text [i] != '='; i++) {
-        int v = s_b64_value ((unsigned char) text [i]);
-        if (v < 0) {
-            free (out);
-            return NULL;
-        }
-        acc = acc << 6 | (uint32_t) v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out [n++] = (unsigned char) (acc >> bits);
-        }
-    }
-    *size = n;
-    return out;
-}
-
 static int64_t
 s_now_us (void)
 {
@@ -156,7 +117,7 @@ s_command (plugin_instance_t *instance, const char *line, uint64_t *delivery_id)
     unsigned char *bytes = NULL;
     size_t size = 0;
     if (cJSON_IsString (payload64)) {
-        bytes = s_b64_decode (payload64->valuestring, &size);
+        bytes = busp_base64_decode (payload64->valuestring, &size);
         if (!bytes) {
             fprintf (stderr, "busd-plugin-driver: \"payload_base64\" is not base64\n");
             cJSON_Delete (cmd);

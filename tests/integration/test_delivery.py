@@ -278,6 +278,35 @@ def nack_dead_letter_with_headers_then_replay(b):
 
 
 @test
+def dlq_ids_must_be_whole_numbers(b):
+    # an id no dead letter can have is ERROR 400 in every dlq command, never
+    # converted blindly: 1.5 is not dead letter 1, -1 and 1e300 are undefined
+    s = session(b, "worker")
+    subscribe(s, 1, "oor.x", {"ack": "explicit"})
+    p = session(b)
+    publish_all(p, "oor.x", [b"bad"])
+    d = s.expect(busp.DELIVER)
+    s.send(busp.nack(1, d["delivery_id"], 1, 0))
+    c = session(b)
+    deadline = time.time() + 30
+    lst = []
+    while not lst and time.time() < deadline:
+        lst = c.ctl({"cmd": "dlq-list", "topic": "oor.x"})["json"]["dead_letters"]
+        time.sleep(0 if lst else 0.05)
+    assert lst, "no dead letter on oor.x"
+    n = lst[0]["id"]
+    for i, bad in enumerate([n + 0.5, -1, 1e300]):
+        r = c.ctl({"cmd": "dlq-show", "id": bad}, 10 + i)
+        assert r["code"] == 400, r
+        r = c.ctl({"cmd": "dlq-purge", "ids": [bad]}, 20 + i)
+        assert r["code"] == 400, r
+        r = c.ctl({"cmd": "dlq-replay", "ids": [bad]}, 30 + i)
+        assert r["code"] == 400, r
+    assert c.ctl({"cmd": "dlq-show", "id": n}, 40)["code"] == 200
+    assert c.ctl({"cmd": "dlq-purge", "ids": [n]}, 41)["code"] == 200
+
+
+@test
 def dedup_three_sends_one_delivery(b):
     s = session(b)
     subscribe(s, 1, "idem")

@@ -257,6 +257,44 @@ def sub_errors():
 
 
 @test
+def max_cursors_bounds_new_durable_names():
+    # every new durable name is a cursor kept until the stream is deleted:
+    # past max_cursors a new name gets SUBEND 429, a known one still works
+    d = Durable([stream(max_cursors=2)])
+    try:
+        s = session(d, "a")
+        durable_sub(s, 1, "pay.#", "one")
+        durable_sub(s, 2, "pay.#", "two")
+        e = durable_sub(s, 3, "pay.#", "three", expect=busp.SUBEND)
+        assert e["code"] == 429 and "max_cursors" in e["reason"], e
+        s.send(busp.unsub(1))
+        assert expect(s, busp.SUBEND)["sub_id"] == 1
+        durable_sub(s, 4, "pay.#", "one")
+    finally:
+        d.stop()
+
+
+@test
+def longest_topic_and_msg_id_are_stored():
+    # a 255-byte topic with a 255-byte msg_id is a valid PUB: its dedup
+    # entry must fit the store's key size, and a failed commit would
+    # reject every PUB of the batch, other publishers' too
+    d = Durable([stream()])
+    try:
+        p = session(d, "p")
+        topic = "pay." + "t" * 251
+        seq = p.publish(topic, b"long", msg_id="m" * 255)
+        r = p.expect(busp.PUBACK)
+        assert r["seq"] >= seq, r
+        s = session(d, "s")
+        durable_sub(s, 1, "pay.#", "reader", **{"from": "first"})
+        got = deliveries(s, 1, ack_sub=1)
+        assert got[0]["topic"] == topic and got[0]["msg_id"] == "m" * 255
+    finally:
+        d.stop()
+
+
+@test
 def live_subscription_sees_stream_seq():
     d = Durable([stream()])
     try:

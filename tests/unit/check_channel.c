@@ -168,6 +168,35 @@ START_TEST (test_nack_redelivery_waits_for_end_of_batch)
 }
 END_TEST
 
+/*  delay_ms is the client's: a NACKed event waiting out its delay still
+    counts against max_queued_bytes, so NACKing everything for a day cannot
+    grow the broker past its cap.                                           */
+START_TEST (test_delayed_redelivery_counts_against_the_cap)
+{
+    sub_t *sub = s_subscribe (1, POLICY_BLOCK, 100, 1 << 20, 10, true);
+    s_offer (sub->channel, 1, 1000);
+    uint64_t size = sub->inflight_bytes;
+    ck_assert_uint_gt (size, 1000);
+    uint64_t id = fakewire_nth (BUSP_DELIVER, 0)->h.delivery_id;
+    ck_assert_int_eq (sub_nack (sub, id, BUSP_NACK_REDELIVER, 86400000u, NULL), 0);
+    work_end_batch (s_broker);
+    ck_assert_uint_eq (s_broker->inflight_bytes, 0);
+    ck_assert_uint_eq (s_broker->queued_bytes, size);
+    //  At the cap, an explicit-ack member gets nothing more.
+    s_config->max_queued_bytes = (int64_t) size;
+    s_offer (sub->channel, 1, 1000);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_DELIVER), 1);
+    //  Due: the bytes move to the redelivery queue, counted once.
+    s_broker->now_ms += 86400000;
+    channel_tick (sub->channel, s_broker->now_ms);
+    ck_assert_uint_eq (s_broker->queued_bytes, 2 * size);
+    //  Leaving with the channel gives every byte back.
+    session_end (s_session, "test");
+    work_end_batch (s_broker);
+    ck_assert_uint_eq (s_broker->queued_bytes, 0);
+}
+END_TEST
+
 START_TEST (test_dead_letter_waits_for_end_of_batch)
 {
     sub_t *sub = s_subscribe (1, POLICY_BLOCK, 100, 1 << 20, 10, true);
@@ -282,6 +311,7 @@ main (void)
     tcase_add_test (tc, test_drop_new_reports_gap);
     tcase_add_test (tc, test_ack_and_inflight_bytes);
     tcase_add_test (tc, test_nack_redelivery_waits_for_end_of_batch);
+    tcase_add_test (tc, test_delayed_redelivery_counts_against_the_cap);
     tcase_add_test (tc, test_dead_letter_waits_for_end_of_batch);
     tcase_add_test (tc, test_ack_timeout_past_max_deliver);
     tcase_add_test (tc, test_refused_send_keeps_the_event_and_ends_with_429);

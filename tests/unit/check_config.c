@@ -594,7 +594,7 @@ START_TEST (test_streams)
         "    \"sync\": \"always\" },\n"
         "    { \"name\": \"audit-log_2\", \"patterns\": [\"audit.*\", \"user.created\"],\n"
         "      \"max_bytes\": 5000, \"max_age\": 90, \"sync\": \"interval\",\n"
-        "      \"sync_interval_ms\": 250 },\n"
+        "      \"sync_interval_ms\": 250, \"max_cursors\": 3 },\n"
         "    { \"name\": \"n\", \"patterns\": [\"#\"], \"sync\": \"never\",\n"
         "      \"max_bytes\": \"1.5MB\", \"max_age\": \"250ms\" }]\n"
         "}\n"), 0);
@@ -617,6 +617,8 @@ START_TEST (test_streams)
     ck_assert_int_eq (a->max_age_ms, 90000);
     ck_assert_int_eq (a->sync, STREAM_SYNC_INTERVAL);
     ck_assert_int_eq (a->sync_interval_ms, 250);
+    ck_assert_int_eq (a->max_cursors, 3);
+    ck_assert_int_eq (p->max_cursors, 1000);
     const stream_config_t *n = &config->streams [2];
     ck_assert_int_eq (n->sync, STREAM_SYNC_NEVER);
     ck_assert_int_eq (n->max_bytes, 1500000);
@@ -652,6 +654,7 @@ START_TEST (test_streams_errors)
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"max_events\": -1}]}", "max_events", ">= 0" },
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"sync\": \"sometimes\"}]}", "'sync'", "always, interval, never" },
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"sync_interval_ms\": 0}]}", "sync_interval_ms", "1..3600000" },
+        { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"max_cursors\": 0}]}", "max_cursors", "1..1000000" },
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"], \"maxevents\": 1}]}", "unknown key 'maxevents'", "max_events" },
         { "{\"streams\": [{\"name\": \"s\", \"patterns\": [\"a\"]}, {\"name\": \"s\", \"patterns\": [\"b\"]}]}", "entry 2", "used twice" },
         { "{\"data_dir\": 5}", "data_dir", "string" },
@@ -678,7 +681,7 @@ START_TEST (test_sizes_and_durations)
         { "0", 0, 1 }, { "1048576", 1048576, 1 }, { "\"10GiB\"", 10737418240LL, 1 },
         { "\"512MB\"", 512000000, 1 }, { "\"4KiB\"", 4096, 1 }, { "\"100B\"", 100, 1 },
         { "\"2TiB\"", 2199023255552LL, 1 }, { "\"1.5\"", 1, 1 }, { "-1", 0, 0 },
-        { "\"ten\"", 0, 0 }, { "\"5 GiB\"", 5368709120LL, 1 }, { "true", 0, 0 }
+        { "\"ten\"", 0, 0 }, { "\"5 GiB\"", 5368709120LL, 1 }, { "true", 0, 0 }, { "1e300", 0, 0 }
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes [0]; i++) {
         cJSON *item = cJSON_Parse (sizes [i].json);
@@ -692,7 +695,11 @@ START_TEST (test_sizes_and_durations)
     struct { const char *json; int64_t ms; int ok; } durations [] = {
         { "60", 60000, 1 }, { "\"7d\"", 604800000, 1 }, { "\"12h\"", 43200000, 1 },
         { "\"30m\"", 1800000, 1 }, { "\"90s\"", 90000, 1 }, { "\"250ms\"", 250, 1 },
-        { "\"2w\"", 1209600000, 1 }, { "\"1y\"", 0, 0 }, { "-5", 0, 0 }, { "\"\"", 0, 0 }
+        { "\"2w\"", 1209600000, 1 }, { "\"1y\"", 0, 0 }, { "-5", 0, 0 }, { "\"\"", 0, 0 },
+        //  max_age is taken in microseconds by the store: 9e15 ms at most,
+        //  as a number of seconds too.
+        { "9000000000000", 9000000000000000LL, 1 }, { "9000000000001", 0, 0 },
+        { "9000000000000000", 0, 0 }, { "\"9000000000001s\"", 0, 0 }
     };
     for (size_t i = 0; i < sizeof durations / sizeof durations [0]; i++) {
         cJSON *item = cJSON_Parse (durations [i].json);

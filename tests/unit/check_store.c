@@ -654,6 +654,48 @@ START_TEST (test_dedup_persists_and_expires)
 END_TEST
 
 typedef struct {
+    char topic [256], msg_id [256];
+    int count;
+} dedup_long_t;
+
+static void
+s_dedup_long (const char *topic, size_t tlen, const char *msg_id, size_t mlen, int64_t ts,
+              void *arg)
+{
+    (void) ts;
+    dedup_long_t *got = arg;
+    snprintf (got->topic, sizeof got->topic, "%.*s", (int) tlen, topic);
+    snprintf (got->msg_id, sizeof got->msg_id, "%.*s", (int) mlen, msg_id);
+    got->count++;
+}
+
+/*  The longest topic with the longest msg_id (a valid PUB) is more than
+    LMDB's 511-byte key: it still commits, and comes back whole.            */
+START_TEST (test_dedup_longest_key)
+{
+    char topic [256], msg_id [256], other [256];
+    memset (topic, 't', 255);
+    topic [255] = 0;
+    memset (msg_id, 'm', 255);
+    msg_id [255] = 0;
+    memcpy (other, msg_id, sizeof other);
+    other [254] = 'x';                  /*  differs only in its last byte   */
+    store_t *store = s_open (0);
+    store_set_dedup_window (store, 120000);
+    ck_assert_int_eq (store_dedup_add (store, topic, 255, msg_id, 255, 1000000), 0);
+    ck_assert_int_eq (store_dedup_add (store, topic, 255, other, 255, 1000000), 0);
+    ck_assert_int_eq (store_commit (store), 0);
+    ck_assert_uint_eq (store_dedup_size (store), 2);
+    dedup_long_t got = { .count = 0 };
+    ck_assert_int_eq (store_dedup_load (store, 0, s_dedup_long, &got), 0);
+    ck_assert_int_eq (got.count, 2);
+    ck_assert_str_eq (got.topic, topic);
+    ck_assert (strcmp (got.msg_id, msg_id) == 0 || strcmp (got.msg_id, other) == 0);
+    store_destroy (&store);
+}
+END_TEST
+
+typedef struct {
     uint64_t ids [8];
     char reasons [8][64];
     char subs [8][64];
@@ -896,6 +938,7 @@ s_suite (void)
     tcase_add_test (tc, test_cursor_skip_and_delete);
     tcase_add_test (tc, test_cursor_prefix_names);
     tcase_add_test (tc, test_dedup_persists_and_expires);
+    tcase_add_test (tc, test_dedup_longest_key);
     tcase_add_test (tc, test_dlq_persists);
     tcase_add_test (tc, test_purge_and_delete);
     tcase_add_test (tc, test_sync_policies);

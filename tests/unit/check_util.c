@@ -118,6 +118,29 @@ s_handler (int sig)
     s_caught [sig == SIGTERM ? 0 : sig == SIGINT ? 1 : 2] = sig;
 }
 
+START_TEST (test_base64_decode)
+{
+    size_t size = 99;
+    unsigned char *out = busp_base64_decode ("aGVsbG8=", &size);
+    ck_assert_ptr_nonnull (out);
+    ck_assert_uint_eq (size, 5);
+    ck_assert_int_eq (memcmp (out, "hello", 5), 0);
+    free (out);
+    out = busp_base64_decode ("AP8", &size);          /*  padding optional */
+    ck_assert_ptr_nonnull (out);
+    ck_assert_uint_eq (size, 2);
+    ck_assert_uint_eq (out [0], 0x00);
+    ck_assert_uint_eq (out [1], 0xff);
+    free (out);
+    out = busp_base64_decode ("", &size);
+    ck_assert_ptr_nonnull (out);
+    ck_assert_uint_eq (size, 0);
+    free (out);
+    ck_assert_ptr_null (busp_base64_decode ("no spaces", &size));
+    ck_assert_ptr_null (busp_base64_decode ("a-b_", &size));   /*  not base64url */
+}
+END_TEST
+
 START_TEST (test_catch_signals)
 {
     ck_assert_int_eq (busp_catch_signals (s_handler), 0);
@@ -142,6 +165,7 @@ main (void)
     tcase_add_checked_fixture (tc, s_setup, s_teardown);
     tcase_add_test (tc, test_read_file);
     tcase_add_test (tc, test_appendf);
+    tcase_add_test (tc, test_base64_decode);
     tcase_add_test (tc, test_catch_signals);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
