@@ -153,7 +153,11 @@ tool_endpoint (const tool_conn_t *conn)
                       : env && *env ? env : BUSD_DEFAULT_ENDPOINT;
     //  endpoint.c: "127.0.0.1:7460" means tcp://; anything ZeroMQ would
     //  misread (port 99999) is a usage error naming where it came from.
-    static char endpoint [1024];
+    //  One buffer per thread: busd-bench connects its publishers and
+    //  subscribers from their own threads at once, and a shared buffer was
+    //  rewritten under another thread's check ("no transport" for a good
+    //  tcp:// endpoint, exit 2).
+    static __thread char endpoint [1024];
     char why [200];
     if (busp_endpoint_normalize (given, endpoint, sizeof endpoint, why, sizeof why))
         tool_usage_error ("%s '%s': %s", conn->endpoint ? "--endpoint" : "$BUSD_ENDPOINT",
