@@ -396,13 +396,6 @@ s_handle_pubb (broker_t *self, session_t *session, const busp_header_t *h,
     }
 }
 
-static void
-s_subend (broker_t *self, session_t *session, uint32_t sub_id, uint16_t code, const char *reason)
-{
-    busp_header_t e = { .command = BUSP_SUBEND, .sub_id = sub_id, .code = code,
-                        .name = busp_str (reason) };
-    wire_send (self, session, &e, NULL, NULL);
-}
 
 static void
 s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
@@ -420,7 +413,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     if (busp_pattern_check (h->topic.data, h->topic.len, &why)) {
         char reason [200];
         snprintf (reason, sizeof reason, "invalid pattern: %s", why);
-        s_subend (self, session, h->sub_id, BUSP_E_MALFORMED, reason);
+        wire_send_subend (self, session, h->sub_id, BUSP_E_MALFORMED, reason);
         return;
     }
     subopts_t opts;
@@ -428,7 +421,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     const void *body = nframes > 2 ? zmq_msg_data (&frames [2]) : NULL;
     size_t size = nframes > 2 ? zmq_msg_size (&frames [2]) : 0;
     if (subopts_parse (&opts, self->config, body, size, err, sizeof err)) {
-        s_subend (self, session, h->sub_id, BUSP_E_MALFORMED, err);
+        wire_send_subend (self, session, h->sub_id, BUSP_E_MALFORMED, err);
         return;
     }
     //  Group and durable names are shown to others (CTL, dead letters).
@@ -442,7 +435,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         snprintf (err, sizeof err, "pattern deeper than max_topic_depth %lld",
                   (long long) self->config->max_topic_depth);
         self->stats.over_limit++;
-        s_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
+        wire_send_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
         return;
     }
     if (self->config->max_subs_per_session && !session->trusted
@@ -450,14 +443,14 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         snprintf (err, sizeof err, "too many subscriptions: max_subs_per_session is %lld",
                   (long long) self->config->max_subs_per_session);
         self->stats.over_limit++;
-        s_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
+        wire_send_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
         return;
     }
     {
         char denied [512];
         if (!auth_may_subscribe (self, session, pattern, opts.has_group ? opts.group : NULL,
                                  denied, sizeof denied)) {
-            s_subend (self, session, h->sub_id, BUSP_E_FORBIDDEN, denied);
+            wire_send_subend (self, session, h->sub_id, BUSP_E_FORBIDDEN, denied);
             return;
         }
     }
@@ -471,7 +464,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
             snprintf (reason, sizeof reason,
                       "group '%.150s' exists with overflow %s and queue_limit %u", opts.group,
                       policy_name (channel->policy), channel->queue_limit);
-            s_subend (self, session, h->sub_id, BUSP_E_CONFLICT, reason);
+            wire_send_subend (self, session, h->sub_id, BUSP_E_CONFLICT, reason);
             return;
         }
     }
@@ -481,7 +474,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     }
     sub_t *sub = sub_new (session, h->sub_id, pattern);
     if (!sub) {
-        s_subend (self, session, h->sub_id, BUSP_E_INTERNAL, "out of memory");
+        wire_send_subend (self, session, h->sub_id, BUSP_E_INTERNAL, "out of memory");
         return;
     }
     sub->credit = opts.credit < (uint64_t) self->config->max_credit
@@ -495,7 +488,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
         if (!channel || trie_insert (self->trie, pattern, strlen (pattern), channel)) {
             channel_free (&channel);
             sub_free (&sub);
-            s_subend (self, session, h->sub_id, BUSP_E_INTERNAL, "out of memory");
+            wire_send_subend (self, session, h->sub_id, BUSP_E_INTERNAL, "out of memory");
             return;
         }
         if (opts.has_group) {
@@ -559,7 +552,7 @@ s_handle_unsub (broker_t *self, session_t *session, const busp_header_t *h)
         channel->pending_gap = 0;
     }
     channel_remove_member (channel, sub);
-    s_subend (self, session, h->sub_id, BUSP_OK, "unsubscribed");
+    wire_send_subend (self, session, h->sub_id, BUSP_OK, "unsubscribed");
     sub_free (&sub);
 }
 

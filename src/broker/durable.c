@@ -607,13 +607,6 @@ durable_next_seq (broker_t *self, const char *pattern)
 
 /*  ---- SUB with "durable" ------------------------------------------------- */
 
-static void
-s_subend (broker_t *self, session_t *session, uint32_t sub_id, uint16_t code, const char *reason)
-{
-    busp_header_t e = { .command = BUSP_SUBEND, .sub_id = sub_id, .code = code,
-                        .name = busp_str (reason) };
-    wire_send (self, session, &e, NULL, NULL);
-}
 
 /*  RFC 3339 ("2026-12-01T04:00:00Z", fractions and offsets allowed) to µs
     since the epoch; -1 when it does not parse.                              */
@@ -701,25 +694,25 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
     durable_t *d = self->durable;
     char reason [400];
     if (!d) {
-        s_subend (self, session, sub_id, BUSP_E_NOT_FOUND,
+        wire_send_subend (self, session, sub_id, BUSP_E_NOT_FOUND,
                   "no durable stream covers the pattern (the broker has no data_dir)");
         return;
     }
     if (!d->store) {
         snprintf (reason, sizeof reason, "durable store unavailable: %.300s", d->unavailable);
-        s_subend (self, session, sub_id, BUSP_E_SHUTDOWN, reason);
+        wire_send_subend (self, session, sub_id, BUSP_E_SHUTDOWN, reason);
         return;
     }
     store_stream_t *stream = s_stream_for_pattern (d, pattern);
     if (!stream) {
         snprintf (reason, sizeof reason, "no durable stream covers the pattern '%.200s'", pattern);
-        s_subend (self, session, sub_id, BUSP_E_NOT_FOUND, reason);
+        wire_send_subend (self, session, sub_id, BUSP_E_NOT_FOUND, reason);
         return;
     }
     store_from_t from;
     int64_t value;
     if (s_parse_from (body, size, &from, &value)) {
-        s_subend (self, session, sub_id, BUSP_E_MALFORMED,
+        wire_send_subend (self, session, sub_id, BUSP_E_MALFORMED,
                   "option 'from': time must be RFC 3339 like \"2026-12-01T04:00:00Z\"");
         return;
     }
@@ -732,7 +725,7 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
         else
             snprintf (reason, sizeof reason, "durable '%.100s' is not a group's cursor (no 'group')",
                       opts->durable);
-        s_subend (self, session, sub_id, BUSP_E_CONFLICT, reason);
+        wire_send_subend (self, session, sub_id, BUSP_E_CONFLICT, reason);
         return;
     }
     char key [600];
@@ -741,7 +734,7 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
     if (channel && !opts->has_group) {
         snprintf (reason, sizeof reason, "durable name '%.200s' is held by another subscription",
                   opts->durable);
-        s_subend (self, session, sub_id, BUSP_E_CONFLICT, reason);
+        wire_send_subend (self, session, sub_id, BUSP_E_CONFLICT, reason);
         return;
     }
     bool created = false;
@@ -750,7 +743,7 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
         snprintf (reason, sizeof reason, "stream '%s' has max_cursors %lld durable cursors: "
                   "reuse a durable name, or raise max_cursors",
                   store_stream_name (stream), (long long) store_stream_config (stream)->max_cursors);
-        s_subend (self, session, sub_id, BUSP_E_LIMIT, reason);
+        wire_send_subend (self, session, sub_id, BUSP_E_LIMIT, reason);
         return;
     }
     if (!cursor) {
@@ -760,13 +753,13 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
         int rc = store_cursor_open (d->store, stream, opts->durable, group, start, &cursor,
                                     &created);
         if (rc) {
-            s_subend (self, session, sub_id, BUSP_E_INTERNAL, "out of memory");
+            wire_send_subend (self, session, sub_id, BUSP_E_INTERNAL, "out of memory");
             return;
         }
     }
     sub_t *sub = sub_new (session, sub_id, pattern);
     if (!sub) {
-        s_subend (self, session, sub_id, BUSP_E_INTERNAL, "out of memory");
+        wire_send_subend (self, session, sub_id, BUSP_E_INTERNAL, "out of memory");
         return;
     }
     sub->credit = opts->credit < (uint64_t) self->config->max_credit
@@ -787,7 +780,7 @@ durable_subscribe (broker_t *self, session_t *session, uint32_t sub_id, const ch
                 channel->durable = NULL;
             channel_free (&channel);
             sub_free (&sub);
-            s_subend (self, session, sub_id, BUSP_E_INTERNAL, "out of memory");
+            wire_send_subend (self, session, sub_id, BUSP_E_INTERNAL, "out of memory");
             return;
         }
         dc->channel = channel;

@@ -231,9 +231,7 @@ sub_send_gap (sub_t *self, uint64_t dropped)
 void
 sub_send_subend (sub_t *self, uint16_t code, const char *reason)
 {
-    busp_header_t e = { .command = BUSP_SUBEND, .sub_id = self->sub_id, .code = code,
-                        .name = busp_str (reason) };
-    wire_send (self->session->broker, self->session, &e, NULL, NULL);
+    wire_send_subend (self->session->broker, self->session, self->sub_id, code, reason);
 }
 
 /*  Take the event out of an in-flight slot, leaving a hole.                 */

@@ -285,13 +285,26 @@ wire_send_json (broker_t *self, session_t *session, const busp_header_t *h, cJSO
     char *text = cJSON_PrintUnformatted (json);
     if (!text)
         return -ENOMEM;
+    size_t len = strlen (text);
     zmq_msg_t body;
-    zmq_msg_init_size (&body, strlen (text));
-    memcpy (zmq_msg_data (&body), text, strlen (text));
+    if (zmq_msg_init_size (&body, len)) {
+        free (text);
+        return -ENOMEM;
+    }
+    memcpy (zmq_msg_data (&body), text, len);
     free (text);
     int rc = wire_send (self, session, h, &body, NULL);
     zmq_msg_close (&body);
     return rc;
+}
+
+int
+wire_send_subend (broker_t *self, session_t *session, uint32_t sub_id, uint16_t code,
+                  const char *reason)
+{
+    busp_header_t e = { .command = BUSP_SUBEND, .sub_id = sub_id, .code = code,
+                        .name = busp_str (reason) };
+    return wire_send (self, session, &e, NULL, NULL);
 }
 
 void

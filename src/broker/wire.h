@@ -54,6 +54,9 @@ int wire_send_raw (broker_t *self, session_t *session, const uint8_t *header, si
                    zmq_msg_t *body, zmq_msg_t *extra);
 int wire_send_json (broker_t *self, session_t *session, const busp_header_t *h,
                     cJSON *json);
+/*  SUBEND (sub_id, code, reason): every way a subscription ends.            */
+int wire_send_subend (broker_t *self, session_t *session, uint32_t sub_id, uint16_t code,
+                      const char *reason);
 /*  Deliver ev to a session as delivery (sub_id, delivery_id, attempt): a
     record appended to the session's DELIVERB when the session has the
     batch feature and the event is small, else one DELIVER sharing the

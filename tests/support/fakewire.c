@@ -88,6 +88,15 @@ wire_send (broker_t *self, session_t *session, const busp_header_t *h,
 }
 
 int
+wire_send_subend (broker_t *self, session_t *session, uint32_t sub_id, uint16_t code,
+                  const char *reason)
+{
+    busp_header_t e = { .command = BUSP_SUBEND, .sub_id = sub_id, .code = code,
+                        .name = busp_str (reason) };
+    return wire_send (self, session, &e, NULL, NULL);
+}
+
+int
 wire_send_json (broker_t *self, session_t *session, const busp_header_t *h, cJSON *json)
 {
     (void) json;
