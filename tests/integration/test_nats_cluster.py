@@ -481,6 +481,24 @@ def explain_stream(cluster, *instances):
                 log("busd %s %s: %s" % (busd.name, cmd, e))
 
 
+def all_acknowledged_reach_b(env, pa, sub_b, total):
+    """Wait for A to acknowledge all total events and for each to reach
+    sub_b on B; on a failure, print what the cluster and both busd say."""
+    acked = pa.finish(120)
+    pa.close()
+    assert len(acked) == total, "busd A acknowledged %d of %d" % (len(acked), total)
+    try:
+        wait_ids(sub_b, acked, 120, "every event busd A acknowledged, on B")
+    except AssertionError:
+        explain_stream(env["cluster"], env["a"], env["b"])
+        log("B's subscriber got %d events and %d other frames: %s"
+            % (len(sub_b.ids()), len(sub_b.other), sub_b.other[:5]))
+        missing = sorted(set(acked) - set(sub_b.ids()), key=lambda i: int(i.split("-")[1]))
+        log("missing on B: %d, first %s, last %s" % (len(missing), missing[:3], missing[-3:]))
+        raise
+    return acked
+
+
 def wait_ids(sub, expected, timeout, what):
     expected = set(expected)
     try:
@@ -691,18 +709,7 @@ def killing_an_importers_consumer_leader_loses_nothing(env):
             if i == STREAM_MAX_MSGS // 2:
                 log("killing %s (pid %d)" % (victim.name, victim.proc.pid))
                 victim.kill()
-        acked = pa.finish(120)
-        pa.close()
-        assert len(acked) == total, "busd A acknowledged %d of %d" % (len(acked), total)
-        try:
-            wait_ids(sub_b, acked, 120, "every event busd A acknowledged, on B")
-        except AssertionError:
-            explain_stream(cluster, a, b)
-            log("B's subscriber got %d events and %d other frames: %s"
-                % (len(sub_b.ids()), len(sub_b.other), sub_b.other[:5]))
-            missing = sorted(set(acked) - set(sub_b.ids()), key=lambda i: int(i.split("-")[1]))
-            log("missing on B: %d, first %s, last %s" % (len(missing), missing[:3], missing[-3:]))
-            raise
+        all_acknowledged_reach_b(env, pa, sub_b, total)
         log("all %d acknowledged events reached B" % total)
     finally:
         sub_b.close()
@@ -731,18 +738,7 @@ def killing_the_stream_leader_loses_nothing_acknowledged(env):
                 log("killing %s (pid %d) after %d acknowledged events"
                     % (leader.name, leader.proc.pid, len(pa.acked)))
                 leader.kill()
-        acked = pa.finish(120)
-        pa.close()
-        assert len(acked) == total, "busd A acknowledged %d of %d" % (len(acked), total)
-        try:
-            wait_ids(sub_b, acked, 120, "every event busd A acknowledged, on B")
-        except AssertionError:
-            explain_stream(cluster, a, b)
-            log("B's subscriber got %d events and %d other frames: %s"
-                % (len(sub_b.ids()), len(sub_b.other), sub_b.other[:5]))
-            missing = sorted(set(acked) - set(sub_b.ids()), key=lambda i: int(i.split("-")[1]))
-            log("missing on B: %d, first %s, last %s" % (len(missing), missing[:3], missing[-3:]))
-            raise
+        all_acknowledged_reach_b(env, pa, sub_b, total)
         dups = len(sub_b.ids()) - len(set(sub_b.ids()))
         m = b.metrics()
         log("all %d acknowledged events reached B (%d duplicates, dropped by msg_id; "
