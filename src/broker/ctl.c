@@ -11,6 +11,7 @@
 #include "topic.h"
 #include "auth.h"
 #include "utf8.h"
+#include "hosted.h"
 
 extern volatile sig_atomic_t busd_reload_requested;
 
@@ -499,8 +500,22 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
         //  Filled by the plugin host (plugins.c) through its hook.
         cJSON *json = cJSON_CreateObject ();
         cJSON *list = self->plugin_stats ? self->plugin_stats (self->plugin_metrics_arg) : NULL;
+        if (!list)
+            list = cJSON_CreateArray ();
+        if (list)
+            hosted_list (self, list);
         cJSON_AddItemToObject (json, "plugins", list ? list : cJSON_CreateArray ());
         s_reply (self, session, request_id, BUSP_OK, json);
+    }
+    else
+    if (streq (name, "plugin-host")) {
+        //  busd-plugin-host's keeper reporting its restarts (hosted.c).
+        char err [200] = "";
+        int code = hosted_report (self, session, req, err, sizeof err);
+        if (code == BUSP_OK)
+            s_reply (self, session, request_id, BUSP_OK, cJSON_CreateObject ());
+        else
+            s_error (self, session, request_id, (uint16_t) code, err);
     }
     else
     if (streq (name, "reload")) {

@@ -235,6 +235,7 @@ struct session {
     bool disconnected;          /*  that connection closed: send nothing    */
     double ctl_tokens;          /*  ctl_rate bucket                         */
     int64_t ctl_refill_ms;
+    struct hostrep *hostrep;    /*  CTL plugin-host report (hosted.c)       */
 };
 
 #define POLICY_COUNT 5
