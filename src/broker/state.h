@@ -87,7 +87,8 @@ typedef enum {
     WORK_REDELIVER,             /*  event back into channel                 */
     WORK_UNTHROTTLE,            /*  channel lifts the throttles it holds    */
     WORK_SESSION_GONE,          /*  transport says the peer left            */
-    WORK_SUB_OVER_LIMIT         /*  end a subscription with SUBEND 429      */
+    WORK_SUB_OVER_LIMIT,        /*  end a subscription with SUBEND 429      */
+    WORK_CHANNEL_OVERFLOW       /*  overflow disconnect: end every member   */
 } work_kind_t;
 
 typedef struct {
@@ -180,6 +181,8 @@ struct channel {
     uint64_t delivered;
     bool dirty;                 /*  in the broker's pump list               */
     bool dead;                  /*  ended; freed after the current batch    */
+    bool overflowed;            /*  overflow disconnect hit: ends at the end
+                                    of the batch, takes nothing until then  */
     struct dchan *durable;      /*  fed from a stream cursor (durable.c)    */
     size_t all_slot;            /*  index in broker->all_channels + 1, or 0 */
     size_t timer_slot;          /*  index in broker->timers + 1, or 0       */
