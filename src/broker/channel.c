@@ -143,6 +143,8 @@ channel_mark_dirty (channel_t *self)
         self->dirty = true;
         ptrvec_push (&self->broker->dirty_channels, self);
     }
+    if (self->durable && !self->dead)
+        durable_want_feed (self);
 }
 
 size_t
