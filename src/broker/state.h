@@ -318,6 +318,9 @@ struct broker {
     int (*reload_fn) (char *msg, size_t size);
     struct auth *auth;          /*  ZAP handler, credentials, ACL (auth.c)  */
     uint64_t session_serial;    /*  broker-assigned session ids             */
+    uint64_t live_subs;         /*  sub_t alive: max_subscriptions          */
+    int64_t limit_logged_ms;    /*  last abuse-limit log line (limits.c)    */
+    uint64_t limit_quiet;       /*  refusals not logged since               */
 };
 
 #endif
