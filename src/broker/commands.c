@@ -43,9 +43,12 @@ s_over_session_limits (broker_t *self, const char *identity, char *reason, size_
     if (!c->max_sessions && !c->max_sessions_per_identity)
         return false;
     //  Sessions whose connections closed wait only for expiry: not counted.
+    //  The table's size bounds the count: a HELLO walks the sessions only
+    //  when the table is at the limit (max_sessions is on by default).
     size_t total = 0;
-    for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
-        total += !s->dead && !s->disconnected;
+    if (c->max_sessions && zhashx_size (self->sessions) >= (size_t) c->max_sessions)
+        for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
+            total += !s->dead && !s->disconnected;
     if (c->max_sessions && total >= (size_t) c->max_sessions) {
         snprintf (reason, size, "too many sessions: max_sessions is %lld",
                   (long long) c->max_sessions);
