@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -490,6 +491,16 @@ s_run_keeper (const plugin_entry_t *entry, const char *endpoint, int status_fd)
 
 /*  Start the keeper with a fresh status pipe (*status_fd: the write end,
     non-blocking, -1 when there is none).                                    */
+/*  In a child: SIGTERM when the supervising parent dies (even by SIGKILL),
+    so neither the plugin nor the keeper outlives its host unsupervised.    */
+static void
+s_die_with_parent (pid_t parent)
+{
+    prctl (PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid () != parent)
+        raise (SIGTERM);
+}
+
 static pid_t
 s_start_keeper (const plugin_entry_t *entry, const char *endpoint, int *status_fd)
 {
@@ -500,12 +511,14 @@ s_start_keeper (const plugin_entry_t *entry, const char *endpoint, int *status_f
         fcntl (fds [1], F_SETFD, FD_CLOEXEC);
     }
     fflush (NULL);
+    pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid == 0) {
         signal (SIGPIPE, SIG_IGN);
         signal (SIGHUP, SIG_IGN);
         signal (SIGTERM, SIG_DFL);
         signal (SIGINT, SIG_DFL);
+        s_die_with_parent (parent);
         if (fds [1] >= 0)
             close (fds [1]);
         int code = s_run_keeper (entry, endpoint, fds [0]);
@@ -595,12 +608,14 @@ static pid_t
 s_start_plugin (const plugin_entry_t *entry, const char *endpoint, int status_fd)
 {
     fflush (NULL);
+    pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid == 0) {
         signal (SIGPIPE, SIG_IGN);
         signal (SIGTERM, SIG_DFL);
         signal (SIGINT, SIG_DFL);
         signal (SIGHUP, SIG_DFL);
+        s_die_with_parent (parent);
         if (status_fd >= 0)
             close (status_fd);
         int code = s_run_plugin (entry, endpoint);

@@ -660,6 +660,42 @@ def plugin_host_keeper_and_child_killed_while_events_keep_arriving():
 
 
 @test
+def plugin_host_children_end_with_a_killed_host():
+    # The supervisor SIGKILLed: its plugin child and keeper must not run on
+    # unsupervised (each gets SIGTERM when its parent dies).
+    import re
+    b = Busd([], name="orphanbroker")
+    host = None
+    try:
+        conf = write("orphan.json", json.dumps({
+            "name": "orphan", "patterns": ["orph.*"], "config": {"file": tmp("orphan.txt")}}))
+        hostlog = open(tmp("orphan-host.log"), "wb")
+        host = subprocess.Popen([HOST, so("ok"), "--config", conf, "-e", b.endpoint],
+                                stdout=hostlog, stderr=hostlog)
+        rep = wait_until(lambda: (b.plugins().get("orphan") or {}).get("pid"), 30,
+                         "the host to report")
+        with open(tmp("orphan-host.log")) as f:
+            keeper = int(re.findall(r"started the keeper of plugin 'orphan' in process (\d+)",
+                                    f.read())[0])
+        host.kill()
+        host.wait()
+        host = None
+
+        def ended(pid):
+            try:
+                with open("/proc/%d/status" % pid) as f:
+                    return any(ln.startswith("State:") and "Z" in ln.split()[1] for ln in f)
+            except FileNotFoundError:
+                return True
+        wait_until(lambda: ended(rep) and ended(keeper), 30, "the children to end")
+    finally:
+        if host:
+            host.kill()
+            host.wait()
+        assert b.stop() == 0
+
+
+@test
 def plugin_host_command_line():
     r = subprocess.run([HOST, "--help"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and "--max-restarts" in r.stdout, r
