@@ -19,6 +19,7 @@ struct hostrep {
     int64_t keeper_restarts;    /*  keeper restarts                         */
     uint64_t serial;            /*  order of arrival: the newest wins       */
     int64_t reported_ms;
+    bool gone_logged;
 };
 
 static bool
@@ -128,8 +129,24 @@ hosted_list (broker_t *self, cJSON *list)
 }
 
 void
+hosted_disconnected (session_t *session)
+{
+    struct hostrep *rep = session->hostrep;
+    if (!rep || rep->gone_logged)
+        return;
+    rep->gone_logged = true;
+    log_warning ("plugin host '%s' (process %" PRId64 "): its keeper '%s' (%s) disconnected; "
+                 "busd-plugin-host restarts it, meanwhile the plugin's own members hold "
+                 "its group", rep->name, rep->host_pid, session->name, session->id_hex);
+}
+
+void
 hosted_forget (session_t *session)
 {
+    struct hostrep *rep = session->hostrep;
+    if (rep && !rep->gone_logged)
+        log_notice ("plugin host '%s' (process %" PRId64 "): its keeper '%s' (%s) ended",
+                    rep->name, rep->host_pid, session->name, session->id_hex);
     free (session->hostrep);
     session->hostrep = NULL;
 }

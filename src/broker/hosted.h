@@ -21,6 +21,11 @@ int hosted_report (broker_t *self, session_t *session, const cJSON *req,
     the CTL "plugins" list.                                                  */
 void hosted_list (broker_t *self, cJSON *list);
 
+/*  The session's connection closed (auth.c): when it is a host's keeper,
+    say so, since the host restarts it and the group is held meanwhile only
+    by the plugin's own members.                                              */
+void hosted_disconnected (session_t *session);
+
 /*  Free the session's report (session_free).                               */
 void hosted_forget (session_t *session);
 

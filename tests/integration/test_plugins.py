@@ -641,6 +641,9 @@ def plugin_host_keeper_and_child_killed_while_events_keep_arriving():
                          r".*; restarting it in \d+ ms \(keeper restart 1\)" % keeper, text), text
         assert "was killed by signal 9 (Killed); restarting in" in text, text
         assert "plugin host 'held'" in b.text() and "1 keeper restart" in b.text()
+        # busd noticed the keeper's connection go, and said what holds the group
+        assert re.search(r"plugin host 'held' \(process \d+\): its keeper "
+                         r"'plugin.held/keeper' \(s\d+\) disconnected", b.text()), b.text()
         tools = os.environ.get("BUSD_TOOLS", "src/tools")
         r = subprocess.run([os.path.join(tools, "busd-ctl"), "-e", b.endpoint, "plugins"],
                            capture_output=True, text=True, timeout=30)
