@@ -655,11 +655,18 @@ def messages_the_consumer_skips_are_fetched_from_the_stream(env):
         pa.finish(60)
         wait_ids(sub_b, ["sk-first"], 60, "the first event on B")
         before = b.metrics().get("js_repaired", 0)
+        first = cluster.stream()["state"]["last_seq"]
         os.kill(b.proc.pid, signal.SIGSTOP)
         try:
+            # B's last pull request (20 ms) expires; what A exports now is
+            # delivered to nobody yet, and the stop stays far below the
+            # consumer's AckWait (nothing is redelivered meanwhile).
+            time.sleep(0.3)
             for i in range(20):
                 pa.publish("js.skip.x", "sk-%d" % i)
             acked = pa.finish(60)
+            wait_until(lambda: cluster.stream()["state"]["last_seq"] >= first + 20, 20,
+                       "A's 20 events in the stream")
             stolen = []
             deadline = time.time() + 30
             while len(stolen) < 5 and time.time() < deadline:
@@ -670,7 +677,12 @@ def messages_the_consumer_skips_are_fetched_from_the_stream(env):
         finally:
             os.kill(b.proc.pid, signal.SIGCONT)
         pa.close()
-        wait_ids(sub_b, acked, 60, "every event A acknowledged, with the skipped ones, on B")
+        try:
+            wait_ids(sub_b, acked, 60, "every event A acknowledged, with the skipped ones, on B")
+        except AssertionError:
+            explain_stream(cluster, a, b)
+            log("missing on B: %s" % sorted(set(acked) - set(sub_b.ids())))
+            raise
         repaired = b.metrics().get("js_repaired", 0) - before
         log("B fetched %d skipped messages from the stream" % repaired)
         assert repaired == 5, repaired
