@@ -249,6 +249,31 @@ def nack_dead_letter_ignores_delay(b):
 
 
 @test
+def nack_body_that_is_not_a_reason_still_takes_effect(b):
+    """§6 leaves open what a NACK body other than {"reason": "..."} does;
+    doc/protocol.md §6.8 (busd): the NACK takes effect and the dead letter
+    gets the default reason (failing the NACK would leave the delivery
+    hanging until ack_wait_ms)."""
+    s = session(b, "nbody")
+    subscribe(s, 1, "nbody.x", {"ack": "explicit", "ack_wait_ms": 600000})
+    p = session(b, "nbody-p")
+    bodies = [b"not json", b'{"reason": 5}', b"[]", b'{"reason": "kept", "extra": 1}']
+    for i in range(len(bodies)):
+        p.publish("nbody.x", b"%d" % i)
+    until_acked(p, len(bodies))
+    ds = [next_msg(s) for _ in bodies]
+    for d, body in zip(ds, bodies):
+        s.send(busp.nack(1, d["delivery_id"], 1, 0), body)
+    assert sync(s) == [], "a NACK body was answered with an ERROR"
+    lst = wait_for(lambda: (lambda l: l if len(l) == 4 else None)(dead_letters(p, "nbody.x")),
+                   "four dead letters")
+    assert sorted(x["reason"] for x in lst) == \
+        sorted(["dead-lettered by subscriber"] * 3 + ["kept"]), lst
+    for d in ds:
+        assert error(s, [busp.ack(1, d["delivery_id"])])["code"] == 404
+
+
+@test
 def deliveries_awaiting_ack_are_not_queued(b):
     """§5: deliveries awaiting ACK are not in the queue, so they never
     throttle a publisher however many there are."""
@@ -424,11 +449,14 @@ def client_keeps_its_socket_across_a_broker_restart(b):
     c.publish("rs.x", b"before")
     got = until_acked(c, 1)
     assert [d["payload"] for d in delivers(got + drain(c, 300))] == [b"before"], got
-    other = session(b2, "bystander")
+    other = session(b2, "bystander", features=("error-context",))
     assert b2.stop() == 0
     for cl in (c, other):
         d = next_msg(cl)
         assert d["cmd"] == busp.ERROR and d["code"] == 503, d
+    # §8.1 names the message that caused an ERROR; doc/protocol.md §10.2
+    # (busd): one that answers no message carries {"cmd": null}
+    assert d["context"] == {"cmd": None}, d
     b3 = Broker(port=port)
     try:
         c.send(busp.ping(1))            # queued by ZeroMQ until it reconnects

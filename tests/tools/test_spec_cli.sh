@@ -130,6 +130,18 @@ cat "$T/g1.out" "$T/g2.out" | sed 's/^gx.x //' | sort >"$T/g.got"
 sort "$T/g.in" >"$T/g.want"
 same "$T/g.got" "$T/g.want" "--group: every event to exactly one member"
 
+# ---- SUBEND goes to stderr with its code and is counted (-v totals)
+bg "$SUB" -v -W 60 --credit 0 --overflow disconnect --queue-limit 1 se.x >"$T/se.out" 2>"$T/se.err"
+sub_pid=$BG_PID
+wait_subs 1
+"$PUB" -t se.x -m e --count 3 || fail "publish for SUBEND"
+wait_rc "$sub_pid"
+[ "$RC" -eq 4 ] || fail "busd-sub exits 4 when the broker ends its subscription (got $RC)"
+[ ! -s "$T/se.out" ] || fail "nothing on stdout for a SUBEND"
+grep -q "subscription 1 ended: 429" "$T/se.err" || { cat "$T/se.err" >&2; fail "SUBEND with its code on stderr"; }
+grep -q "1 subscriptions ended" "$T/se.err" || { cat "$T/se.err" >&2; fail "-v totals count the SUBEND"; }
+ok "SUBEND is printed to stderr with its code and counted"
+
 # ---- busd-bench: every percentile issue 5 names, as text and JSON
 expect_rc 0 "busd-bench --latency" timeout 60 "$BENCH" --latency --count 100 --warmup 5
 for p in p50 p90 p99 p99.9 max; do
