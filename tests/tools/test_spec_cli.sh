@@ -142,6 +142,33 @@ grep -q "subscription 1 ended: 429" "$T/se.err" || { cat "$T/se.err" >&2; fail "
 grep -q "1 subscriptions ended" "$T/se.err" || { cat "$T/se.err" >&2; fail "-v totals count the SUBEND"; }
 ok "SUBEND is printed to stderr with its code and counted"
 
+# ---- issue 15: busd-pub -l and busd-sub batch by default (PUBB, DELIVERB);
+# --no-batch keeps one frame per event
+stat_of () {
+    "$CTL" --json stats | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+seq 1 5000 >"$T/many"
+for mode in batch no-batch; do
+    flag=; [ "$mode" = no-batch ] && flag=--no-batch
+    pubb0=$(stat_of pubb_in); deliverb0=$(stat_of deliverb_out)
+    bg "$SUB" $flag -C 5000 -W 60 -F '%p' bt.x >"$T/bt.out" 2>/dev/null
+    sub_pid=$BG_PID
+    wait_subs 1
+    "$PUB" $flag -t bt.x -l --confirm <"$T/many" || fail "$mode: busd-pub -l"
+    wait_rc "$sub_pid"
+    [ "$RC" -eq 0 ] || fail "$mode: busd-sub got 5000 events (exit $RC)"
+    same "$T/bt.out" "$T/many" "$mode: 5000 lines arrive in order"
+    pubb=$(( $(stat_of pubb_in) - pubb0 )); deliverb=$(( $(stat_of deliverb_out) - deliverb0 ))
+    if [ "$mode" = batch ]; then
+        [ "$pubb" -gt 0 ] && [ "$deliverb" -gt 0 ] \
+            || fail "by default the tools batch (PUBB $pubb, DELIVERB $deliverb)"
+    else
+        [ "$pubb" -eq 0 ] && [ "$deliverb" -eq 0 ] \
+            || fail "--no-batch sends no PUBB and gets no DELIVERB (PUBB $pubb, DELIVERB $deliverb)"
+    fi
+    ok "$mode: PUBB $pubb, DELIVERB $deliverb"
+done
+
 # ---- busd-bench: every percentile issue 5 names, as text and JSON
 expect_rc 0 "busd-bench --latency" timeout 60 "$BENCH" --latency --count 100 --warmup 5
 for p in p50 p90 p99 p99.9 max; do
@@ -199,6 +226,38 @@ grep -Eq "\b3\b.*(left|undelivered)|(left|undelivered).*\b3\b" "$BUSD_LOG" \
     || { cat "$BUSD_LOG" >&2; fail "busd reports the 3 events left in the queue"; }
 ok "SIGINT drains, reports the 3 events left, exits 0"
 wait_rc "$sub_pid"
+
+# ---- busd with no arguments: foreground on tcp://127.0.0.1:7460 (issue 2),
+# saying where it listens; skipped when something else holds the port
+if python3 -c 'import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", 7460))
+except OSError:
+    sys.exit(1)' 2>/dev/null; then
+    ( cd "$T" && exec "$BUSD_BIN" ) >"$T/noargs.log" 2>&1 &
+    noargs_pid=$!
+    _bg_pids="$_bg_pids $noargs_pid"
+    i=0
+    until grep -q "listening on" "$T/noargs.log" || ! kill -0 "$noargs_pid" 2>/dev/null; do
+        i=$((i + 1)); [ $i -lt 300 ] || fail "busd with no arguments said nothing in 30 s"
+        sleep 0.1
+    done
+    if grep -qi "in use" "$T/noargs.log"; then
+        ok "SKIP busd with no arguments: port 7460 was taken meanwhile"
+    else
+        grep -q "listening on tcp://127.0.0.1:7460" "$T/noargs.log" \
+            || { cat "$T/noargs.log" >&2; fail "busd with no arguments listens on tcp://127.0.0.1:7460"; }
+        expect_rc 0 "busd-ctl with no -e and no BUSD_ENDPOINT reaches it" \
+            env -u BUSD_ENDPOINT "$CTL" stats
+        kill -TERM "$noargs_pid"
+        wait_rc "$noargs_pid" 60
+        [ "$RC" -eq 0 ] || fail "busd with no arguments stops with 0 on SIGTERM (got $RC)"
+        ok "busd with no arguments runs in the foreground on tcp://127.0.0.1:7460"
+    fi
+else
+    ok "SKIP busd with no arguments: port 7460 is in use"
+fi
 
 # ---- busd: --log-level filters
 start_busd --log-level warning
