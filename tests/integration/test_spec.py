@@ -531,6 +531,46 @@ def ipc_transport_and_several_binds(b):
         assert b2.stop() == 0
 
 
+@test
+def sys_stats_is_the_stats_object_and_only_dollar_patterns_see_it(b):
+    """§2/§7 and doc/protocol.md §2.3: $sys.stats carries the CTL stats
+    object (every counter §7 names, integers), msg_id empty, no headers,
+    stream_seq 0; $sys.* and $sys.# match it, *.stats and # never do."""
+    b2 = Broker("--stats-interval", "200")
+    try:
+        c = session(b2, "sys")
+        for i, pat in enumerate(["$sys.stats", "$sys.*", "$sys.#", "*.stats", "#", "*.*"]):
+            subscribe(c, i + 1, pat)
+        seen = {}
+        deadline = time.time() + 30
+        while len(seen) < 3 and time.time() < deadline:
+            d = next_msg(c)
+            assert d["cmd"] == busp.DELIVER, d
+            seen.setdefault(d["sub_id"], d)
+        assert sorted(seen) == [1, 2, 3], sorted(seen)
+        until = time.time() + 1.0          # a few more rounds: never 4, 5 or 6
+        while time.time() < until:
+            d = next_msg(c)
+            assert d["cmd"] == busp.DELIVER and d["sub_id"] in (1, 2, 3), d
+        d = seen[1]
+        assert d["topic"] == "$sys.stats" and d["msg_id"] == "" and d["stream_seq"] == 0, d
+        assert d["headers"] == b"", d
+        body = json.loads(d["payload"])
+        for k in ("sessions", "subscriptions", "accepted", "rejected", "duplicates",
+                  "unrouted", "delivered", "redelivered", "dropped", "queued", "inflight",
+                  "dead_lettered", "throttled_publishers", "protocol_errors", "uptime_s"):
+            assert isinstance(body[k], int) and not isinstance(body[k], bool), (k, body)
+        assert body["subscriptions"] >= 1 and body["sessions"] >= 1, body
+        c.send(busp.ctl(9), json.dumps({"cmd": "stats"}))
+        while True:                           # stats events keep coming meanwhile
+            r = next_msg(c)
+            if r["cmd"] == busp.CTLREPLY:
+                break
+        assert sorted(body) == sorted(r["json"]), (sorted(body), sorted(r["json"]))
+    finally:
+        assert b2.stop() == 0
+
+
 # ---------------------------------------------------------------- §7 control
 
 @test
