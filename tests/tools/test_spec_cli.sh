@@ -117,9 +117,9 @@ EOF
 ok "--ack explicit acknowledges each printed event"
 
 # ---- --group: two members share the events, each printed once
-bg "$SUB" --group gx -W 3 gx.x >"$T/g1.out" 2>/dev/null
+bg "$SUB" --group gx -W 8 gx.x >"$T/g1.out" 2>/dev/null
 g1=$BG_PID
-bg "$SUB" --group gx -W 3 gx.x >"$T/g2.out" 2>/dev/null
+bg "$SUB" --group gx -W 8 gx.x >"$T/g2.out" 2>/dev/null
 g2=$BG_PID
 wait_subs 2
 for i in $(seq 1 20); do echo "e$i"; done >"$T/g.in"
