@@ -213,19 +213,30 @@ def default_max_deliver_is_5(b):
 @test
 def nack_zero_delay_uses_backoff_and_redelivers(b):
     """§6: NACK action 0 with delay_ms 0 redelivers after the broker's
-    backoff (attempt + 1, new delivery_id)."""
+    backoff, exponential in the attempt (attempt + 1, new delivery_id)."""
     s = session(b, "nbo")
     subscribe(s, 1, "nbo.x", {"ack": "explicit"})
     p = session(b, "nbo-p")
     p.publish("nbo.x", b"again")
     until_acked(p, 1)
     d1 = next_msg(s)
+    t1 = time.time()
     s.send(busp.nack(1, d1["delivery_id"], 0, 0))
     d2 = next_msg(s)
+    gap1 = time.time() - t1
     assert d2["cmd"] == busp.DELIVER and d2["payload"] == b"again", d2
     assert d2["attempt"] == 2 and d2["delivery_id"] == d1["delivery_id"] + 1, d2
     assert error(s, [busp.ack(1, d1["delivery_id"])])["code"] == 404
-    s.send(busp.ack(1, d2["delivery_id"]))
+    # doc/protocol.md §6.8 (busd's defaults): after attempt a the delay is
+    # 1000 ms x 2^(a-1), +-20 % jitter: at least 0.8 s, then at least 1.6 s
+    # (only lower bounds: a loaded machine makes gaps longer, never shorter)
+    t2 = time.time()
+    s.send(busp.nack(1, d2["delivery_id"], 0, 0))
+    d3 = next_msg(s)
+    gap2 = time.time() - t2
+    assert d3["attempt"] == 3 and d3["delivery_id"] == d2["delivery_id"] + 1, d3
+    assert gap1 >= 0.75 and gap2 >= 1.5, (gap1, gap2)
+    s.send(busp.ack(1, d3["delivery_id"]))
     assert sync(s) == []
 
 
