@@ -259,6 +259,14 @@ else
     ok "SKIP busd with no arguments: port 7460 is in use"
 fi
 
+# ---- busd --check-config without -c checks the defaults and the flags
+# (issue 7: "busd --check-config [-c FILE]")
+expect_rc 0 "busd --check-config with no file" "$BUSD_BIN" --check-config
+grep -q "configuration OK" "$T/out" "$T/err" || fail "--check-config says configuration OK"
+expect_rc 2 "busd --check-config --queue-limit 0" "$BUSD_BIN" --check-config --queue-limit 0
+grep -q "queue_limit" "$T/err" || fail "--check-config names the bad flag's setting"
+ok "--check-config checks flags without a file"
+
 # ---- busd: --log-level filters
 start_busd --log-level warning
 "$CTL" stats >/dev/null || fail "stats"
