@@ -822,8 +822,10 @@ s_receive_loop (sub_t *self)
                 int w = s_write_event (self, &out, m);
                 if (w != 0) {
                     //  A reader that went away (busd-sub | head) is a
-                    //  normal end; anything else is an error to report.
-                    if (w != -EPIPE) {
+                    //  normal end, and so is SIGINT/SIGTERM interrupting a
+                    //  write to a reader that stopped reading (the event is
+                    //  not acknowledged); anything else is an error.
+                    if (w != -EPIPE && !(w == -EINTR && tool_interrupted)) {
                         tool_error ("cannot write output: %s", strerror (-w));
                         rc = TOOL_EXIT_RUNTIME;
                     }

@@ -142,6 +142,27 @@ grep -q "subscription 1 ended: 429" "$T/se.err" || { cat "$T/se.err" >&2; fail "
 grep -q "1 subscriptions ended" "$T/se.err" || { cat "$T/se.err" >&2; fail "-v totals count the SUBEND"; }
 ok "SUBEND is printed to stderr with its code and counted"
 
+# ---- SIGINT while the output is blocked (a reader that stopped reading):
+# still a clean end, exit 0 and no error (issue 5 "handles SIGINT cleanly")
+mkfifo "$T/blocked"
+exec 3<>"$T/blocked"          # held open, never read
+bg "$SUB" --name blocked-sub blk.x >"$T/blocked" 2>"$T/blk.err"
+sub_pid=$BG_PID
+wait_subs 1
+head -c 1000 /dev/zero | tr '\0' x >"$T/kb"
+"$PUB" -t blk.x -f "$T/kb" --count 300 >/dev/null || fail "publish to the blocked subscriber"
+i=0
+until [ "$(cat /proc/$sub_pid/wchan 2>/dev/null)" = pipe_write ]; do
+    i=$((i + 1)); [ $i -lt 300 ] || break      # no wchan: the kill still tests EINTR or not
+    sleep 0.1
+done
+kill -INT "$sub_pid"
+wait_rc "$sub_pid"
+exec 3>&-
+[ "$RC" -eq 0 ] || { cat "$T/blk.err" >&2; fail "busd-sub blocked on output exits 0 on SIGINT (got $RC)"; }
+grep -q "cannot write" "$T/blk.err" && { cat "$T/blk.err" >&2; fail "no write error for an interrupted write"; }
+ok "SIGINT while the output is blocked: exit 0, no error"
+
 # ---- issue 15: busd-pub -l and busd-sub batch by default (PUBB, DELIVERB);
 # --no-batch keeps one frame per event
 stat_of () {
