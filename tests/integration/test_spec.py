@@ -449,6 +449,39 @@ def one_session_per_connection(b):
 
 
 @test
+def rehello_negotiates_features_afresh(b):
+    """§4/§8: a HELLO on a live session starts a new one, and features are
+    those of the new HELLO: without them ERRORs have no body again and
+    PUBB is malformed."""
+    c = session(b, "refeat", features=("error-context", "batch"))
+    assert error(c, [busp.unsub(5)])["context"] == {"cmd": "UNSUB", "sub_id": 5}
+    c.send(busp.hello("refeat-2"))
+    w = next_msg(c)
+    assert w["cmd"] == busp.WELCOME and "features" not in w["json"], w
+    d = error(c, [busp.unsub(5)])
+    assert d["code"] == 404 and len(d["frames"]) == 1, d
+    d = error(c, [busp.pubb(1, 1), busp.pub_record("rf.x")])
+    assert d["code"] == 400, d
+    c.seq = 0
+    c.publish("rf.x", b"x")
+    assert until_acked(c, 1)[-1]["seq"] == 1
+
+
+@test
+def one_session_two_subscriptions_one_pattern(b):
+    """§6: every subscription is its own: two sub_ids on one pattern get a
+    copy each; two members of one group in one session share one copy."""
+    c = session(b, "twice")
+    for sub_id, opts in ((1, None), (2, None), (3, {"group": "tw"}), (4, {"group": "tw"})):
+        subscribe(c, sub_id, "twice.x", opts)
+    p = session(b, "twice-p")
+    p.publish("twice.x", b"e")
+    until_acked(p, 1)
+    got = sorted(d["sub_id"] for d in delivers(drain(c, 500)))
+    assert got[:2] == [1, 2] and len(got) == 3 and got[2] in (3, 4), got
+
+
+@test
 def client_keeps_its_socket_across_a_broker_restart(b):
     """§4: after a restart the broker knows no session: the next command
     gets 401; HELLO on the same socket starts a session with pub_seq 1 and
