@@ -832,6 +832,9 @@ s_setup_consumer (nats_t *self)
         self->host->log (self->self, BUSD_LOG_NOTICE, "created durable consumer '%s' on "
                          "stream '%s'", self->instance, self->stream);
     }
+    //  Where the consumer was: a restarted busd notices a skip at once.
+    if (ci && self->js_high == 0)
+        self->js_high = ci->Delivered.Stream;
     jsConsumerInfo_Destroy (ci);
     //  Pull requests are sent by hand ($JS.API.CONSUMER.MSG.NEXT) to an
     //  inbox of our own: each asks for exactly the messages busd's credit
