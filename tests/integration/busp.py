@@ -183,6 +183,35 @@ def free_port():
     return port
 
 
+def drain(c, quiet_ms=400, answer_pings=True):
+    """Everything but PINGs that arrives until nothing else has come for
+    quiet_ms.  PINGs (answered unless answer_pings is false) do not count
+    as activity: a broker PINGing every heartbeat_ms < quiet_ms would
+    otherwise keep the drain going forever."""
+    out = []
+    before = c.sock.getsockopt(zmq.RCVTIMEO)
+    quiet_until = time.time() + quiet_ms / 1000.0
+    try:
+        while True:
+            left = int((quiet_until - time.time()) * 1000)
+            if left <= 0:
+                break
+            c.sock.setsockopt(zmq.RCVTIMEO, left)
+            try:
+                d = c.recv()
+            except zmq.Again:
+                break
+            if d["cmd"] == PING:
+                if answer_pings:
+                    c.send(struct.pack(">BBQ", SIG, PONG, d["nonce"]))
+                continue
+            out.append(d)
+            quiet_until = time.time() + quiet_ms / 1000.0
+    finally:
+        c.sock.setsockopt(zmq.RCVTIMEO, before)
+    return out
+
+
 class Broker:
     """A real busd process on a free port."""
 

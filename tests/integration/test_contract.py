@@ -80,20 +80,7 @@ def until_acked(c, seq):
 
 
 def drain(c, timeout_ms=400):
-    out = []
-    c.sock.setsockopt(busp.zmq.RCVTIMEO, timeout_ms)
-    try:
-        while True:
-            d = c.recv()
-            if d["cmd"] == busp.PING:
-                c.send(struct.pack(">BBQ", busp.SIG, busp.PONG, d["nonce"]))
-                continue
-            out.append(d)
-    except busp.zmq.Again:
-        pass
-    finally:
-        c.sock.setsockopt(busp.zmq.RCVTIMEO, 5000)
-    return out
+    return busp.drain(c, timeout_ms)
 
 
 def wait_for(fn, what, timeout=20.0):

@@ -45,18 +45,8 @@ def publish_all(p, topic, payloads, **kw):
 
 
 def drain(c, timeout_ms=300):
-    """Everything that arrives until the socket is quiet."""
-    out = []
-    c.sock.setsockopt(busp.zmq.RCVTIMEO, timeout_ms)
-    try:
-        while True:
-            d = c.recv()
-            if d["cmd"] != busp.PING:
-                out.append(d)
-    except busp.zmq.Again:
-        pass
-    c.sock.setsockopt(busp.zmq.RCVTIMEO, 3000)
-    return out
+    """Everything that arrives until the socket is quiet (PINGs unanswered)."""
+    return busp.drain(c, timeout_ms, answer_pings=False)
 
 
 def nothing_more(c, timeout_ms=300):

@@ -95,20 +95,7 @@ def credit_of(msgs):
 
 
 def drain(c, timeout_ms=400):
-    out = []
-    c.sock.setsockopt(busp.zmq.RCVTIMEO, timeout_ms)
-    try:
-        while True:
-            d = c.recv()
-            if d["cmd"] == busp.PING:
-                c.send(struct.pack(">BBQ", busp.SIG, busp.PONG, d["nonce"]))
-                continue
-            out.append(d)
-    except busp.zmq.Again:
-        pass
-    finally:
-        c.sock.setsockopt(busp.zmq.RCVTIMEO, 1000)
-    return out
+    return busp.drain(c, timeout_ms)
 
 
 def delivers(msgs):
