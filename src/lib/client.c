@@ -365,8 +365,9 @@ s_batch_pub (busd_client_t *self, outbox_entry_t *entry)
 {
     size_t size = outbox_entry_size (entry);
     busp_pub_rec_t rec = {
-        .topic = busp_strn (entry->topic, entry->topic_len),
-        .msg_id = busp_strn (entry->msg_id, entry->msg_id_len),
+        /*  The entry's lengths are already str8-sized (outbox.c).         */
+        .topic = { entry->topic, entry->topic_len },
+        .msg_id = { entry->msg_id_len ? entry->msg_id : NULL, entry->msg_id_len },
         .headers = (const uint8_t *) entry->headers,
         .headers_size = entry->headers ? (uint32_t) entry->headers_len : 0,
         .payload = outbox_entry_data (entry), .payload_size = (uint32_t) size
