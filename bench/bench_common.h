@@ -18,6 +18,8 @@
 #ifndef BENCH_COMMON_H_INCLUDED
 #define BENCH_COMMON_H_INCLUDED
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -104,46 +106,6 @@ typedef struct {
     bc_bench_t *bench;
     int index;
 } bc_targ_t;
-
-static int64_t
-bc_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
-bc_sleep_ms (int ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
-    while (nanosleep (&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static void
-bc_put_u64 (unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p [i] = (unsigned char) (v & 0xFF);
-        v >>= 8;
-    }
-}
-
-static uint64_t
-bc_get_u64 (const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p [i];
-    return v;
-}
-
-static double
-bc_rate (uint64_t n, int64_t ns)
-{
-    return ns > 0 ? (double) n * 1e9 / (double) ns : 0.0;
-}
 
 /*  ------------------------------------------------------------------------
     Throughput                                                              */

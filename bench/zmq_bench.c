@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_util.h"
 #include <zmq.h>
 
 #define HDR_SIZE        16
@@ -72,46 +73,6 @@ typedef struct {
     bench_t *bench;
     int index;
 } targ_t;
-
-static int64_t
-s_now_ns (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
-s_sleep_ms (int ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
-    while (nanosleep (&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static void
-s_put_u64 (unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p [i] = (unsigned char) (v & 0xFF);
-        v >>= 8;
-    }
-}
-
-static uint64_t
-s_get_u64 (const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p [i];
-    return v;
-}
-
-static double
-s_rate (uint64_t n, int64_t ns)
-{
-    return ns > 0 ? (double) n * 1e9 / (double) ns : 0.0;
-}
 
 static void *
 s_socket_sub (void *ctx, int type, const char *endpoint, int hwm, bool bind,
@@ -199,9 +160,9 @@ s_subscriber (void *arg)
         goto done;
 
     //  Wait for the first sync event: the subscription reached the publisher.
-    int64_t deadline = s_now_ns () + (int64_t) SYNC_TIMEOUT_MS * 1000000;
+    int64_t deadline = bc_now_ns () + (int64_t) SYNC_TIMEOUT_MS * 1000000;
     bool synced = false;
-    while (!synced && s_now_ns () < deadline) {
+    while (!synced && bc_now_ns () < deadline) {
         int rc = s_recv (sock, buf, args->size + 1, 100);
         if (rc == -2)
             synced = true;
@@ -214,10 +175,10 @@ s_subscriber (void *arg)
     atomic_fetch_add (&bench->synced, 1);
 
     uint64_t max_seq = 0;
-    int64_t progress_ns = s_now_ns ();
+    int64_t progress_ns = bc_now_ns ();
     while (result->unique < args->count) {
         int rc = s_recv (sock, buf, args->size + 1, 100);
-        int64_t now = s_now_ns ();
+        int64_t now = bc_now_ns ();
         if (rc == -1) {
             //  PUB never tells: once the publisher is done and nothing has
             //  come for a while, the rest is lost.
@@ -233,7 +194,7 @@ s_subscriber (void *arg)
             continue;
         result->received++;
         result->last_ns = now;
-        uint64_t seq = s_get_u64 (buf);
+        uint64_t seq = bc_get_u64 (buf);
         if (seq == 0 || seq > args->count)
             continue;
         uint64_t bit = seq - 1, mask = UINT64_C (1) << (bit % 64);
@@ -248,7 +209,7 @@ s_subscriber (void *arg)
                 max_seq = seq;
         }
         if (slow && result->received % args->slow_every == 0)
-            s_sleep_ms (args->slow_ms);
+            bc_sleep_ms (args->slow_ms);
     }
     result->lost = args->count - result->unique;
 
@@ -272,9 +233,9 @@ s_publisher (bench_t *bench)
     memset (payload + HDR_SIZE, 0xA5, args->size - HDR_SIZE);
     pthread_barrier_wait (&bench->ready);
 
-    int64_t deadline = s_now_ns () + (int64_t) SYNC_TIMEOUT_MS * 1000000;
+    int64_t deadline = bc_now_ns () + (int64_t) SYNC_TIMEOUT_MS * 1000000;
     while (atomic_load (&bench->synced) < args->nsub) {
-        if (s_now_ns () > deadline) {
+        if (bc_now_ns () > deadline) {
             fprintf (stderr, "zmq_bench: subscribers did not sync within %d ms\n",
                      SYNC_TIMEOUT_MS);
             goto done;
@@ -283,15 +244,15 @@ s_publisher (bench_t *bench)
             fprintf (stderr, "zmq_bench: send: %s\n", zmq_strerror (errno));
             goto done;
         }
-        s_sleep_ms (5);
+        bc_sleep_ms (5);
     }
     //  Let the sync events still in flight drain out of the pipes.
-    s_sleep_ms (50);
+    bc_sleep_ms (50);
 
-    atomic_store (&bench->start_ns, s_now_ns ());
+    atomic_store (&bench->start_ns, bc_now_ns ());
     for (uint64_t seq = 1; seq <= args->count; seq++) {
-        s_put_u64 (payload, seq);
-        s_put_u64 (payload + 8, (uint64_t) s_now_ns ());
+        bc_put_u64 (payload, seq);
+        bc_put_u64 (payload + 8, (uint64_t) bc_now_ns ());
         if (s_send (sock, TOPIC_DATA, payload, args->size)) {
             if (errno == EAGAIN) {
                 bench->pub_eagain++;
@@ -302,7 +263,7 @@ s_publisher (bench_t *bench)
         }
         bench->pub_sent++;
     }
-    bench->pub_end_ns = s_now_ns ();
+    bench->pub_end_ns = bc_now_ns ();
     rc = 0;
 
 done:
@@ -364,19 +325,19 @@ s_throughput (const args_t *args, void *ctx)
                 args->slow_every);
         printf ("\"pub\":{\"msgs\":%" PRIu64 ",\"seconds\":%.6f,\"msgs_per_s\":%.1f,"
                 "\"mb_per_s\":%.3f,\"eagain\":%" PRIu64 "},",
-                bench.pub_sent, pub_ns / 1e9, s_rate (bench.pub_sent, pub_ns),
-                s_rate (bench.pub_sent, pub_ns) * mb, bench.pub_eagain);
+                bench.pub_sent, pub_ns / 1e9, bc_rate (bench.pub_sent, pub_ns),
+                bc_rate (bench.pub_sent, pub_ns) * mb, bench.pub_eagain);
         printf ("\"sub\":{\"msgs\":%" PRIu64 ",\"seconds\":%.6f,\"msgs_per_s\":%.1f,"
                 "\"mb_per_s\":%.3f,\"per_subscriber\":[",
-                sub_total, sub_ns / 1e9, s_rate (sub_total, sub_ns),
-                s_rate (sub_total, sub_ns) * mb);
+                sub_total, sub_ns / 1e9, bc_rate (sub_total, sub_ns),
+                bc_rate (sub_total, sub_ns) * mb);
         for (int i = 0; i < args->nsub; i++) {
             sub_result_t *s = &bench.subs [i];
             int64_t ns = s->last_ns - start;
             printf ("%s{\"msgs\":%" PRIu64 ",\"seconds\":%.6f,\"msgs_per_s\":%.1f,"
                     "\"lost\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"out_of_order\":%"
                     PRIu64 ",\"slow\":%s}",
-                    i ? "," : "", s->received, ns / 1e9, s_rate (s->received, ns),
+                    i ? "," : "", s->received, ns / 1e9, bc_rate (s->received, ns),
                     s->lost, s->duplicates, s->out_of_order,
                     args->slow_ms > 0 && i == 0 ? "true" : "false");
         }
@@ -387,15 +348,15 @@ s_throughput (const args_t *args, void *ctx)
         printf ("zmq_bench: 1 publisher x %" PRIu64 " events of %zu B -> %d subscriber(s)"
                 " via zmq_proxy (hwm %d)\n", args->count, args->size, args->nsub, args->hwm);
         printf ("Pub stats: %.0f msgs/s ~ %.2f MB/s (%" PRIu64 " msgs in %.3f s, sent)\n",
-                s_rate (bench.pub_sent, pub_ns), s_rate (bench.pub_sent, pub_ns) * mb,
+                bc_rate (bench.pub_sent, pub_ns), bc_rate (bench.pub_sent, pub_ns) * mb,
                 bench.pub_sent, pub_ns / 1e9);
         printf ("Sub stats: %.0f msgs/s ~ %.2f MB/s aggregate\n",
-                s_rate (sub_total, sub_ns), s_rate (sub_total, sub_ns) * mb);
+                bc_rate (sub_total, sub_ns), bc_rate (sub_total, sub_ns) * mb);
         for (int i = 0; i < args->nsub; i++) {
             sub_result_t *s = &bench.subs [i];
             int64_t ns = s->last_ns - start;
             printf (" [%d] %.0f msgs/s (%" PRIu64 " msgs, lost %" PRIu64 ", dup %" PRIu64
-                    ", out-of-order %" PRIu64 ")%s\n", i + 1, s_rate (s->received, ns),
+                    ", out-of-order %" PRIu64 ")%s\n", i + 1, bc_rate (s->received, ns),
                     s->received, s->lost, s->duplicates, s->out_of_order,
                     args->slow_ms > 0 && i == 0 ? " slow" : "");
         }
@@ -471,9 +432,9 @@ s_latency (const args_t *args, void *ctx)
     uint64_t n = 0, lost = 0;
     if (!pub || !sub || !payload || !buf || !samples)
         goto done;
-    int64_t deadline = s_now_ns () + (int64_t) SYNC_TIMEOUT_MS * 1000000;
+    int64_t deadline = bc_now_ns () + (int64_t) SYNC_TIMEOUT_MS * 1000000;
     bool synced = false;
-    while (!synced && s_now_ns () < deadline) {
+    while (!synced && bc_now_ns () < deadline) {
         if (s_send (pub, TOPIC_SYNC, payload, HDR_SIZE))
             goto done;
         int r = s_recv (sub, buf, args->size + 1, 10);
@@ -488,19 +449,19 @@ s_latency (const args_t *args, void *ctx)
         ;
     uint64_t total = args->warmup + args->count;
     for (uint64_t seq = 1; seq <= total; seq++) {
-        s_put_u64 (payload, seq);
-        s_put_u64 (payload + 8, (uint64_t) s_now_ns ());
+        bc_put_u64 (payload, seq);
+        bc_put_u64 (payload + 8, (uint64_t) bc_now_ns ());
         if (s_send (pub, TOPIC_DATA, payload, args->size))
             goto done;
         bool got = false;
-        int64_t until = s_now_ns () + (int64_t) args->idle_ms * 1000000;
-        while (!got && s_now_ns () < until) {
+        int64_t until = bc_now_ns () + (int64_t) args->idle_ms * 1000000;
+        while (!got && bc_now_ns () < until) {
             int r = s_recv (sub, buf, args->size + 1, 100);
-            int64_t now = s_now_ns ();
-            if (r >= HDR_SIZE && s_get_u64 (buf) == seq) {
+            int64_t now = bc_now_ns ();
+            if (r >= HDR_SIZE && bc_get_u64 (buf) == seq) {
                 got = true;
                 if (seq > args->warmup)
-                    samples [n++] = now - (int64_t) s_get_u64 (buf + 8);
+                    samples [n++] = now - (int64_t) bc_get_u64 (buf + 8);
             }
         }
         if (!got) {
@@ -584,13 +545,13 @@ s_rtt (const args_t *args, void *ctx)
     running = true;
     //  Subscriptions travel asynchronously through the relay: ping with
     //  sequence 0 until one comes back, then let the rest drain.
-    int64_t deadline = s_now_ns () + (int64_t) SYNC_TIMEOUT_MS * 1000000;
+    int64_t deadline = bc_now_ns () + (int64_t) SYNC_TIMEOUT_MS * 1000000;
     bool synced = false;
-    while (!synced && s_now_ns () < deadline) {
+    while (!synced && bc_now_ns () < deadline) {
         if (s_send (pub, TOPIC_DATA, payload, args->size))
             goto done;
         int r = s_recv (sub, buf, args->size + 1, 10);
-        synced = r >= HDR_SIZE && s_get_u64 (buf) == 0;
+        synced = r >= HDR_SIZE && bc_get_u64 (buf) == 0;
     }
     if (!synced) {
         fprintf (stderr, "zmq_bench: no ping-pong through the relay\n");
@@ -600,19 +561,19 @@ s_rtt (const args_t *args, void *ctx)
         ;
     uint64_t total = args->warmup + args->count;
     for (uint64_t seq = 1; seq <= total; seq++) {
-        s_put_u64 (payload, seq);
-        s_put_u64 (payload + 8, (uint64_t) s_now_ns ());
+        bc_put_u64 (payload, seq);
+        bc_put_u64 (payload + 8, (uint64_t) bc_now_ns ());
         if (s_send (pub, TOPIC_DATA, payload, args->size))
             goto done;
         bool got = false;
-        int64_t until = s_now_ns () + (int64_t) args->idle_ms * 1000000;
-        while (!got && s_now_ns () < until) {
+        int64_t until = bc_now_ns () + (int64_t) args->idle_ms * 1000000;
+        while (!got && bc_now_ns () < until) {
             int r = s_recv (sub, buf, args->size + 1, 100);
-            int64_t now = s_now_ns ();
-            if (r >= HDR_SIZE && s_get_u64 (buf) == seq) {
+            int64_t now = bc_now_ns ();
+            if (r >= HDR_SIZE && bc_get_u64 (buf) == seq) {
                 got = true;
                 if (seq > args->warmup)
-                    samples [n++] = now - (int64_t) s_get_u64 (buf + 8);
+                    samples [n++] = now - (int64_t) bc_get_u64 (buf + 8);
             }
         }
         if (!got) {

@@ -519,3 +519,24 @@ pc_mono_ms (void)
     clock_gettime (CLOCK_MONOTONIC, &ts);
     return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+typedef struct {
+    busd_plugin_instance_t *self;
+    const busd_plugin_host_t *host;
+} check_t;
+
+static void
+s_report_unknown (void *arg, const char *problem)
+{
+    check_t *check = arg;
+    check->host->set_reason (check->self, "%s", problem);
+}
+
+int
+pc_check_unknown_keys (busd_plugin_instance_t *self, const busd_plugin_host_t *host,
+                       const char *const *known, char **cleaned_p)
+{
+    check_t check = { self, host };
+    return pc_config_strip_unknown (host->config_json (self), known, s_report_unknown, &check,
+                                    cleaned_p);
+}

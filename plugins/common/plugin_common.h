@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <busd/plugin.h>
 
 /*  A growable byte buffer, always NUL-terminated after a successful append
     so the text can be handed to printf-like functions.  After a failed
@@ -93,6 +94,12 @@ int pc_config_parse (const char *config_json, const char *const *known,
 int pc_config_strip_unknown (const char *config_json, const char *const *known,
                              void (*report) (void *arg, const char *problem), void *arg,
                              char **cleaned_p);
+
+/*  check_config's first step for a plugin instance: every key of its
+    config not in known is reported through host->set_reason (a line
+    each), and *cleaned_p gets the config without them, as above.           */
+int pc_check_unknown_keys (busd_plugin_instance_t *self, const busd_plugin_host_t *host,
+                           const char *const *known, char **cleaned_p);
 
 /*  The integer setting key of config, within [min, max], or dflt when the
     key is absent.  0, or -EINVAL with the reason in err.                    */

@@ -673,18 +673,6 @@ s_fini (void *state_)
     free (state);
 }
 
-typedef struct {
-    busd_plugin_instance_t *self;
-    const busd_plugin_host_t *host;
-} check_t;
-
-static void
-s_report (void *arg, const char *problem)
-{
-    check_t *check = arg;
-    check->host->set_reason (check->self, "%s", problem);
-}
-
 //  --check-config: every unknown key, then the same reading init does
 //  (its first problem), without starting anything.
 static int
@@ -693,10 +681,8 @@ s_check_config (busd_plugin_instance_t *self, const busd_plugin_host_t *host)
     static const char *known [] = {
         "command", "timeout_ms", "kill_grace_ms", "env", "max_concurrency", NULL
     };
-    check_t check = { self, host };
     char *cleaned = NULL;
-    int unknown = pc_config_strip_unknown (host->config_json (self), known, s_report, &check,
-                                           &cleaned);
+    int unknown = pc_check_unknown_keys (self, host, known, &cleaned);
     if (unknown < 0)
         return unknown;
     settings_t settings;

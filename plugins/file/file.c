@@ -342,18 +342,6 @@ s_fini (void *state_)
     free (state);
 }
 
-typedef struct {
-    busd_plugin_instance_t *self;
-    const busd_plugin_host_t *host;
-} check_t;
-
-static void
-s_report (void *arg, const char *problem)
-{
-    check_t *check = arg;
-    check->host->set_reason (check->self, "%s", problem);
-}
-
 //  --check-config: every problem with the settings, one line each, and
 //  whether the file could be opened for appending (its directory exists
 //  and is writable) without creating it.  A relative "path" is relative to
@@ -363,10 +351,8 @@ s_check_config (busd_plugin_instance_t *self, const busd_plugin_host_t *host)
 {
     static const char *known [] = { "path", "fsync", "fsync_interval_ms", NULL };
     char err [512];
-    check_t check = { self, host };
     char *cleaned = NULL;
-    int unknown = pc_config_strip_unknown (host->config_json (self), known, s_report, &check,
-                                           &cleaned);
+    int unknown = pc_check_unknown_keys (self, host, known, &cleaned);
     free (cleaned);
     if (unknown < 0)
         return unknown;

@@ -51,6 +51,7 @@
 #define GAUGE_EVERY_MS      500
 #define STREAM_CHECK_MS     100     /*  how often the stream's fill is read */
 #define HIGH_WATER_PCT      80      /*  hold exports above this % of limits */
+#define STREAM_ASK_WAIT_MS  1000    /*  a consumer missing from the list    */
 
 /*  One JetStream export waiting for its publish ack.                        */
 typedef struct export_s {
@@ -103,6 +104,10 @@ typedef struct {
     atomic_bool stream_full;        /*  no budget left: exports wait        */
     atomic_llong budget;            /*  exports allowed until the next check */
     int64_t stream_check_at_ms;
+    char **importers;               /*  every consumer seen on the stream   */
+    int importer_count;
+    char *silent_importer;          /*  logged as not answering (worker)    */
+    uint64_t js_high;               /*  highest stream seq imported (worker) */
     atomic_llong reconnects;
     pthread_t worker;
     bool worker_started;
@@ -827,6 +832,9 @@ s_setup_consumer (nats_t *self)
         self->host->log (self->self, BUSD_LOG_NOTICE, "created durable consumer '%s' on "
                          "stream '%s'", self->instance, self->stream);
     }
+    //  Where the consumer was: a restarted busd notices a skip at once.
+    if (ci && self->js_high == 0)
+        self->js_high = ci->Delivered.Stream;
     jsConsumerInfo_Destroy (ci);
     //  Pull requests are sent by hand ($JS.API.CONSUMER.MSG.NEXT) to an
     //  inbox of our own: each asks for exactly the messages busd's credit
@@ -900,10 +908,67 @@ s_setup (nats_t *self)
         self->setup_backoff_ms = 0;
 }
 
+/*  Remember a consumer of the stream: once seen, its backlog counts until
+    the stream says it was deleted.                                         */
+static void
+s_know_importer (nats_t *self, const char *name)
+{
+    for (int i = 0; i < self->importer_count; i++)
+        if (strcmp (self->importers [i], name) == 0)
+            return;
+    char **grown = realloc (self->importers, (size_t) (self->importer_count + 1) * sizeof (char *));
+    char *copy = strdup (name);
+    if (!grown || !copy) {
+        free (copy);
+        if (grown)
+            self->importers = grown;
+        return;
+    }
+    self->importers = grown;
+    self->importers [self->importer_count++] = copy;
+}
+
+static void
+s_forget_importer (nats_t *self, int index)
+{
+    free (self->importers [index]);
+    self->importers [index] = self->importers [--self->importer_count];
+}
+
+/*  How far behind a consumer is, asked of the consumer itself; -1 when it
+    does not answer (no leader: it may be far behind and must be waited
+    for), -2 when the stream says it no longer exists.                      */
+static int64_t
+s_ask_importer (nats_t *self, const char *name)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode code = 0;
+    jsOptions opts;
+    jsOptions_Init (&opts);
+    opts.Wait = STREAM_ASK_WAIT_MS;     /*  the worker also imports        */
+    natsStatus s = js_GetConsumerInfo (&ci, self->js, self->stream, name, &opts, &code);
+    if (s != NATS_OK)
+        return code == JSConsumerNotFoundErr ? -2 : -1;
+    int64_t behind = (int64_t) ci->NumPending + ci->NumAckPending;
+    jsConsumerInfo_Destroy (ci);
+    return behind;
+}
+
 /*  Read how far behind the slowest importer is.  Exports stop at
     HIGH_WATER_PCT of the stream's max_msgs (and, with interest retention,
     of max_bytes), well before a limits stream would overwrite what an
-    importer has not taken or an interest stream would refuse messages.    */
+    importer has not taken or an interest stream would refuse messages.
+
+    Each consumer's backlog is asked of that consumer (its leader answers
+    $JS.API.CONSUMER.INFO), never read off the stream's consumer list: in
+    a cluster, nats-server 2.9 answers the list from whichever node leads
+    the stream, and a node that had been restarted reported its own stale
+    replica state (500 pending where the consumer's leader had 0), which
+    held every export forever.  The list only tells the names.  A consumer
+    seen once counts until the stream says it was deleted; while it does
+    not answer (its leader is being elected after a node was lost) its
+    backlog is unknown, and exports hold rather than let the ring run over
+    what it has not taken.                                                  */
 static void
 s_check_stream (nats_t *self)
 {
@@ -920,16 +985,47 @@ s_check_stream (nats_t *self)
     bool interest = si->Config && si->Config->Retention == js_InterestPolicy;
     uint64_t bytes = si->State.Bytes;
     jsStreamInfo_Destroy (si);
-    jsConsumerInfoList *list = NULL;
-    if (js_Consumers (&list, self->js, self->stream, NULL, &code) != NATS_OK)
-        return;
-    int64_t backlog = 0;
-    for (int i = 0; i < list->Count; i++) {
-        int64_t behind = (int64_t) list->List [i]->NumPending + list->List [i]->NumAckPending;
-        if (behind > backlog)
-            backlog = behind;
+    jsConsumerNamesList *names = NULL;
+    if (js_ConsumerNames (&names, self->js, self->stream, NULL, &code) == NATS_OK) {
+        for (int i = 0; i < names->Count; i++)
+            if (names->List [i])
+                s_know_importer (self, names->List [i]);
+        jsConsumerNamesList_Destroy (names);
     }
-    jsConsumerInfoList_Destroy (list);
+    int64_t backlog = 0;
+    const char *silent = NULL;
+    char slowest [NS_NAME_MAX] = "";
+    for (int k = self->importer_count - 1; k >= 0; k--) {
+        int64_t behind = s_ask_importer (self, self->importers [k]);
+        if (behind == -2) {
+            self->host->log (self->self, BUSD_LOG_NOTICE, "stream '%s': consumer '%s' was "
+                             "deleted; exports no longer wait for it", self->stream,
+                             self->importers [k]);
+            s_forget_importer (self, k);
+        }
+        else
+        if (behind == -1)
+            silent = self->importers [k];
+        else
+        if (behind > backlog) {
+            backlog = behind;
+            snprintf (slowest, sizeof slowest, "%s", self->importers [k]);
+        }
+    }
+    if (silent && (!self->silent_importer || strcmp (self->silent_importer, silent) != 0)) {
+        self->host->log (self->self, BUSD_LOG_INFO, "stream '%s': consumer '%s' does not "
+                         "answer (its node may be down): exports wait until it does",
+                         self->stream, silent);
+        free (self->silent_importer);
+        self->silent_importer = strdup (silent);
+    }
+    else
+    if (!silent && self->silent_importer) {
+        self->host->log (self->self, BUSD_LOG_INFO, "stream '%s': consumer '%s' answers "
+                         "again", self->stream, self->silent_importer);
+        free (self->silent_importer);
+        self->silent_importer = NULL;
+    }
     //  The budget: what may still go out before the slowest importer is
     //  HIGH_WATER_PCT of max_msgs behind, less what is on its way already.
     pthread_mutex_lock (&self->lock);
@@ -941,15 +1037,17 @@ s_check_stream (nats_t *self)
                                   : INT64_MAX / 2;
     if (interest && max_bytes > 0 && (int64_t) bytes * 100 >= max_bytes * HIGH_WATER_PCT)
         budget = 0;
+    if (silent && max_msgs > 0)
+        budget = 0;
     atomic_store (&self->budget, budget);
     bool full = budget <= 0;
     if (full != atomic_load (&self->stream_full)) {
         atomic_store (&self->stream_full, full);
         self->host->log (self->self, full ? BUSD_LOG_INFO : BUSD_LOG_DEBUG,
-                         full ? "stream '%s': an importer is %" PRId64 " messages behind: "
+                         full ? "stream '%s': consumer '%s' is %" PRId64 " messages behind: "
                                 "exports wait for it"
-                              : "stream '%s': importers caught up (%" PRId64 " behind): "
-                                "exporting", self->stream, backlog);
+                              : "stream '%s': importers caught up ('%s' %" PRId64 " behind): "
+                                "exporting", self->stream, silent ? silent : slowest, backlog);
         if (full)
             s_metric (self, "js_held", 1);
     }
@@ -1070,6 +1168,59 @@ s_ack (nats_t *self, natsMsg *msg, bool ok)
         natsConnection_PublishString (self->nc, reply, ok ? "+ACK" : "-NAK {\"delay\": 200000000}");
 }
 
+/*  The stream sequence of a message our consumer delivered, 0 if unknown.  */
+static uint64_t
+s_stream_seq (natsMsg *msg)
+{
+    jsMsgMetaData *meta = NULL;
+    if (natsMsg_GetMetaData (&meta, msg) != NATS_OK || !meta)
+        return 0;
+    uint64_t seq = meta->Sequence.Stream;
+    jsMsgMetaData_Destroy (meta);
+    return seq;
+}
+
+/*  Our consumer skipped stream sequences (from, to): fetch them from the
+    stream and publish them, in order, before what it did deliver.
+
+    Every stream message is for every consumer (they have no filter), and
+    a consumer delivers new messages in stream order, so a jump in the
+    sequence means the consumer stepped over messages the stream still
+    holds.  nats-server 2.9.10 was seen doing this when the stream's leader
+    node was killed: the consumer's leader counted 32 messages delivered
+    and acknowledged that never reached this importer, while the exports
+    budget had kept them in the ring.  A repaired message may also be
+    redelivered later (it was only lost in transit): busd's dedup window
+    drops the second copy by msg_id.  Returns the number published, or -1
+    when busd did not take one (the batch is then sent again).            */
+static int
+s_repair_gap (nats_t *self, uint64_t from, uint64_t to, int *lost)
+{
+    int sent = 0;
+    if (to - from + 1 > (uint64_t) (self->max_msgs > 0 ? self->max_msgs : 1000000))
+        from = to + 1 - (uint64_t) (self->max_msgs > 0 ? self->max_msgs : 1000000);
+    for (uint64_t seq = from; seq <= to; seq++) {
+        natsMsg *msg = NULL;
+        jsErrCode code = 0;
+        natsStatus s = js_GetMsg (&msg, self->js, self->stream, seq, NULL, &code);
+        if (s != NATS_OK && (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr)) {
+            (*lost)++;
+            continue;
+        }
+        if (s != NATS_OK)
+            return -1;          /*  no answer now: the batch comes again    */
+        import_t fate = s_import_one (self, msg, true);
+        natsMsg_Destroy (msg);
+        if (fate == IMPORT_FAILED)
+            return -1;
+        if (fate == IMPORT_SENT) {
+            sent++;
+            s_metric (self, "js_repaired", 1);
+        }
+    }
+    return sent;
+}
+
 /*  Ask the consumer for at most credit messages, publish them, and
     acknowledge them to the stream only once busd has accepted every one.  */
 static int
@@ -1100,8 +1251,30 @@ s_import_js (nats_t *self, uint32_t credit)
         }
         msgs [count++] = msg;
     }
-    int sent = 0, failed = 0;
+    int sent = 0, failed = 0, lost = 0;
+    uint64_t high_before = self->js_high;
     for (int i = 0; i < count; i++) {
+        uint64_t seq = s_stream_seq (msgs [i]);
+        if (!failed && seq > self->js_high + 1 && self->js_high > 0) {
+            int lost_here = 0;
+            self->host->log (self->self, BUSD_LOG_WARNING, "stream '%s': consumer '%s' skipped "
+                             "stream messages %" PRIu64 "..%" PRIu64 "; fetching them from the "
+                             "stream", self->stream, self->instance, self->js_high + 1, seq - 1);
+            int repaired = s_repair_gap (self, self->js_high + 1, seq - 1, &lost_here);
+            if (repaired < 0)
+                failed++;
+            else
+                sent += repaired;
+            if (lost_here) {
+                lost += lost_here;
+                self->host->log (self->self, BUSD_LOG_ERROR, "stream '%s': %d of the skipped "
+                                 "messages are no longer in the stream: lost for this busd",
+                                 self->stream, lost_here);
+                s_metric (self, "js_lost", lost_here);
+            }
+        }
+        if (seq > self->js_high)
+            self->js_high = seq;
         fate [i] = failed ? IMPORT_FAILED : s_import_one (self, msgs [i], true);
         sent += fate [i] == IMPORT_SENT;
         failed += fate [i] == IMPORT_FAILED;
@@ -1114,6 +1287,8 @@ s_import_js (nats_t *self, uint32_t credit)
     free (msgs);
     free (fate);
     if (rc || failed) {
+        //  What was NAKed comes again; a repaired gap is repaired again.
+        self->js_high = high_before;
         int again = failed + (rc ? sent : 0);
         self->host->log (self->self, BUSD_LOG_DEBUG, "busd did not take %d imported events "
                          "(%s); the stream sends them again", again,
@@ -1433,6 +1608,8 @@ s_fini (void *state)
     s_free_list (self->js_patterns, self->js_count);
     free (self->stream_subjects);
     free (self->import_subjects);
+    s_free_list (self->importers, self->importer_count);
+    free (self->silent_importer);
     pthread_cond_destroy (&self->room);
     pthread_mutex_destroy (&self->lock);
     free (self);
