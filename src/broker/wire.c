@@ -1,8 +1,10 @@
 /*  wire.c — the ROUTER socket: its options, receiving, sending.
 
-    The only file that touches the socket.  Frames are zmq_msg_t end to end:
-    payloads are moved into the event on the way in and shared with every
-    DELIVER on the way out (zmq_msg_copy is a reference, not a copy).  A
+    The only file that touches the socket.  A PUB's frames are zmq_msg_t
+    end to end: its payload is moved into the event on the way in and shared
+    with every DELIVER on the way out (zmq_msg_copy is a reference, not a
+    copy).  A small PUBB record's payload lives in the event's own block
+    (event.h) and goes out by copy, into a DELIVERB or a DELIVER frame.  A
     peer that has vanished is not ended here: callers may be iterating over
     what session_end changes, so it is queued (work_session_gone).          */
 #include "broker.h"
