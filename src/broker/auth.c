@@ -14,6 +14,7 @@
 #include "utf8.h"
 #include "util.h"
 #include "clock.h"
+#include "hosted.h"
 #include "endpoint.h"
 #include <dirent.h>
 #include <errno.h>
@@ -582,6 +583,7 @@ auth_poll_disconnects (broker_t *self)
                     session_t *s = gone.items [i];
                     log_info ("client '%s' (%s) disconnected", s->name, s->id_hex);
                     s->disconnected = true;
+                    hosted_disconnected (s);
                 }
                 ptrvec_free (&gone);
             }

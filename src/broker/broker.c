@@ -41,6 +41,8 @@ broker_new (config_t *config)
     self->bound = zlistx_new ();
     self->dedup = dedup_new (config->dedup_window_ms, (size_t) config->dedup_max);
     self->dlq = dlq_new ((size_t) config->dlq_max_count, (size_t) config->dlq_max_bytes);
+    if (self->dedup)
+        dedup_set_max_bytes (self->dedup, (size_t) config->dedup_max_bytes);
     if (!self->sessions || !self->groups || !self->trie || !self->loop || !self->bound
     ||  !self->dedup || !self->dlq) {
         broker_destroy (&self);
@@ -295,6 +297,7 @@ broker_apply_config (broker_t *self, config_t *config)
     if (self->router)
         zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &maxmsgsize, sizeof maxmsgsize);
     dedup_configure (self->dedup, config->dedup_window_ms, (size_t) config->dedup_max);
+    dedup_set_max_bytes (self->dedup, (size_t) config->dedup_max_bytes);
     dlq_configure (self->dlq, (size_t) config->dlq_max_count, (size_t) config->dlq_max_bytes);
     durable_apply_config (self, config);
     return auth_reload (self, config);

@@ -138,4 +138,11 @@ cJSON *ctl_stats (broker_t *self);
 /*  ---- logging ------------------------------------------------------ */
 #include "log.h"
 
+/*  ---- limits.c ----------------------------------------------------- */
+/*  Log a refusal by an abuse limit (429): the first one, then at most one
+    line per LIMIT_LOG_MS with the count refused meanwhile, so a flood of
+    refused requests cannot flood the log too.  who: client name or
+    identity; what: the reason sent to the client.                          */
+void broker_limit_log (broker_t *self, const char *who, const char *what);
+
 #endif

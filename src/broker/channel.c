@@ -143,6 +143,8 @@ channel_mark_dirty (channel_t *self)
         self->dirty = true;
         ptrvec_push (&self->broker->dirty_channels, self);
     }
+    if (self->durable && !self->dead)
+        durable_want_feed (self);
 }
 
 size_t
@@ -347,6 +349,11 @@ s_full (channel_t *self)
 void
 channel_offer (channel_t *self, event_t *ev, session_t *publisher)
 {
+    if (self->overflowed) {
+        //  Ending (overflow disconnect): left behind with what it holds.
+        channel_leave (self, event_ref (ev), 0);
+        return;
+    }
     if (queue_len (self->queue) == 0 && queue_len (self->redeliveries) == 0) {
         sub_t *sub = s_next_member (self);
         if (sub && s_deliver (self, sub, ev, 0) == 0)
@@ -376,10 +383,14 @@ channel_offer (channel_t *self, event_t *ev, session_t *publisher)
             break;
         case POLICY_DISCONNECT:
             if (s_full (self)) {
+                //  Ended at the end of the batch (work.c), not here: routing
+                //  may still iterate the channels this event matched.
                 char reason [96];
                 snprintf (reason, sizeof reason, "queue_limit %u reached (overflow: disconnect)",
                           self->queue_limit);
-                channel_end_all (self, BUSP_E_LIMIT, reason);
+                self->overflowed = true;
+                work_channel_overflow (self->broker, self, reason);
+                channel_leave (self, event_ref (ev), 0);
                 return;
             }
             break;
@@ -452,7 +463,7 @@ s_check_release (channel_t *self)
 void
 channel_pump (channel_t *self)
 {
-    while (!self->dead) {
+    while (!self->dead && !self->overflowed) {
         queue_t *source = queue_len (self->redeliveries) ? self->redeliveries : self->queue;
         if (queue_len (source) == 0)
             break;

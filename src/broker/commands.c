@@ -43,9 +43,12 @@ s_over_session_limits (broker_t *self, const char *identity, char *reason, size_
     if (!c->max_sessions && !c->max_sessions_per_identity)
         return false;
     //  Sessions whose connections closed wait only for expiry: not counted.
+    //  The table's size bounds the count: a HELLO walks the sessions only
+    //  when the table is at the limit (max_sessions is on by default).
     size_t total = 0;
-    for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
-        total += !s->dead && !s->disconnected;
+    if (c->max_sessions && zhashx_size (self->sessions) >= (size_t) c->max_sessions)
+        for (session_t *s = zhashx_first (self->sessions); s; s = zhashx_next (self->sessions))
+            total += !s->dead && !s->disconnected;
     if (c->max_sessions && total >= (size_t) c->max_sessions) {
         snprintf (reason, size, "too many sessions: max_sessions is %lld",
                   (long long) c->max_sessions);
@@ -141,6 +144,7 @@ s_handle_hello (broker_t *self, session_t *session, const uint8_t *rid,
     auth_conn (&frames [1], &conn);
     char reason [400];
     if (!conn.trusted && s_over_session_limits (self, conn.identity, reason, sizeof reason)) {
+        broker_limit_log (self, conn.identity, reason);
         self->stats.over_limit++;
         wire_send_error (self, NULL, rid, BUSP_E_LIMIT, reason);
         return;
@@ -243,6 +247,7 @@ s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, b
         char reason [96];
         snprintf (reason, sizeof reason, "topic deeper than max_topic_depth %lld",
                   (long long) self->config->max_topic_depth);
+        broker_limit_log (self, session->name, reason);
         self->stats.over_limit++;
         s_reject (self, session, seq, BUSP_E_LIMIT, reason);
         return;
@@ -415,6 +420,7 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     &&  s_depth (pattern, h->topic.len) > (size_t) self->config->max_topic_depth) {
         snprintf (err, sizeof err, "pattern deeper than max_topic_depth %lld",
                   (long long) self->config->max_topic_depth);
+        broker_limit_log (self, session->name, err);
         self->stats.over_limit++;
         wire_send_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
         return;
@@ -423,6 +429,16 @@ s_handle_sub (broker_t *self, session_t *session, const busp_header_t *h,
     &&  zhashx_size (session->subs) >= (size_t) self->config->max_subs_per_session) {
         snprintf (err, sizeof err, "too many subscriptions: max_subs_per_session is %lld",
                   (long long) self->config->max_subs_per_session);
+        broker_limit_log (self, session->name, err);
+        self->stats.over_limit++;
+        wire_send_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
+        return;
+    }
+    if (self->config->max_subscriptions && !session->trusted
+    &&  self->live_subs >= (uint64_t) self->config->max_subscriptions) {
+        snprintf (err, sizeof err, "too many subscriptions in the broker: max_subscriptions "
+                  "is %lld", (long long) self->config->max_subscriptions);
+        broker_limit_log (self, session->name, err);
         self->stats.over_limit++;
         wire_send_subend (self, session, h->sub_id, BUSP_E_LIMIT, err);
         return;

@@ -66,6 +66,8 @@ static const keydef_t s_keys [] = {
     { "max_topic_depth",    T_INT,    OFF (max_topic_depth),    0, 128, true },
     { "ctl_rate",           T_INT,    OFF (ctl_rate),           0, 1000000, true },
     { "max_ctl_reply",      T_INT,    OFF (max_ctl_reply),      0, 1e12, true },
+    { "max_subscriptions",  T_INT,    OFF (max_subscriptions),  0, 100000000, true },
+    { "dedup_max_bytes",    T_INT,    OFF (dedup_max_bytes),    0, 1e15, true },
     { NULL, 0, 0, 0, 0, false }
 };
 
@@ -100,7 +102,14 @@ config_new (void)
     self->sndhwm = 1000000;
     self->max_credit = 10000;
     self->plugin_dir = strdup (BUSD_PLUGINDIR);
-    self->max_ctl_reply = 64 * 1024 * 1024;
+    self->max_ctl_reply = 16 * 1024 * 1024;
+    //  What one client (or a few) can make the broker hold, bounded by
+    //  default (doc/security.md "Limits"): a session or subscription costs
+    //  a few KiB, a dedup entry up to half a KiB.
+    self->max_sessions = 10000;
+    self->max_subs_per_session = 100000;
+    self->max_subscriptions = 1000000;
+    self->dedup_max_bytes = 64LL * 1024 * 1024;
     self->auth = strdup ("none");
     if (!self->log_level || !self->plugin_dir || !self->auth) {
         free (self->auth);

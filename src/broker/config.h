@@ -81,6 +81,8 @@ typedef struct {
     int64_t max_topic_depth;
     int64_t ctl_rate;           /*  CTL requests per second per session     */
     int64_t max_ctl_reply;      /*  bytes of one CTLREPLY body              */
+    int64_t max_subscriptions;  /*  live subscriptions in the broker        */
+    int64_t dedup_max_bytes;    /*  what the dedup window may cost          */
 } config_t;
 
 /*  Defaults.                                                               */

@@ -11,6 +11,7 @@
 #include "topic.h"
 #include "auth.h"
 #include "utf8.h"
+#include "hosted.h"
 
 extern volatile sig_atomic_t busd_reload_requested;
 
@@ -29,6 +30,7 @@ s_reply (broker_t *self, session_t *session, uint32_t request_id, uint16_t code,
             char msg [160];
             snprintf (msg, sizeof msg, "reply of %zu bytes exceeds max_ctl_reply %lld", size,
                       (long long) self->config->max_ctl_reply);
+            broker_limit_log (self, session->name, msg);
             self->stats.over_limit++;
             json = cJSON_CreateObject ();
             cJSON_AddStringToObject (json, "error", msg);
@@ -105,6 +107,7 @@ ctl_stats (broker_t *self)
     BUSD_COUNTERS (BUSD_CTL_COUNTER)
 #undef BUSD_CTL_COUNTER
     ADD ("dedup_entries", dedup_size (self->dedup));
+    ADD ("dedup_bytes", dedup_bytes (self->dedup));
     ADD ("dlq_entries", dlq_size (self->dlq));
     ADD ("dlq_bytes", dlq_bytes (self->dlq));
     ADD ("dlq_evicted", dlq_evicted (self->dlq));
@@ -129,13 +132,44 @@ s_add_int (cJSON *object, const char *name, int64_t value)
     cJSON_AddRawToObject (object, name, text);
 }
 
+/*  Listings are built as cJSON trees, which cost about ten times the text
+    they print to: the reply's budget (max_ctl_reply) is spent while
+    building, so a listing of a huge broker stops early instead of holding
+    a tree ten times the limit (100,000 subscriptions took 300 MiB and
+    seconds of the loop for every request).  Each entry is estimated
+    generously from its strings plus a fixed part for its numbers and keys. */
+#define CTL_ENTRY_FIXED 400
+
+static bool
+s_over_budget (uint64_t *budget, size_t cost)
+{
+    if (*budget == UINT64_MAX)
+        return false;
+    if (cost > *budget)
+        return true;
+    *budget -= cost;
+    return false;
+}
+
+static uint64_t
+s_budget (broker_t *self, session_t *session)
+{
+    return self->config->max_ctl_reply && !session->trusted
+         ? (uint64_t) self->config->max_ctl_reply : UINT64_MAX;
+}
+
 static cJSON *
-s_clients (broker_t *self)
+s_clients (broker_t *self, uint64_t budget)
 {
     cJSON *list = cJSON_CreateArray ();
     int64_t now = busp_mono_ms ();
     session_t *session = zhashx_first (self->sessions);
     while (session) {
+        if (s_over_budget (&budget, CTL_ENTRY_FIXED + strlen (session->name)
+                                    + strlen (session->identity) + strlen (session->peer))) {
+            cJSON_Delete (list);
+            return NULL;
+        }
         cJSON *c = cJSON_CreateObject ();
         cJSON_AddStringToObject (c, "id", session->id_hex);
         cJSON_AddStringToObject (c, "name", session->name);
@@ -160,13 +194,22 @@ s_clients (broker_t *self)
 }
 
 static cJSON *
-s_subscriptions (broker_t *self)
+s_subscriptions (broker_t *self, uint64_t budget)
 {
     cJSON *list = cJSON_CreateArray ();
     for (size_t i = 0; i < self->all_channels.size; i++) {
         channel_t *channel = self->all_channels.items [i];
+        size_t throttled = 0;
+        for (size_t t = 0; t < channel->throttled.size; t++)
+            throttled += strlen (((session_t *) channel->throttled.items [t])->name) + 4;
         for (size_t m = 0; m < channel->members.size; m++) {
             sub_t *sub = channel->members.items [m];
+            if (s_over_budget (&budget, CTL_ENTRY_FIXED + strlen (sub->session->name)
+                               + strlen (sub->pattern) + throttled
+                               + (channel->group ? strlen (channel->group) : 0))) {
+                cJSON_Delete (list);
+                return NULL;
+            }
             cJSON *s = cJSON_CreateObject ();
             cJSON_AddStringToObject (s, "client", sub->session->name);
             cJSON_AddStringToObject (s, "client_id", sub->session->id_hex);
@@ -407,6 +450,22 @@ s_dlq_purge (broker_t *self, session_t *session, uint32_t request_id, cJSON *req
     s_reply (self, session, request_id, BUSP_OK, json);
 }
 
+/*  A listing, or 429 when it ran out of budget while being built.          */
+static void
+s_listing (broker_t *self, session_t *session, uint32_t request_id, cJSON *json)
+{
+    if (json) {
+        s_reply (self, session, request_id, BUSP_OK, json);
+        return;
+    }
+    char msg [160];
+    snprintf (msg, sizeof msg, "reply would exceed max_ctl_reply %lld bytes",
+              (long long) self->config->max_ctl_reply);
+    broker_limit_log (self, session->name, msg);
+    self->stats.over_limit++;
+    s_error (self, session, request_id, BUSP_E_LIMIT, msg);
+}
+
 void
 ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void *body, size_t size)
 {
@@ -423,6 +482,7 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
         char msg [96];
         snprintf (msg, sizeof msg, "more than ctl_rate %lld CTL requests per second",
                   (long long) self->config->ctl_rate);
+        broker_limit_log (self, session->name, msg);
         self->stats.over_limit++;
         s_error (self, session, request_id, BUSP_E_LIMIT, msg);
         cJSON_Delete (req);
@@ -438,10 +498,11 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
         s_reply (self, session, request_id, BUSP_OK, ctl_stats (self));
     else
     if (streq (name, "clients"))
-        s_reply (self, session, request_id, BUSP_OK, s_clients (self));
+        s_listing (self, session, request_id, s_clients (self, s_budget (self, session)));
     else
     if (streq (name, "subscriptions"))
-        s_reply (self, session, request_id, BUSP_OK, s_subscriptions (self));
+        s_listing (self, session, request_id,
+                   s_subscriptions (self, s_budget (self, session)));
     else
     if (streq (name, "streams") || streq (name, "stream-info") || streq (name, "stream-purge")
     ||  streq (name, "stream-delete")) {
@@ -492,8 +553,22 @@ ctl_handle (broker_t *self, session_t *session, uint32_t request_id, const void 
         //  Filled by the plugin host (plugins.c) through its hook.
         cJSON *json = cJSON_CreateObject ();
         cJSON *list = self->plugin_stats ? self->plugin_stats (self->plugin_metrics_arg) : NULL;
+        if (!list)
+            list = cJSON_CreateArray ();
+        if (list)
+            hosted_list (self, list);
         cJSON_AddItemToObject (json, "plugins", list ? list : cJSON_CreateArray ());
         s_reply (self, session, request_id, BUSP_OK, json);
+    }
+    else
+    if (streq (name, "plugin-host")) {
+        //  busd-plugin-host's keeper reporting its restarts (hosted.c).
+        char err [200] = "";
+        int code = hosted_report (self, session, req, err, sizeof err);
+        if (code == BUSP_OK)
+            s_reply (self, session, request_id, BUSP_OK, cJSON_CreateObject ());
+        else
+            s_error (self, session, request_id, (uint16_t) code, err);
     }
     else
     if (streq (name, "reload")) {

@@ -11,10 +11,16 @@
     topics never hold 0x00, so the pair is unambiguous.                      */
 #define KEY_MAX (2 + 255 + 1 + 255)
 
+/*  Sized to its key: a window of short ids costs little, and the byte cap
+    (dedup_set_max_bytes) bounds one of long ones (a client choosing 255-byte
+    topics and msg_ids).  ENTRY_OVERHEAD stands for the index and FIFO nodes
+    each entry also has.                                                     */
 typedef struct {
-    uint8_t key [KEY_MAX];
     int64_t added_ms;
+    uint8_t key [];
 } entry_t;
+
+#define ENTRY_OVERHEAD 64
 
 static size_t
 s_key_set (uint8_t *key, const char *topic, size_t topic_len, const char *msg_id, size_t len)
@@ -59,7 +65,15 @@ struct dedup {
     zhashx_t *index;            /*  key blob -> entry_t * (not owned)       */
     zlistx_t *fifo;             /*  entry_t *, oldest first (owns)          */
     uint64_t evicted;
+    size_t bytes;               /*  what the entries cost (s_cost)          */
+    size_t max_bytes;           /*  0: no byte cap                          */
 };
+
+static size_t
+s_cost (const entry_t *entry)
+{
+    return sizeof (entry_t) + 2 + s_key_len (entry->key) + ENTRY_OVERHEAD;
+}
 
 static void
 s_entry_free (void **item_p)
@@ -130,6 +144,7 @@ s_pop_oldest (dedup_t *self)
     //  expiry); only remove it when it is this one.
     if (zhashx_lookup (self->index, oldest->key) == oldest)
         zhashx_delete (self->index, oldest->key);
+    self->bytes -= s_cost (oldest);
     zlistx_delete (self->fifo, zlistx_cursor (self->fifo));
 }
 
@@ -139,10 +154,12 @@ dedup_add (dedup_t *self, const char *topic, size_t topic_len, const char *msg_i
 {
     if (self->window_ms <= 0 || self->max_entries == 0)
         return 0;
-    entry_t *entry = malloc (sizeof (entry_t));
+    uint8_t key [KEY_MAX];
+    size_t n = s_key_set (key, topic, topic_len, msg_id, len);
+    entry_t *entry = malloc (sizeof (entry_t) + 2 + n);
     if (!entry)
         return -ENOMEM;
-    s_key_set (entry->key, topic, topic_len, msg_id, len);
+    memcpy (entry->key, key, 2 + n);
     entry->added_ms = now_ms;
     if (!zlistx_add_end (self->fifo, entry)) {
         free (entry);
@@ -152,7 +169,9 @@ dedup_add (dedup_t *self, const char *topic, size_t topic_len, const char *msg_i
     //  was first given, and an older entry's key dies with that entry.
     zhashx_delete (self->index, entry->key);
     zhashx_insert (self->index, entry->key, entry);
-    while (zlistx_size (self->fifo) > self->max_entries) {
+    self->bytes += s_cost (entry);
+    while (zlistx_size (self->fifo) > self->max_entries
+       ||  (self->max_bytes && self->bytes > self->max_bytes && zlistx_size (self->fifo) > 1)) {
         s_pop_oldest (self);
         self->evicted++;
     }
@@ -189,4 +208,20 @@ uint64_t
 dedup_evicted (dedup_t *self)
 {
     return self->evicted;
+}
+
+void
+dedup_set_max_bytes (dedup_t *self, size_t max_bytes)
+{
+    self->max_bytes = max_bytes;
+    while (self->max_bytes && self->bytes > self->max_bytes && zlistx_size (self->fifo) > 0) {
+        s_pop_oldest (self);
+        self->evicted++;
+    }
+}
+
+size_t
+dedup_bytes (dedup_t *self)
+{
+    return self->bytes;
 }

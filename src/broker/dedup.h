@@ -29,5 +29,9 @@ void dedup_remove (dedup_t *self, const char *topic, size_t topic_len, const cha
 void dedup_expire (dedup_t *self, int64_t now_ms);
 size_t dedup_size (dedup_t *self);
 uint64_t dedup_evicted (dedup_t *self);
+/*  Cap what the window's entries cost in bytes (0: no cap); past it the
+    oldest entries go first, counted as evicted like those over max_entries. */
+void dedup_set_max_bytes (dedup_t *self, size_t max_bytes);
+size_t dedup_bytes (dedup_t *self);
 
 #endif

@@ -14,7 +14,14 @@
     member has credit, the next ones are read from the cursor's read
     position (skipping those acknowledged and those the pattern does not
     match).  A subscriber that is behind therefore never throttles
-    publishers, and broker memory per durable channel is bounded.           */
+    publishers, and broker memory per durable channel is bounded.
+
+    Why a feed list: feeding is needed only where something changed (a
+    CREDIT, ACK or new member marks the channel dirty; a commit appends to
+    the stream a caught-up channel waits on), so durable_end_batch walks the
+    channels listed since the last batch, and a commit wakes only the
+    channels waiting on the streams it appended to.  With thousands of idle
+    cursors a batch costs what it feeds, not what exists.                   */
 #include "durable.h"
 #include "store.h"
 #include "dedup.h"
@@ -40,8 +47,17 @@ typedef struct dchan {
     store_stream_t *stream;
     store_cursor_t *cursor;
     uint64_t read_pos;          /*  next seq to read from the store         */
+    bool listed;                /*  in durable->feed                        */
+    bool waiting;               /*  in its stream slot's waiters            */
     char name [256];
 } dchan_t;
+
+/*  Per stream: the channels that read everything and wait for more.        */
+typedef struct {
+    store_stream_t *stream;
+    ptrvec_t waiters;           /*  dchan_t *                               */
+    bool appended;              /*  this batch appended to it               */
+} slot_t;
 
 struct durable {
     broker_t *broker;
@@ -51,6 +67,11 @@ struct durable {
     size_t held_count, held_cap;
     ptrvec_t held_sessions;     /*  session_t * with durable_held set       */
     ptrvec_t channels;          /*  dchan_t * of live durable channels      */
+    ptrvec_t feed;              /*  dchan_t * to feed at the end of the batch */
+    slot_t *slots;
+    size_t slot_count, slot_cap;
+    uint64_t feeds;             /*  channels fed (or tried): CTL stats      */
+    bool slot_lost;             /*  no memory for a slot: wake every channel */
     char reason [300];
     uint64_t rejected;          /*  PUBs rejected because a commit failed   */
     int64_t last_tick_ms;
@@ -255,6 +276,10 @@ durable_close (broker_t *self)
         free (dc);
     }
     ptrvec_free (&d->channels);
+    ptrvec_free (&d->feed);
+    for (size_t i = 0; i < d->slot_count; i++)
+        ptrvec_free (&d->slots [i].waiters);
+    free (d->slots);
     free (d);
     self->durable = NULL;
 }
@@ -306,6 +331,69 @@ s_held_push (durable_t *self, session_t *session, uint64_t pub_seq, event_t *ev,
     return 0;
 }
 
+/*  The stream's slot, created on first use; NULL when out of memory.       */
+static slot_t *
+s_slot (durable_t *self, store_stream_t *stream)
+{
+    for (size_t i = 0; i < self->slot_count; i++)
+        if (self->slots [i].stream == stream)
+            return &self->slots [i];
+    if (self->slot_count == self->slot_cap) {
+        size_t cap = self->slot_cap ? self->slot_cap * 2 : 8;
+        slot_t *slots = realloc (self->slots, cap * sizeof (slot_t));
+        if (!slots)
+            return NULL;
+        self->slots = slots;
+        self->slot_cap = cap;
+    }
+    slot_t *slot = &self->slots [self->slot_count++];
+    *slot = (slot_t) { .stream = stream };
+    return slot;
+}
+
+/*  A stream that goes away takes its slot along (its waiters have gone
+    with its channels), so a new stream at the same address starts clean.  */
+static void
+s_slot_drop (durable_t *self, store_stream_t *stream)
+{
+    for (size_t i = 0; i < self->slot_count; i++)
+        if (self->slots [i].stream == stream) {
+            ptrvec_free (&self->slots [i].waiters);
+            self->slots [i] = self->slots [--self->slot_count];
+            return;
+        }
+}
+
+static void
+s_want_feed (durable_t *self, dchan_t *dc)
+{
+    if (!dc->listed && ptrvec_push (&self->feed, dc) == 0)
+        dc->listed = true;
+}
+
+/*  Forget dc in the feed list and its stream's waiters (it is going).      */
+static void
+s_unlist (durable_t *self, dchan_t *dc)
+{
+    if (dc->listed)
+        ptrvec_remove (&self->feed, dc);
+    dc->listed = false;
+    if (dc->waiting) {
+        slot_t *slot = s_slot (self, dc->stream);
+        if (slot)
+            ptrvec_remove (&slot->waiters, dc);
+    }
+    dc->waiting = false;
+}
+
+void
+durable_want_feed (channel_t *channel)
+{
+    durable_t *d = channel->broker->durable;
+    if (d && channel->durable)
+        s_want_feed (d, channel->durable);
+}
+
 int
 durable_hold (broker_t *self, session_t *session, uint64_t pub_seq, event_t *ev)
 {
@@ -339,6 +427,11 @@ durable_hold (broker_t *self, session_t *session, uint64_t pub_seq, event_t *ev)
         }
         if (!first_seq)
             first_seq = seq;
+        slot_t *slot = s_slot (d, stream);
+        if (slot)
+            slot->appended = true;
+        else
+            d->slot_lost = true;
     }
     if (!first_seq && store_stream_at (d->store, (size_t) config->stream_count - 1) == NULL
     &&  config->stream_count > 0) {
@@ -433,11 +526,26 @@ durable_flush (broker_t *self)
         session->durable_held = false;
     }
     d->held_sessions.size = 0;
-    //  New events are readable now: wake the durable channels.
-    for (size_t i = 0; i < d->channels.size; i++) {
-        dchan_t *dc = d->channels.items [i];
-        if (!dc->channel->dead && dc->read_pos <= store_stream_last (dc->stream))
-            channel_mark_dirty (dc->channel);
+    //  New events are readable now: wake the channels waiting on the
+    //  streams this batch appended to (the others are woken by what they
+    //  wait for: credit, an ACK, a member).
+    if (d->slot_lost) {
+        d->slot_lost = false;
+        for (size_t i = 0; i < d->channels.size; i++)
+            s_want_feed (d, d->channels.items [i]);
+    }
+    for (size_t i = 0; i < d->slot_count; i++) {
+        slot_t *slot = &d->slots [i];
+        if (!slot->appended)
+            continue;
+        slot->appended = false;
+        for (size_t k = 0; k < slot->waiters.size; k++) {
+            dchan_t *dc = slot->waiters.items [k];
+            dc->waiting = false;
+            if (!dc->channel->dead)
+                channel_mark_dirty (dc->channel);
+        }
+        slot->waiters.size = 0;
     }
 }
 
@@ -508,8 +616,13 @@ s_feed (durable_t *self, dchan_t *dc)
         store_cursor_skip_to (self->store, dc->cursor, first);
         dc->read_pos = first;
     }
-    if (dc->read_pos > store_stream_last (dc->stream))
+    if (dc->read_pos > store_stream_last (dc->stream)) {
+        //  Read everything: wait for the next commit to this stream.
+        slot_t *slot = dc->waiting ? NULL : s_slot (self, dc->stream);
+        if (slot && ptrvec_push (&slot->waiters, dc) == 0)
+            dc->waiting = true;
         return false;
+    }
     feed_ctx_t ctx = { self, dc, 0 };
     //  Read at most the window; events other patterns match are skipped,
     //  so a sparse pattern may need a few rounds (bounded per round).
@@ -530,13 +643,28 @@ durable_end_batch (broker_t *self)
     if (!d || !d->store)
         return;
     durable_flush (self);
-    for (size_t i = 0; i < d->channels.size; i++) {
-        dchan_t *dc = d->channels.items [i];
-        //  Skipped-only rounds (other topics) continue, a few at a time.
-        for (int round = 0; round < 4 && s_feed (d, dc); round++)
+    //  Feeding marks channels dirty, which lists them again: take the list
+    //  as it is now, the next call (the end-of-batch loop runs until
+    //  nothing is left) feeds what this one listed.
+    ptrvec_t feed = d->feed;
+    d->feed = (ptrvec_t) { 0 };
+    for (size_t i = 0; i < feed.size; i++) {
+        dchan_t *dc = feed.items [i];
+        dc->listed = false;
+    }
+    for (size_t i = 0; i < feed.size; i++) {
+        dchan_t *dc = feed.items [i];
+        d->feeds++;
+        //  Skipped-only rounds (other topics) continue, a few at a time;
+        //  one that still has more to read stays listed.
+        bool more = false;
+        for (int round = 0; round < 4 && (more = s_feed (d, dc)); round++)
             if (queue_len (dc->channel->queue) > 0)
                 break;
+        if (more && queue_len (dc->channel->queue) == 0)
+            s_want_feed (d, dc);
     }
+    ptrvec_free (&feed);
 }
 
 void
@@ -550,9 +678,17 @@ durable_tick (broker_t *self)
         log_error ("durable store: %s", store_last_error (d->store));
     //  Retention may have removed what a cursor had not read: its channel
     //  reports the GAP on the next feed.
+    //  Also a safety net at the tick's pace: a channel behind its stream
+    //  with a member ready (room freed elsewhere under max_queued_bytes
+    //  marks nothing) is fed again.
     for (size_t i = 0; i < d->channels.size; i++) {
         dchan_t *dc = d->channels.items [i];
-        if (!dc->channel->dead && dc->read_pos < store_stream_first (dc->stream))
+        if (dc->channel->dead)
+            continue;
+        if (dc->read_pos < store_stream_first (dc->stream)
+        ||  (!dc->listed && dc->read_pos <= store_stream_last (dc->stream)
+             && queue_len (dc->channel->queue) < FEED_LOW
+             && channel_has_ready_member (dc->channel)))
             channel_mark_dirty (dc->channel);
     }
 }
@@ -589,8 +725,10 @@ durable_channel_free (channel_t *channel)
     durable_t *d = channel->broker->durable;
     if (!dc)
         return;
-    if (d)
+    if (d) {
         ptrvec_remove (&d->channels, dc);
+        s_unlist (d, dc);
+    }
     channel->durable = NULL;
     free (dc);
 }
@@ -934,6 +1072,7 @@ s_end_channels (durable_t *d, store_stream_t *stream, uint16_t code, const char 
             //  The channel is dead now and freed at the end of the batch:
             //  make sure nothing reads its cursor in the meantime.
             ptrvec_remove (&d->channels, dc);
+            s_unlist (d, dc);
             dc->channel->durable = NULL;
             free (dc);
             continue;
@@ -1007,6 +1146,7 @@ durable_ctl (broker_t *self, const char *cmd, const cJSON *req, cJSON **reply, c
         int rc;
         if (stream) {
             s_end_channels (d, stream, BUSP_E_NOT_FOUND, "stream deleted");
+            s_slot_drop (d, stream);
             rc = store_stream_delete (d->store, &stream);
         }
         else
@@ -1110,4 +1250,5 @@ durable_stats (broker_t *self, cJSON *json)
     cJSON_AddNumberToObject (json, "store_commit_failures", (double) store_commit_failures (d->store));
     cJSON_AddNumberToObject (json, "store_rejected", (double) d->rejected);
     cJSON_AddNumberToObject (json, "store_map_size", (double) store_map_size (d->store));
+    cJSON_AddNumberToObject (json, "durable_feeds", (double) d->feeds);
 }

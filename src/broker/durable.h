@@ -40,6 +40,9 @@ void durable_flush (broker_t *self);
 /*  End of batch: flush, then refill durable channels whose queue runs low.
     Marks the channels it fed dirty.                                         */
 void durable_end_batch (broker_t *self);
+/*  The durable channel may feed again (channel_mark_dirty calls it): its
+    member got credit, ACKed, joined, or the channel fed and pumped.        */
+void durable_want_feed (channel_t *channel);
 /*  Timer work: retention by age, dedup expiry, interval syncs.             */
 void durable_tick (broker_t *self);
 

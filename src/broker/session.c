@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "utf8.h"
 #include "batch.h"
+#include "hosted.h"
 
 static size_t
 s_u32_hash (const void *key)
@@ -129,6 +130,7 @@ session_free (session_t **self_p)
         return;
     *self_p = NULL;
     wire_drop_batch (self->broker, self);
+    hosted_forget (self);
     zhashx_destroy (&self->subs);
     ptrvec_free (&self->throttled_by);
     free (self);

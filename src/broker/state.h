@@ -87,7 +87,8 @@ typedef enum {
     WORK_REDELIVER,             /*  event back into channel                 */
     WORK_UNTHROTTLE,            /*  channel lifts the throttles it holds    */
     WORK_SESSION_GONE,          /*  transport says the peer left            */
-    WORK_SUB_OVER_LIMIT         /*  end a subscription with SUBEND 429      */
+    WORK_SUB_OVER_LIMIT,        /*  end a subscription with SUBEND 429      */
+    WORK_CHANNEL_OVERFLOW       /*  overflow disconnect: end every member   */
 } work_kind_t;
 
 typedef struct {
@@ -180,6 +181,8 @@ struct channel {
     uint64_t delivered;
     bool dirty;                 /*  in the broker's pump list               */
     bool dead;                  /*  ended; freed after the current batch    */
+    bool overflowed;            /*  overflow disconnect hit: ends at the end
+                                    of the batch, takes nothing until then  */
     struct dchan *durable;      /*  fed from a stream cursor (durable.c)    */
     size_t all_slot;            /*  index in broker->all_channels + 1, or 0 */
     size_t timer_slot;          /*  index in broker->timers + 1, or 0       */
@@ -235,6 +238,7 @@ struct session {
     bool disconnected;          /*  that connection closed: send nothing    */
     double ctl_tokens;          /*  ctl_rate bucket                         */
     int64_t ctl_refill_ms;
+    struct hostrep *hostrep;    /*  CTL plugin-host report (hosted.c)       */
 };
 
 #define POLICY_COUNT 5
@@ -314,6 +318,9 @@ struct broker {
     int (*reload_fn) (char *msg, size_t size);
     struct auth *auth;          /*  ZAP handler, credentials, ACL (auth.c)  */
     uint64_t session_serial;    /*  broker-assigned session ids             */
+    uint64_t live_subs;         /*  sub_t alive: max_subscriptions          */
+    int64_t limit_logged_ms;    /*  last abuse-limit log line (limits.c)    */
+    uint64_t limit_quiet;       /*  refusals not logged since               */
 };
 
 #endif

@@ -25,6 +25,7 @@ sub_new (session_t *session, uint32_t sub_id, const char *pattern)
         free (self);
         return NULL;
     }
+    session->broker->live_subs++;
     return self;
 }
 
@@ -45,6 +46,7 @@ sub_free (sub_t **self_p)
     for (size_t i = 0; i < self->inflight_len; i++)
         event_unref (&s_at (self, i)->event);
     broker->inflight_bytes -= self->inflight_bytes;
+    broker->live_subs--;
     free (self->inflight);
     free (self->wire_sizes);
     free (self->pattern);

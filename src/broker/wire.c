@@ -119,8 +119,12 @@ s_send_rid (broker_t *self, session_t *session, uint8_t command)
             work_session_gone (self, session);
             return -EHOSTUNREACH;
         }
-        log_warning ("send %s to %s failed: %s", busp_command_name (command),
-                     session->name, zmq_strerror (err));
+        //  Once per session: a peer that does not read would otherwise
+        //  get a log line for every message it makes the broker answer.
+        if (!session->send_refused)
+            log_warning ("send %s to %s failed: %s (further refusals are only counted in "
+                         "send_failures)", busp_command_name (command), session->name,
+                         zmq_strerror (err));
         session->send_refused = true;
         return -EAGAIN;
     }

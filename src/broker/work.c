@@ -106,6 +106,20 @@ work_sub_over_limit (broker_t *self, sub_t *sub, const char *reason)
 }
 
 void
+work_channel_overflow (broker_t *self, channel_t *channel, const char *reason)
+{
+    work_item_t item = { .kind = WORK_CHANNEL_OVERFLOW, .channel = channel,
+                         .reason = strdup (reason) };
+    if (!item.reason || s_push (self, &item)) {
+        //  Ending it here is what the queue avoids; without memory for the
+        //  queue it is still better than a channel that never ends.
+        log_error ("out of memory queueing the end of subscription '%s'", channel->pattern);
+        s_item_free (&item);
+        channel_end_all (channel, BUSP_E_LIMIT, "overflow: disconnect");
+    }
+}
+
+void
 work_session_gone (broker_t *self, session_t *session)
 {
     if (session->gone)
@@ -137,6 +151,14 @@ s_run (broker_t *self, work_item_t *item)
             break;
         case WORK_UNTHROTTLE:
             s_lift (item->channel);
+            break;
+        case WORK_CHANNEL_OVERFLOW:
+            //  Its last member may have left meanwhile: the channel is dead
+            //  then, and only what was left since needs its log line.
+            if (item->channel->dead)
+                channel_report_left (item->channel);
+            else
+                channel_end_all (item->channel, BUSP_E_LIMIT, item->reason);
             break;
         case WORK_SESSION_GONE:
             session_end (item->session, "peer gone");

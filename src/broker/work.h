@@ -21,6 +21,9 @@ void work_unthrottle (broker_t *self, channel_t *channel);
 /*  The subscription is over a memory limit: end it with SUBEND 429 and a
     log line (once, however often this is called in a batch).                */
 void work_sub_over_limit (broker_t *self, sub_t *sub, const char *reason);
+/*  overflow: disconnect hit while routing: end every member of channel
+    with SUBEND 429 (channel->overflowed is set; it takes nothing more).    */
+void work_channel_overflow (broker_t *self, channel_t *channel, const char *reason);
 /*  The peer left: end its session.                                          */
 void work_session_gone (broker_t *self, session_t *session);
 /*  End of a batch or timer run: queued work, cumulative PUBACKs, queue

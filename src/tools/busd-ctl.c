@@ -68,7 +68,8 @@ s_usage (FILE *out)
         "  dlq show ID              one dead letter: its fields, headers and payload\n"
         "  dlq purge (--id ID... | --topic PATTERN)\n"
         "                           forget dead letters\n"
-        "  plugins                  hosted plugins: state, outcomes, handling time\n"
+        "  plugins                  plugins: state, outcomes, handling time; restarts\n"
+        "                           of those under busd-plugin-host\n"
         "  streams                  durable streams and their cursors (lag, pending)\n"
         "  stream info NAME         one stream and its cursors\n"
         "  stream purge NAME        remove every event of a stream (cursors stay)\n"
@@ -593,6 +594,8 @@ s_print_reply (const ctl_args_t *args, const cJSON *reply)
             { "DEAD",      "dead_lettered", true,  CELL_PLAIN },
             { "INFLIGHT",  "inflight",      true,  CELL_PLAIN },
             { "AVG_US",    "avg_handle_us", true,  CELL_PLAIN },
+            { "RESTARTS",  "restarts",      true,  CELL_PLAIN },
+            { "KEEPER_RESTARTS", "keeper_restarts", true, CELL_PLAIN },
             { "PATTERNS",  "patterns",      false, CELL_PLAIN },
             { "ERROR",     "error",         false, CELL_PLAIN },
             { "METRICS",   "metrics",       false, CELL_PLAIN }

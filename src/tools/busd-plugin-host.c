@@ -14,7 +14,11 @@
     credit for as long as the host runs, so the group never empties while
     the plugin restarts: what the crashed child had in flight goes back to
     the group's queue, events routed meanwhile wait there, and the
-    restarted child gets them all (PROTOCOL §4, issue 10).
+    restarted child gets them all (PROTOCOL §4, issue 10).  The keeper is
+    supervised too: when it dies it is restarted with the same backoff
+    (while it is gone the plugin child alone holds the group).  It is also
+    the host's voice: it reports both restart counts to the broker (CTL
+    "plugin-host"), so `busd-ctl plugins` shows them.
 
     The parent never touches ZeroMQ or the plugin (fork after threads is
     undefined territory); it only forks, waits and forwards signals.        */
@@ -29,12 +33,14 @@
 #include "endpoint.h"
 #include <cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,7 +66,8 @@ s_usage (FILE *out)
 "Usage: busd-plugin-host PLUGIN.so [--config FILE] [-e ENDPOINT] [--name NAME]\n"
 "                        [--patterns PATTERN...] [OPTIONS]\n"
 "Run a busd plugin out of process, as a subscriber of a busd broker, and\n"
-"restart it when it crashes.\n\n"
+"restart it when it crashes; a keeper process holds the plugin's group while it\n"
+"restarts, and is restarted too if it dies.\n\n"
 "  -c, --config FILE       the plugin's entry as JSON, as in busd.json's \"plugins\"\n"
 "                          array: {\"name\", \"patterns\", \"config\", \"instances\",\n"
 "                          \"max_inflight\", \"ack_wait_ms\", \"max_deliver\", \"endpoint\"}\n"
@@ -357,10 +364,81 @@ s_run_plugin (const plugin_entry_t *entry, const char *endpoint)
 }
 
 /*  ------------------------------------------------------------------
-    The keeper child: holds the group while the plugin child restarts       */
+    The keeper child: holds the group while the plugin child restarts, and
+    tells the broker the host's restart counts (CTL "plugin-host", shown by
+    CTL "plugins").  The parent writes each new count as one line
+    "restarts keeper_restarts plugin_pid last_exit" into a pipe.            */
+
+typedef struct {
+    long restarts;
+    long keeper_restarts;
+    long pid;
+    char last_exit [160];
+} host_status_t;
+
+/*  Read what the parent wrote; true when the newest complete line differs
+    from *status.                                                            */
+static bool
+s_read_status (int fd, char *buf, size_t size, size_t *len, host_status_t *status)
+{
+    bool changed = false;
+    while (true) {
+        ssize_t n = read (fd, buf + *len, size - 1 - *len);
+        if (n <= 0)
+            return changed;
+        *len += (size_t) n;
+        buf [*len] = 0;
+        char *nl;
+        while ((nl = strchr (buf, '\n'))) {
+            *nl = 0;
+            host_status_t next = { 0 };
+            int used = 0;
+            if (sscanf (buf, "%ld %ld %ld %n", &next.restarts, &next.keeper_restarts,
+                        &next.pid, &used) >= 3) {
+                snprintf (next.last_exit, sizeof next.last_exit, "%s", buf + used);
+                if (memcmp (&next, status, sizeof next) != 0)
+                    changed = true;
+                *status = next;
+            }
+            size_t rest = *len - (size_t) (nl + 1 - buf);
+            memmove (buf, nl + 1, rest + 1);
+            *len = rest;
+        }
+        if (*len == size - 1)
+            *len = 0;           /*  a line that long is not ours: drop it    */
+    }
+}
+
+static void
+s_report (busd_client_t *client, const plugin_entry_t *entry, const host_status_t *status,
+          bool *warned)
+{
+    cJSON *req = cJSON_CreateObject ();
+    cJSON_AddStringToObject (req, "cmd", "plugin-host");
+    cJSON_AddStringToObject (req, "name", entry->name);
+    cJSON_AddNumberToObject (req, "pid", (double) status->pid);
+    cJSON_AddNumberToObject (req, "host_pid", (double) getppid ());
+    cJSON_AddNumberToObject (req, "restarts", (double) status->restarts);
+    cJSON_AddNumberToObject (req, "keeper_restarts", (double) status->keeper_restarts);
+    cJSON_AddStringToObject (req, "last_exit", status->last_exit);
+    char *text = cJSON_PrintUnformatted (req);
+    cJSON_Delete (req);
+    char *reply = NULL;
+    int code = text ? busd_ctl (client, text, &reply, 5000) : -ENOMEM;
+    free (text);
+    //  A broker without the command, or an ACL without it, only costs the
+    //  report: say so once.
+    if (code != 200 && !*warned) {
+        plugin_log (BUSD_LOG_NOTICE, "plugin '%s': the broker did not take the restart "
+                    "report (%d%s%s); busd-ctl plugins will not show this host", entry->name,
+                    code, reply ? ": " : "", reply ? reply : "");
+        *warned = true;
+    }
+    free (reply);
+}
 
 static int
-s_run_keeper (const plugin_entry_t *entry, const char *endpoint)
+s_run_keeper (const plugin_entry_t *entry, const char *endpoint, int status_fd)
 {
     sigset_t set;
     sigemptyset (&set);
@@ -395,31 +473,71 @@ s_run_keeper (const plugin_entry_t *entry, const char *endpoint)
                         entry->name, entry->patterns [i], busd_strerror ((int) id));
         }
     }
+    host_status_t status = { .pid = -1 };
+    char buf [512];
+    size_t len = 0;
+    bool warned = false;
     while (true) {
         struct timespec slice = { 0, 0 };
         if (sigtimedwait (&set, NULL, &slice) > 0)
             break;
+        if (status_fd >= 0 && s_read_status (status_fd, buf, sizeof buf, &len, &status))
+            s_report (client, entry, &status, &warned);
         busd_client_poll (client, 200);
     }
     busd_client_destroy (&client);
     return 0;
 }
 
-static pid_t
-s_start_keeper (const plugin_entry_t *entry, const char *endpoint)
+/*  Start the keeper with a fresh status pipe (*status_fd: the write end,
+    non-blocking, -1 when there is none).                                    */
+/*  In a child: SIGTERM when the supervising parent dies (even by SIGKILL),
+    so neither the plugin nor the keeper outlives its host unsupervised.    */
+static void
+s_die_with_parent (pid_t parent)
 {
+    prctl (PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid () != parent)
+        raise (SIGTERM);
+}
+
+static pid_t
+s_start_keeper (const plugin_entry_t *entry, const char *endpoint, int *status_fd)
+{
+    int fds [2] = { -1, -1 };
+    if (pipe (fds) == 0) {
+        fcntl (fds [0], F_SETFL, O_NONBLOCK);
+        fcntl (fds [1], F_SETFL, O_NONBLOCK);
+        fcntl (fds [1], F_SETFD, FD_CLOEXEC);
+    }
     fflush (NULL);
+    pid_t parent = getpid ();
     pid_t pid = fork ();
     if (pid == 0) {
         signal (SIGPIPE, SIG_IGN);
         signal (SIGHUP, SIG_IGN);
-        int code = s_run_keeper (entry, endpoint);
+        signal (SIGTERM, SIG_DFL);
+        signal (SIGINT, SIG_DFL);
+        s_die_with_parent (parent);
+        if (fds [1] >= 0)
+            close (fds [1]);
+        int code = s_run_keeper (entry, endpoint, fds [0]);
         fflush (NULL);
         exit (code);
     }
-    if (pid < 0)
+    if (fds [0] >= 0)
+        close (fds [0]);
+    if (pid < 0) {
         plugin_log (BUSD_LOG_WARNING, "cannot fork the keeper: %s (a crash may lose the group)",
                     strerror (errno));
+        if (fds [1] >= 0)
+            close (fds [1]);
+        fds [1] = -1;
+    }
+    else
+        plugin_log (BUSD_LOG_INFO, "started the keeper of plugin '%s' in process %d",
+                    entry->name, (int) pid);
+    *status_fd = fds [1];
     return pid;
 }
 
@@ -444,7 +562,7 @@ s_stop_keeper (pid_t pid)
 }
 
 /*  ------------------------------------------------------------------
-    The parent: supervision                                                 */
+    The parent: supervision of both children                                */
 
 static void
 s_on_signal (int sig)
@@ -465,96 +583,191 @@ s_describe (int status, char *buf, size_t size)
         snprintf (buf, size, "exited with status %d", WEXITSTATUS (status));
 }
 
-/*  Sleep ms unless SIGTERM/SIGINT comes first.                              */
-static void
-s_pause (int ms)
-{
-    int64_t until = busp_mono_ms () + ms;
-    while (!s_term && busp_mono_ms () < until) {
-        struct timespec ts = { 0, 20 * 1000000L };
-        nanosleep (&ts, NULL);
-    }
-}
+/*  One child the parent keeps running: its process, when it started, and
+    when (after a failure) it may start again.                              */
+typedef struct {
+    pid_t pid;                  /*  0: not running                           */
+    int64_t started_ms;
+    int64_t due_ms;             /*  start again at (when pid is 0)           */
+    int backoff_ms;
+    long restarts;
+} child_t;
 
 static int
-s_supervise_plugin (const plugin_entry_t *entry, const char *endpoint, long max_restarts)
+s_backoff (child_t *child)
 {
-    long restarts = 0;
-    int backoff = BACKOFF_MIN_MS;
-    while (!s_term) {
-        int64_t started = busp_mono_ms ();
+    if (busp_mono_ms () - child->started_ms >= STABLE_MS)
+        child->backoff_ms = BACKOFF_MIN_MS;
+    int wait = child->backoff_ms;
+    child->backoff_ms = wait * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : wait * 2;
+    child->due_ms = busp_mono_ms () + wait;
+    return wait;
+}
+
+static pid_t
+s_start_plugin (const plugin_entry_t *entry, const char *endpoint, int status_fd)
+{
+    fflush (NULL);
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0) {
+        signal (SIGPIPE, SIG_IGN);
+        signal (SIGTERM, SIG_DFL);
+        signal (SIGINT, SIG_DFL);
+        signal (SIGHUP, SIG_DFL);
+        s_die_with_parent (parent);
+        if (status_fd >= 0)
+            close (status_fd);
+        int code = s_run_plugin (entry, endpoint);
         fflush (NULL);
-        pid_t pid = fork ();
-        if (pid < 0) {
-            plugin_log (BUSD_LOG_ERROR, "cannot fork: %s", strerror (errno));
-            return 1;
-        }
-        if (pid == 0) {
-            signal (SIGPIPE, SIG_IGN);
-            signal (SIGTERM, SIG_DFL);
-            signal (SIGINT, SIG_DFL);
-            signal (SIGHUP, SIG_DFL);
-            int code = s_run_plugin (entry, endpoint);
-            fflush (NULL);
-            exit (code);
-        }
+        exit (code);
+    }
+    if (pid > 0)
         plugin_log (BUSD_LOG_INFO, "started plugin '%s' in process %d", entry->name, (int) pid);
+    return pid;
+}
+
+/*  The counts to the keeper, which tells the broker.                        */
+static void
+s_tell_keeper (int fd, const child_t *plugin, const child_t *keeper, const char *last_exit)
+{
+    if (fd < 0)
+        return;
+    char line [256];
+    int n = snprintf (line, sizeof line, "%ld %ld %ld %s\n", plugin->restarts,
+                      keeper->restarts, (long) plugin->pid, last_exit);
+    if (n > 0 && (size_t) n < sizeof line && write (fd, line, (size_t) n) < 0
+    &&  errno != EAGAIN && errno != EPIPE)
+        plugin_log (BUSD_LOG_DEBUG, "status to the keeper: %s", strerror (errno));
+}
+
+/*  Both children run until SIGTERM/SIGINT: the plugin child is restarted
+    after a crash (unless it exits cleanly, cannot be loaded, or
+    --max-restarts is reached); the keeper is restarted whenever it dies,
+    since without it a plugin crash would leave the group empty.  Both
+    back off the same way.                                                  */
+static int
+s_supervise (const plugin_entry_t *entry, const char *endpoint, long max_restarts)
+{
+    //  No SA_RESTART: the sleeps return so the signal is forwarded.
+    busp_catch_signals (s_on_signal);
+    signal (SIGPIPE, SIG_IGN);
+    child_t plugin = { .backoff_ms = BACKOFF_MIN_MS };
+    child_t keeper = { .backoff_ms = BACKOFF_MIN_MS };
+    int status_fd = -1;
+    char last_exit [160] = "";
+    keeper.started_ms = busp_mono_ms ();
+    keeper.pid = s_start_keeper (entry, endpoint, &status_fd);
+    if (keeper.pid < 0) {
+        keeper.pid = 0;
+        s_backoff (&keeper);
+    }
+    int code = -1;              /*  -1: keep going                           */
+    bool forwarded = false;
+    while (code < 0 || plugin.pid > 0) {
+        int64_t now = busp_mono_ms ();
+        if (s_term && !forwarded) {
+            if (plugin.pid > 0)
+                kill (plugin.pid, s_term);
+            forwarded = true;
+        }
+        if (s_hup) {
+            s_hup = 0;
+            if (plugin.pid > 0)
+                kill (plugin.pid, SIGHUP);
+        }
+        if (s_term && plugin.pid <= 0) {
+            if (code < 0)
+                code = 0;
+            break;
+        }
+        if (code < 0 && !s_term && keeper.pid == 0 && now >= keeper.due_ms) {
+            keeper.started_ms = now;
+            keeper.pid = s_start_keeper (entry, endpoint, &status_fd);
+            if (keeper.pid < 0) {
+                keeper.pid = 0;
+                s_backoff (&keeper);
+            }
+            else
+                s_tell_keeper (status_fd, &plugin, &keeper, last_exit);
+        }
+        if (code < 0 && !s_term && plugin.pid == 0 && now >= plugin.due_ms) {
+            plugin.started_ms = now;
+            plugin.pid = s_start_plugin (entry, endpoint, status_fd);
+            if (plugin.pid < 0) {
+                plugin_log (BUSD_LOG_ERROR, "cannot fork: %s", strerror (errno));
+                plugin.pid = 0;
+                code = 1;
+                break;
+            }
+            s_tell_keeper (status_fd, &plugin, &keeper, last_exit);
+        }
         int status = 0;
-        bool forwarded = false;
-        while (waitpid (pid, &status, 0) < 0) {
-            if (errno != EINTR) {
-                plugin_log (BUSD_LOG_ERROR, "waitpid: %s", strerror (errno));
-                return 1;
-            }
-            if (s_term && !forwarded) {
-                kill (pid, s_term);
-                forwarded = true;
-            }
-            if (s_hup) {
-                s_hup = 0;
-                kill (pid, SIGHUP);
-            }
+        pid_t done = waitpid (-1, &status, WNOHANG);
+        if (done < 0 && errno != EINTR && errno != ECHILD) {
+            plugin_log (BUSD_LOG_ERROR, "waitpid: %s", strerror (errno));
+            code = 1;
+            break;
+        }
+        if (done <= 0) {
+            struct timespec ts = { 0, 20 * 1000000L };
+            nanosleep (&ts, NULL);
+            continue;
         }
         char how [128];
         s_describe (status, how, sizeof how);
+        if (done == keeper.pid) {
+            keeper.pid = 0;
+            if (status_fd >= 0)
+                close (status_fd);
+            status_fd = -1;
+            if (s_term || code >= 0)
+                continue;
+            keeper.restarts++;
+            int wait = s_backoff (&keeper);
+            plugin_log (BUSD_LOG_WARNING, "the keeper of plugin '%s' (process %d, it holds group "
+                        "plugin.%s while the plugin restarts) %s; restarting it in %d ms "
+                        "(keeper restart %ld)", entry->name, (int) done, entry->name, how, wait,
+                        keeper.restarts);
+            snprintf (last_exit, sizeof last_exit, "keeper %s", how);
+            continue;
+        }
+        if (done != plugin.pid)
+            continue;
+        plugin.pid = 0;
         if (s_term) {
-            plugin_log (BUSD_LOG_NOTICE, "plugin process %d %s; stopped", (int) pid, how);
-            return WIFEXITED (status) ? WEXITSTATUS (status) : 0;
+            plugin_log (BUSD_LOG_NOTICE, "plugin process %d %s; stopped", (int) done, how);
+            code = WIFEXITED (status) ? WEXITSTATUS (status) : 0;
+            break;
         }
         if (WIFEXITED (status) && WEXITSTATUS (status) == 0) {
-            plugin_log (BUSD_LOG_NOTICE, "plugin process %d ended cleanly", (int) pid);
-            return 0;
+            plugin_log (BUSD_LOG_NOTICE, "plugin process %d ended cleanly", (int) done);
+            code = 0;
+            break;
         }
         if (WIFEXITED (status) && WEXITSTATUS (status) == EXIT_CONFIG) {
             plugin_log (BUSD_LOG_ERROR, "plugin '%s' cannot be loaded or is misconfigured; "
                         "not restarting", entry->name);
-            return EXIT_CONFIG;
+            code = EXIT_CONFIG;
+            break;
         }
-        if (max_restarts >= 0 && restarts >= max_restarts) {
+        if (max_restarts >= 0 && plugin.restarts >= max_restarts) {
             plugin_log (BUSD_LOG_ERROR, "plugin process %d %s; giving up after %ld restart%s",
-                        (int) pid, how, restarts, restarts == 1 ? "" : "s");
-            return 1;
+                        (int) done, how, plugin.restarts, plugin.restarts == 1 ? "" : "s");
+            code = 1;
+            break;
         }
-        if (busp_mono_ms () - started >= STABLE_MS)
-            backoff = BACKOFF_MIN_MS;
-        restarts++;
+        plugin.restarts++;
+        int wait = s_backoff (&plugin);
         plugin_log (BUSD_LOG_WARNING, "plugin process %d %s; restarting in %d ms (restart %ld)",
-                    (int) pid, how, backoff, restarts);
-        s_pause (backoff);
-        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                    (int) done, how, wait, plugin.restarts);
+        snprintf (last_exit, sizeof last_exit, "plugin %s", how);
+        s_tell_keeper (status_fd, &plugin, &keeper, last_exit);
     }
-    return 0;
-}
-
-static int
-s_supervise (const plugin_entry_t *entry, const char *endpoint, long max_restarts)
-{
-    //  No SA_RESTART: waitpid must return so the signal is forwarded.
-    busp_catch_signals (s_on_signal);
-    pid_t keeper = s_start_keeper (entry, endpoint);
-    int code = s_supervise_plugin (entry, endpoint, max_restarts);
-    s_stop_keeper (keeper);
-    return code;
+    if (status_fd >= 0)
+        close (status_fd);
+    s_stop_keeper (keeper.pid);
+    return code < 0 ? 0 : code;
 }
 
 /*  ------------------------------------------------------------------

@@ -775,5 +775,53 @@ def metrics_per_stream_and_cursor():
         d.stop()
 
 
+@test
+def end_of_batch_feeds_only_what_changed():
+    # 300 idle durable cursors (200 caught up on another stream, 100 with
+    # no credit) beside one live subscriber: a batch feeds the channels that
+    # changed (credit, ACK, a commit to the stream they wait on), so the
+    # durable_feeds counter grows with the events handled, not with
+    # events x cursors (which walking every durable channel per loop did).
+    d = Durable([stream("a", ("fa.#",), sync="never"),
+                 stream("b", ("fb.#",), sync="never")])
+    try:
+        idle = session(d, "idle")
+        for i in range(200):
+            durable_sub(idle, 1000 + i, "fb.x", "wait-%d" % i, credit=10)
+        for i in range(100):
+            durable_sub(idle, 2000 + i, "fa.idle", "nocredit-%d" % i, credit=0)
+        live = session(d, "live")
+        durable_sub(live, 1, "fa.live", "live", credit=1000)
+        pub = session(d, "pub")
+        publish_all(pub, "fa.idle", [b"backlog"])
+        sync(idle)
+        before = pub.ctl({"cmd": "stats"})["json"]["durable_feeds"]
+        n = 300
+        for i in range(n):
+            publish_all(pub, "fa.live", [b"%d" % i])
+            got = deliveries(live, 1, ack_sub=1)
+            assert got[0]["payload"] == b"%d" % i, got
+        sync(live)
+        feeds = pub.ctl({"cmd": "stats"})["json"]["durable_feeds"] - before
+        print("# %d durable feeds for %d events with 301 durable channels" % (feeds, n))
+        assert feeds <= 10 * n, feeds
+        # the waiters on stream b are woken by a commit to b ...
+        publish_all(pub, "fb.x", [b"wake"])
+        woken = 0
+        for _ in range(200):
+            m = expect(idle, busp.DELIVER)
+            assert m["payload"] == b"wake" and 1000 <= m["sub_id"] < 1200, m
+            woken += 1
+        assert woken == 200
+        # ... and a cursor with no credit by its CREDIT
+        idle.send(busp.credit(2042, 1))
+        m = expect(idle, busp.DELIVER)
+        assert m["sub_id"] == 2042 and m["payload"] == b"backlog", m
+    finally:
+        d.stop()
+
+
 if __name__ == "__main__":
-    sys.exit(busp.run_tests(TESTS, shared_broker=False))
+    only = sys.argv[1:]         # names of tests to run (default: all)
+    sys.exit(busp.run_tests([t for t in TESTS if not only or t.__name__ in only],
+                            shared_broker=False))

@@ -863,6 +863,12 @@ def main():
         env["b"] = Busd("b", env["cluster"], import_delay_ms=1500)
         wait_until(lambda: env["cluster"].consumers() == ["a", "b"], 30,
                    "both durable consumers")
+        # jsz lists a consumer as soon as it is assigned; each plugin
+        # creates its consumer with deliver-new, and what is published
+        # before the creation returns is not for it.
+        for name in ("a", "b"):
+            wait_until(lambda: "created durable consumer '%s'" % name in env[name].text(), 30,
+                       "busd %s's durable consumer" % name)
         only = os.environ.get("NATS_TESTS", "").split(",")
         for fn in TESTS:
             if only != [""] and fn.__name__ not in only:

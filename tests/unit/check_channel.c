@@ -247,6 +247,64 @@ START_TEST (test_refused_send_keeps_the_event_and_ends_with_429)
 }
 END_TEST
 
+/*  overflow: disconnect is found while routing, but the subscription ends
+    at the end of the batch (work.c): until then it is still there (no
+    SUBEND, nothing freed under the router's feet), takes nothing more and
+    delivers nothing; then SUBEND 429 without GAP, and everything it was
+    given is left behind, counted.                                          */
+START_TEST (test_overflow_disconnect_waits_for_end_of_batch)
+{
+    sub_t *sub = s_subscribe (9, POLICY_DISCONNECT, 2, 1 << 20, 0, false);
+    channel_t *channel = sub->channel;
+    s_offer (channel, 4, 10);                   /*  2 queued, 3rd overflows */
+    ck_assert (channel->overflowed);
+    ck_assert (!channel->dead);
+    ck_assert_ptr_eq (session_sub (s_session, 9), sub);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_SUBEND), 0);
+    ck_assert_uint_eq (s_broker->stats.discarded_on_end, 2);    /*  3rd, 4th */
+    sub_add_credit (sub, 10, 1000);
+    channel_pump (channel);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_DELIVER), 0);
+    work_end_batch (s_broker);
+    ck_assert_uint_eq (fakewire_count, 1);
+    const fakewire_sent_t *end = fakewire_nth (BUSP_SUBEND, 0);
+    ck_assert_ptr_nonnull (end);
+    ck_assert_uint_eq (end->h.code, BUSP_E_LIMIT);
+    ck_assert_uint_eq (end->h.sub_id, 9);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_GAP), 0);
+    ck_assert_uint_eq (s_broker->stats.discarded_on_end, 4);
+    ck_assert_uint_eq (s_broker->stats.dropped, 0);
+    ck_assert_ptr_null (session_sub (s_session, 9));
+}
+END_TEST
+
+START_TEST (test_overflow_disconnect_dead_letters_on_end)
+{
+    sub_t *sub = s_subscribe (9, POLICY_DISCONNECT, 1, 1 << 20, 0, false);
+    sub->channel->on_end_dead_letter = true;
+    s_offer (sub->channel, 3, 10);
+    ck_assert_uint_eq (s_broker->stats.dead_lettered, 0);       /*  queued  */
+    work_end_batch (s_broker);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_SUBEND), 1);
+    ck_assert_uint_eq (s_broker->stats.discarded_on_end, 0);
+    ck_assert_uint_eq (s_broker->stats.dead_lettered, 3);
+}
+END_TEST
+
+/*  The member leaves (its session ends) in the same batch, after the
+    overflow was found: the queued end finds the channel dead and sends
+    nothing more.                                                           */
+START_TEST (test_overflow_disconnect_then_session_end)
+{
+    sub_t *sub = s_subscribe (9, POLICY_DISCONNECT, 1, 1 << 20, 0, false);
+    s_offer (sub->channel, 2, 10);
+    session_end (s_session, "test");
+    work_end_batch (s_broker);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_SUBEND), 0);
+    ck_assert_uint_eq (s_broker->stats.discarded_on_end, 2);
+}
+END_TEST
+
 START_TEST (test_last_member_leaving_discards_and_counts)
 {
     sub_t *sub = s_subscribe (1, POLICY_BLOCK, 100, 1 << 20, 1, true);
@@ -315,6 +373,9 @@ main (void)
     tcase_add_test (tc, test_dead_letter_waits_for_end_of_batch);
     tcase_add_test (tc, test_ack_timeout_past_max_deliver);
     tcase_add_test (tc, test_refused_send_keeps_the_event_and_ends_with_429);
+    tcase_add_test (tc, test_overflow_disconnect_waits_for_end_of_batch);
+    tcase_add_test (tc, test_overflow_disconnect_dead_letters_on_end);
+    tcase_add_test (tc, test_overflow_disconnect_then_session_end);
     tcase_add_test (tc, test_last_member_leaving_discards_and_counts);
     tcase_add_test (tc, test_on_end_dead_letter);
     tcase_add_test (tc, test_unconsumed_bytes_stop_deliveries);

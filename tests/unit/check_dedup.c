@@ -286,6 +286,46 @@ START_TEST (test_many)
 }
 END_TEST
 
+/*  dedup_max_bytes: long keys fill the byte cap before the entry cap, the
+    oldest go first (counted as evicted), the newest are still seen.        */
+START_TEST (test_byte_cap)
+{
+    dedup_t *dedup = dedup_new (100000, 1000000);
+    dedup_set_max_bytes (dedup, 64 * 1024);
+    char topic [256], id [256];
+    memset (topic, 't', 255);
+    memset (id, 'i', 255);
+    topic [255] = id [255] = 0;
+    for (int i = 0; i < 1000; i++) {
+        snprintf (id, sizeof id, "%0254d", i);
+        ck_assert_int_eq (dedup_add (dedup, topic, 255, id, 254, 0), 0);
+        ck_assert_uint_le (dedup_bytes (dedup), 64 * 1024);
+    }
+    size_t kept = dedup_size (dedup);
+    ck_assert_uint_gt (kept, 64 * 1024 / 700);
+    ck_assert_uint_lt (kept, 64 * 1024 / 500 + 1);
+    ck_assert_uint_eq (dedup_evicted (dedup), 1000 - kept);
+    ck_assert (dedup_seen (dedup, topic, 255, id, 254, 1));
+    snprintf (id, sizeof id, "%0254d", 0);
+    ck_assert (!dedup_seen (dedup, topic, 255, id, 254, 1));
+    //  Short keys cost less: many more fit.
+    dedup_t *small = dedup_new (100000, 1000000);
+    dedup_set_max_bytes (small, 64 * 1024);
+    for (int i = 0; i < 1000; i++) {
+        snprintf (id, sizeof id, "%d", i);
+        ck_assert_int_eq (dedup_add (small, "t", 1, id, strlen (id), 0), 0);
+    }
+    ck_assert_uint_gt (dedup_size (small), 4 * kept);
+    //  Lowering the cap (a reload) evicts at once; expiry gives bytes back.
+    dedup_set_max_bytes (small, 1024);
+    ck_assert_uint_le (dedup_bytes (small), 1024);
+    dedup_expire (small, 200000);
+    ck_assert_uint_eq (dedup_bytes (small), 0);
+    dedup_destroy (&small);
+    dedup_destroy (&dedup);
+}
+END_TEST
+
 static Suite *
 s_suite (void)
 {
@@ -300,6 +340,7 @@ s_suite (void)
     tcase_add_test (tc, test_binary_ids);
     tcase_add_test (tc, test_many);
     tcase_add_test (tc, test_topic_in_key);
+    tcase_add_test (tc, test_byte_cap);
     suite_add_tcase (suite, tc);
     return suite;
 }
