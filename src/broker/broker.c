@@ -109,6 +109,7 @@ broker_destroy (broker_t **self_p)
     ptrvec_free (&self->dead_channels);
     ptrvec_free (&self->dirty_channels);
     ptrvec_free (&self->dirty_sessions);
+    ptrvec_free (&self->receipt_sessions);
     ptrvec_free (&self->batch_sessions);
     ptrvec_free (&self->route_cache.channels);
     ptrvec_free (&self->all_channels);

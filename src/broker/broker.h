@@ -92,6 +92,10 @@ int sub_send_gap (sub_t *self, uint64_t dropped);
 /*  CREDIT from the client: that many DELIVERs were taken off the socket;
     credit grows, capped at max_credit.                                      */
 void sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit);
+/*  The oldest count DELIVERs of the ring were read by the client (credit
+    came back for them, or a read receipt covers them): they no longer
+    count against queue_bytes.                                              */
+void sub_wire_release (sub_t *self, uint64_t count);
 /*  No more deliveries, whatever credit it grants later (a plugin instance
     of a generation a reload replaced): it finishes what it holds.          */
 void sub_retire (sub_t *self);

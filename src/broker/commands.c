@@ -12,6 +12,7 @@
 #include "utf8.h"
 #include "durable.h"
 #include "batch.h"
+#include "receipt.h"
 #include "headers.h"
 #include <errno.h>
 
@@ -785,6 +786,7 @@ s_dispatch (broker_t *self, zmq_msg_t *frames, int nframes, bool too_many)
         }
         case BUSP_PONG:
             session->ping_sent_ms = 0;
+            receipt_pong (session, h.nonce);
             break;
         case BUSP_BYE:
             log_info ("client '%s' (%s) said BYE", session->name, session->id_hex);

@@ -100,7 +100,7 @@ config_new (void)
     self->drain_timeout_ms = 5000;
     self->stats_interval_ms = 0;
     self->sndhwm = 1000000;
-    self->max_credit = 10000;
+    self->max_credit = 4294967295LL;
     self->plugin_dir = strdup (BUSD_PLUGINDIR);
     self->max_ctl_reply = 16 * 1024 * 1024;
     //  What one client (or a few) can make the broker hold, bounded by

@@ -37,6 +37,7 @@
     X (pubb_in,          "pubb_in",          "pubb_total",                "PUBB messages received (PROTOCOL §8.2)") \
     X (deliverb_out,     "deliverb_out",     "deliverb_total",            "DELIVERB messages sent") \
     X (ackb_in,          "ackb_in",          "ackb_total",                "ACKB messages received") \
+    X (receipts_sent,    "receipts_sent",    "receipts_total",            "read-receipt PINGs sent to subscribers that hold credit without returning it") \
     X (auth_refused,     "auth_refused",     "auth_refused_total",        "connections refused by authentication (ZAP)") \
     X (acl_denied,       "acl_denied",       "acl_denied_total",          "requests denied by the ACL (403)") \
     X (over_limit,       "over_limit",       "over_limit_total",          "requests refused by an abuse limit (429)") \

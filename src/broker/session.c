@@ -9,6 +9,7 @@
 #include "utf8.h"
 #include "batch.h"
 #include "hosted.h"
+#include "receipt.h"
 
 static size_t
 s_u32_hash (const void *key)
@@ -130,6 +131,7 @@ session_free (session_t **self_p)
         return;
     *self_p = NULL;
     wire_drop_batch (self->broker, self);
+    receipt_forget (self);
     hosted_forget (self);
     zhashx_destroy (&self->subs);
     ptrvec_free (&self->throttled_by);

@@ -155,6 +155,8 @@ struct sub {
     uint64_t wire_bytes;
     uint32_t *wire_sizes;
     size_t wire_head, wire_len, wire_cap;
+    uint64_t wire_total;        /*  DELIVERs ever pushed into the ring      */
+    uint64_t receipt_mark;      /*  wire_total when the receipt PING left   */
     bool over_limit;            /*  ended with SUBEND 429 at end of batch   */
     bool retired;               /*  an old plugin generation: no more credit */
 };
@@ -207,6 +209,8 @@ struct session {
     bool gone;                  /*  transport says the peer left            */
     bool durable_held;          /*  has PUBs waiting for a commit (durable.c) */
     bool send_refused;          /*  a send hit the HWM (wire.c sets it)     */
+    bool receipt_listed;        /*  in broker->receipt_sessions (receipt.c) */
+    uint64_t receipt_nonce;     /*  the read-receipt PING awaiting its PONG */
     zhashx_t *subs;             /*  sub_id (as uint32 key) -> sub_t *       */
     uint64_t accepted;
     uint64_t rejected;
@@ -265,6 +269,7 @@ struct broker {
     trie_t *trie;
     ptrvec_t dirty_channels;
     ptrvec_t dirty_sessions;
+    ptrvec_t receipt_sessions;  /*  sessions owed a read-receipt PING       */
     ptrvec_t dead_channels;
     ptrvec_t dead_sessions;
     work_t work;                /*  end-of-batch work (work.c)              */

@@ -11,6 +11,7 @@
 #include "dlq.h"
 #include "durable.h"
 #include "timers.h"
+#include "receipt.h"
 
 sub_t *
 sub_new (session_t *session, uint32_t sub_id, const char *pattern)
@@ -141,7 +142,18 @@ s_wire_push (sub_t *self, uint32_t size)
     //  wire_cap is a power of two: a mask, not a division, per event.
     self->wire_sizes [(self->wire_head + self->wire_len++) & (self->wire_cap - 1)] = size;
     self->wire_bytes += size;
+    self->wire_total++;
     return 0;
+}
+
+void
+sub_wire_release (sub_t *self, uint64_t count)
+{
+    for (uint64_t i = 0; i < count && self->wire_len; i++) {
+        self->wire_bytes -= self->wire_sizes [self->wire_head];
+        self->wire_head = (self->wire_head + 1) & (self->wire_cap - 1);
+        self->wire_len--;
+    }
 }
 
 void
@@ -154,13 +166,9 @@ sub_retire (sub_t *self)
 void
 sub_add_credit (sub_t *self, uint32_t credit, uint64_t max_credit)
 {
-    for (uint32_t i = 0; i < credit && self->wire_len; i++) {
-        self->wire_bytes -= self->wire_sizes [self->wire_head];
-        self->wire_head = (self->wire_head + 1) & (self->wire_cap - 1);
-        self->wire_len--;
-    }
-    //  Capped, so what the broker hands ZeroMQ for one subscription stays
-    //  bounded however much credit a client grants.
+    sub_wire_release (self, credit);
+    //  An operator's cap (max_credit); memory is bounded by queue_bytes,
+    //  against which every DELIVER not yet known to be read counts.
     if (self->retired)
         return;
     self->credit += credit;
@@ -184,6 +192,8 @@ sub_deliver (sub_t *self, event_t *ev, uint16_t attempt)
     uint32_t size = (uint32_t) event_bytes (ev);
     if (s_wire_push (self, size))
         log_error ("out of memory accounting delivery of '%s'", self->pattern);
+    if (self->channel && self->wire_bytes >= self->channel->queue_bytes_limit / RECEIPT_FRACTION)
+        receipt_want (self->session);
     self->next_delivery_id++;
     self->credit--;
     self->delivered++;

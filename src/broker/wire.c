@@ -31,9 +31,9 @@ wire_open (broker_t *self)
     //  announces more instead of buffering it whole before we could say 413.
     int64_t maxmsgsize = wire_max_msg_size (self->config);
     //  MANDATORY turns a send to a vanished peer into EHOSTUNREACH instead
-    //  of a silent drop; credit (capped at max_credit) keeps sends under
-    //  the HWM, so EAGAIN means a peer that does not read what it asked
-    //  for (sub.c ends it).  The receive HWM bounds what one peer can queue
+    //  of a silent drop; queue_bytes (what is sent and not known to be
+    //  read, receipt.c) keeps sends under the HWM, so EAGAIN means a peer
+    //  that does not read what it asked for (sub.c ends it).  The receive HWM bounds what one peer can queue
     //  in the broker: past it ZeroMQ stops reading that peer's connection.
     if (zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &on, sizeof on)
     ||  zmq_setsockopt (self->router, ZMQ_SNDHWM, &hwm, sizeof hwm)

@@ -9,6 +9,7 @@
     empty.                                                                   */
 #include "broker.h"
 #include "durable.h"
+#include "receipt.h"
 #include <errno.h>
 
 static int
@@ -223,6 +224,7 @@ work_end_batch (broker_t *self)
         //  per session: batching never waits for more (PROTOCOL §8.2).  A
         //  peer found gone here is more work for the loop.
         wire_flush_batches (self);
+        receipt_send_due (self);
     }
     for (size_t i = 0; i < self->dead_channels.size; i++) {
         channel_t *channel = self->dead_channels.items [i];

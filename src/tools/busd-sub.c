@@ -9,7 +9,7 @@
 
     The JSON output is written by hand instead of through cJSON because
     payloads are bytes: they may hold NUL or invalid UTF-8, which a C-string
-    JSON library cannot carry; those go out as payload_base64.              */
+    JSON library cannot carry; those go out in base64.                     */
 #include "tool.h"
 #include "topic.h"
 #include "endpoint.h"
@@ -130,9 +130,10 @@ s_usage (FILE *out)
         "Output (default: TOPIC PAYLOAD per line):\n"
         "  -v, --verbose            add delivery metadata; print totals at exit\n"
         "      --json               one JSON object per event and line: topic,\n"
-        "                           payload (or payload_base64 when not UTF-8), msg_id,\n"
-        "                           ts_us, attempt, delivery_id, stream_seq, sub_id,\n"
-        "                           headers\n"
+        "                           payload (UTF-8 text, or base64 when not UTF-8),\n"
+        "                           payload_encoding (utf-8 or base64), msg_id, ts\n"
+        "                           (seconds), ts_us, attempt, delivery_id,\n"
+        "                           stream_seq, sub_id, headers\n"
         "      --raw                payload bytes only, nothing added\n"
         "  -F, --format FORMAT      print FORMAT per event: %%t topic, %%p payload,\n"
         "                           %%i msg_id, %%T ts_us, %%a attempt, %%d delivery_id,\n"
@@ -552,20 +553,34 @@ buf_event_json (buf_t *b, const busd_msg_t *m)
 
     buf_adds (b, "{\"topic\":");
     buf_json_string (b, topic, strlen (topic));
+    //  Issue 5 names the keys payload ("UTF-8 text or base64 when binary")
+    //  and ts: payload always holds the payload, payload_encoding says
+    //  which form, and payload_base64 stays for readers written before.
     if (text) {
         buf_adds (b, ",\"payload\":");
         buf_json_string (b, payload, size);
+        buf_adds (b, ",\"payload_encoding\":\"utf-8\"");
     }
     else {
-        buf_adds (b, ",\"payload_base64\":\"");
+        buf_adds (b, ",\"payload\":\"");
+        buf_base64 (b, payload, size);
+        buf_adds (b, "\",\"payload_encoding\":\"base64\",\"payload_base64\":\"");
         buf_base64 (b, payload, size);
         buf_addc (b, '"');
     }
     buf_adds (b, ",\"msg_id\":");
     buf_json_string (b, msg_id ? msg_id : "", msg_id ? strlen (msg_id) : 0);
+    int64_t ts_us = busd_msg_ts_us (m);
+    long long ts_s = (long long) (ts_us / 1000000);
+    long ts_frac = (long) (ts_us % 1000000);
+    if (ts_frac < 0) {
+        ts_frac += 1000000;
+        ts_s--;
+    }
+    buf_printf (b, ",\"ts\":%lld.%06ld", ts_s, ts_frac);
     buf_printf (b, ",\"ts_us\":%lld,\"attempt\":%u,\"delivery_id\":%llu,"
                    "\"stream_seq\":%llu,\"sub_id\":%u,\"headers\":",
-                (long long) busd_msg_ts_us (m), (unsigned) busd_msg_attempt (m),
+                (long long) ts_us, (unsigned) busd_msg_attempt (m),
                 (unsigned long long) busd_msg_delivery_id (m),
                 (unsigned long long) busd_msg_stream_seq (m),
                 (unsigned) busd_msg_sub_id (m));
@@ -807,8 +822,10 @@ s_receive_loop (sub_t *self)
                 int w = s_write_event (self, &out, m);
                 if (w != 0) {
                     //  A reader that went away (busd-sub | head) is a
-                    //  normal end; anything else is an error to report.
-                    if (w != -EPIPE) {
+                    //  normal end, and so is SIGINT/SIGTERM interrupting a
+                    //  write to a reader that stopped reading (the event is
+                    //  not acknowledged); anything else is an error.
+                    if (w != -EPIPE && !(w == -EINTR && tool_interrupted)) {
                         tool_error ("cannot write output: %s", strerror (-w));
                         rc = TOOL_EXIT_RUNTIME;
                     }

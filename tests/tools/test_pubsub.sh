@@ -111,7 +111,7 @@ assert len(lines) == 1, lines
 e = json.loads(lines[0])
 assert e["topic"] == "t.json", e
 assert e["payload"] == 'text "quoted" é', e
-assert "payload_base64" not in e, e
+assert "payload_base64" not in e and e["payload_encoding"] == "utf-8", e
 assert e["msg_id"] == "json-1", e
 assert e["headers"] == {"app": "override", "trace": "abc=def"}, e
 assert e["attempt"] == 1 and e["delivery_id"] == 1 and e["stream_seq"] == 0, e
@@ -119,15 +119,17 @@ assert isinstance(e["ts_us"], int) and e["ts_us"] > 1600000000000000, e
 EOF
 ok "--json object with payload, msg_id and -H headers"
 
-# ---- --json with a binary payload: payload_base64
+# ---- --json with a binary payload: base64 in payload (and payload_base64)
 subscribe "$T/sub.out" 1 -C 1 --json t.json
 "$PUB" -t t.json -f "$T/binary" || fail "--json binary: busd-pub failed"
 finish "--json binary"
 python3 - "$T/sub.out" "$T/binary" <<'EOF' || fail "--json binary payload as payload_base64"
 import base64, json, sys
 e = json.loads(open(sys.argv[1], "rb").read())
-assert "payload" not in e, e.keys()
-assert base64.b64decode(e["payload_base64"]) == open(sys.argv[2], "rb").read()
+want = open(sys.argv[2], "rb").read()
+assert e["payload_encoding"] == "base64", e.keys()
+assert base64.b64decode(e["payload"]) == want
+assert base64.b64decode(e["payload_base64"]) == want
 assert e["headers"] == {} and e["msg_id"] == ""
 EOF
 ok "--json binary payload as payload_base64"

@@ -8,6 +8,7 @@
     must wait for the end of the batch (dead letters, redeliveries, ending a
     subscription) does wait for it.                                          */
 #include "fakewire.h"
+#include "receipt.h"
 #include "timers.h"
 #include "dlq.h"
 
@@ -347,6 +348,62 @@ START_TEST (test_unconsumed_bytes_stop_deliveries)
 }
 END_TEST
 
+START_TEST (test_read_receipt_releases_what_was_read)
+{
+    event_t *probe = s_event ("t.x", 1000);
+    uint64_t size = event_bytes (probe);
+    event_unref (&probe);
+    //  Huge credit never returned: room for eight events on the wire, a
+    //  receipt asked for at a quarter of that (two).
+    sub_t *sub = s_subscribe (1, POLICY_BLOCK, 100, 8 * size, 4000000000u, false);
+    s_offer (sub->channel, 12, 1000);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_DELIVER), 8);
+    ck_assert_uint_eq (channel_waiting (sub->channel), 4);
+    ck_assert (s_session->receipt_listed);
+    receipt_send_due (s_broker);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_PING), 1);
+    uint64_t nonce = fakewire_nth (BUSP_PING, 0)->h.nonce;
+    ck_assert_uint_eq (s_session->receipt_nonce, nonce);
+    ck_assert_uint_eq (s_broker->stats.receipts_sent, 1);
+    //  One receipt at a time.
+    receipt_want (s_session);
+    receipt_send_due (s_broker);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_PING), 1);
+    //  A heartbeat's PONG (another nonce) releases nothing.
+    ck_assert (!receipt_pong (s_session, nonce + 1));
+    ck_assert_uint_eq (sub->wire_bytes, 8 * size);
+    //  The receipt's PONG: all eight were read; the four waiting go out.
+    ck_assert (receipt_pong (s_session, nonce));
+    ck_assert_uint_eq (s_session->receipt_nonce, 0);
+    ck_assert_uint_eq (sub->wire_bytes, 0);
+    channel_pump (sub->channel);
+    ck_assert_uint_eq (fakewire_count_of (BUSP_DELIVER), 12);
+    ck_assert_uint_eq (channel_waiting (sub->channel), 0);
+    //  Credit returned for some of them afterwards releases no more than
+    //  is on the wire.
+    sub_add_credit (sub, 12, 4294967295u);
+    ck_assert_uint_eq (sub->wire_len, 0);
+    ck_assert_uint_eq (sub->wire_bytes, 0);
+}
+END_TEST
+
+START_TEST (test_receipt_covers_only_what_was_sent_before_it)
+{
+    event_t *probe = s_event ("t.x", 1000);
+    uint64_t size = event_bytes (probe);
+    event_unref (&probe);
+    sub_t *sub = s_subscribe (1, POLICY_BLOCK, 100, 8 * size, 4000000000u, false);
+    s_offer (sub->channel, 2, 1000);
+    receipt_send_due (s_broker);
+    uint64_t nonce = fakewire_nth (BUSP_PING, 0)->h.nonce;
+    s_offer (sub->channel, 3, 1000);            /*  after the PING          */
+    ck_assert_uint_eq (sub->wire_len, 5);
+    ck_assert (receipt_pong (s_session, nonce));
+    ck_assert_uint_eq (sub->wire_len, 3);
+    ck_assert_uint_eq (sub->wire_bytes, 3 * size);
+}
+END_TEST
+
 START_TEST (test_retired_sub_gets_nothing)
 {
     sub_t *sub = s_subscribe (1, POLICY_BLOCK, 100, 1 << 20, 10, false);
@@ -379,6 +436,8 @@ main (void)
     tcase_add_test (tc, test_last_member_leaving_discards_and_counts);
     tcase_add_test (tc, test_on_end_dead_letter);
     tcase_add_test (tc, test_unconsumed_bytes_stop_deliveries);
+    tcase_add_test (tc, test_read_receipt_releases_what_was_read);
+    tcase_add_test (tc, test_receipt_covers_only_what_was_sent_before_it);
     tcase_add_test (tc, test_retired_sub_gets_nothing);
     suite_add_tcase (s, tc);
     SRunner *sr = srunner_create (s);
