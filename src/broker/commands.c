@@ -284,6 +284,9 @@ s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, b
     }
     if (msg_id.len && dedup_seen (self->dedup, topic.data, topic.len, msg_id.data, msg_id.len, self->now_ms)) {
         self->stats.duplicates++;
+        if (self->durable && durable_hold_duplicate (self, session, seq, topic.data, topic.len,
+                                                     msg_id.data, msg_id.len) < 0)
+            s_reject (self, session, seq, BUSP_E_INTERNAL, "out of memory");
         return;
     }
     //  A PUB's frames are moved into the event; a PUBB record's bytes are

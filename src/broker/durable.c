@@ -40,6 +40,7 @@ typedef struct {
     uint64_t pub_seq;
     event_t *event;
     bool stored;                /*  appended to a stream (else: order only) */
+    bool duplicate;             /*  a repeat of a stored one: shares its fate */
 } held_t;
 
 typedef struct dchan {
@@ -323,10 +324,33 @@ s_held_push (durable_t *self, session_t *session, uint64_t pub_seq, event_t *ev,
         self->held = held;
         self->held_cap = cap;
     }
-    self->held [self->held_count++] = (held_t) { session, pub_seq, event_ref (ev), stored };
+    self->held [self->held_count++] = (held_t) { session, pub_seq, event_ref (ev), stored, false };
     if (!session->durable_held) {
         session->durable_held = true;
         ptrvec_push (&self->held_sessions, session);
+    }
+    return 0;
+}
+
+int
+durable_hold_duplicate (broker_t *self, session_t *session, uint64_t pub_seq,
+                        const char *topic, size_t topic_len, const char *msg_id, size_t msg_id_len)
+{
+    durable_t *d = self->durable;
+    if (!d)
+        return 0;
+    //  Only a repeat of an event stored in this very batch is at stake:
+    //  anything older is committed, and its repeat is a plain duplicate.
+    for (size_t i = 0; i < d->held_count; i++) {
+        held_t *h = &d->held [i];
+        const event_t *ev = h->event;
+        if (!h->stored || ev->topic_len != topic_len || ev->msg_id_len != msg_id_len
+        ||  memcmp (ev->topic, topic, topic_len) || memcmp (ev->msg_id, msg_id, msg_id_len))
+            continue;
+        if (s_held_push (d, session, pub_seq, h->event, false))
+            return -ENOMEM;
+        d->held [d->held_count - 1].duplicate = true;
+        return 1;
     }
     return 0;
 }
@@ -514,6 +538,16 @@ durable_flush (broker_t *self)
             if (h->event->msg_id_len)
                 dedup_remove (self->dedup, h->event->topic, h->event->topic_len, h->event->msg_id, h->event->msg_id_len);
             s_reject (self, h->session, h->pub_seq, code, reason);
+        }
+        else
+        if (h->duplicate) {
+            //  A repeat of an event stored in this batch: acknowledged as
+            //  a duplicate if that one was stored, refused with it if not.
+            if (rc) {
+                self->stats.duplicates--;
+                d->rejected++;
+                s_reject (self, h->session, h->pub_seq, code, reason);
+            }
         }
         else
         if (route_event (self, h->event, h->session) == 0)

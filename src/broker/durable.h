@@ -33,6 +33,14 @@ void durable_apply_config (broker_t *self, const config_t *config);
     when no stream covers it (route it now), 1 when it is held for the
     commit, or a REJECT code (503) with durable_reason giving why.           */
 int durable_hold (broker_t *self, session_t *session, uint64_t pub_seq, event_t *ev);
+/*  A PUB the dedup window calls a duplicate: when its original was stored
+    in this batch and awaits the commit, the repeat is held too (1) and
+    shares the original's fate: PUBACKed if the commit succeeds, REJECTed
+    with it if not, so a failed commit never acknowledges the repeat.  0 when
+    there is nothing to wait for; -ENOMEM.                                  */
+int durable_hold_duplicate (broker_t *self, session_t *session, uint64_t pub_seq,
+                            const char *topic, size_t topic_len, const char *msg_id,
+                            size_t msg_id_len);
 const char *durable_reason (broker_t *self);
 /*  Commit now and route or reject what was held (before a command whose
     answer must not overtake the commit: PING after ACK, HELLO ...).        */

@@ -718,6 +718,33 @@ def store_max_size_full_rejects_507():
         d.stop()
 
 
+@test
+def repeat_of_a_refused_pub_in_its_batch_is_refused_too():
+    """A PUB and its repeat (same topic and msg_id) in one batch, while the
+    store is full: the commit fails, the original gets REJECT 507, and the
+    repeat, which the dedup window calls a duplicate of it, must not be
+    acknowledged either (it shares the original's fate)."""
+    d = Durable([stream()], store_map_size=65536, store_max_size=1048576)
+    try:
+        _fill_until_rejected(d)
+        p = session(d, "twice")
+        for attempt in range(5):
+            mid = "twice-%d" % attempt
+            a = p.publish("pay.big", b"z" * 2000, msg_id=mid)
+            b = p.publish("pay.big", b"z" * 2000, msg_id=mid)
+            rejected = set()
+            while not {a, b} <= rejected:
+                m = p.recv()
+                if m["cmd"] == busp.REJECT:
+                    assert m["code"] == 507, m
+                    rejected.add(m["seq"])
+                elif m["cmd"] == busp.PUBACK and m["seq"] >= b:
+                    break           # covers every seq not rejected before it
+            assert {a, b} <= rejected, ("acknowledged although not stored", a, b, rejected)
+    finally:
+        d.stop()
+
+
 # ------------------------------------------------------------------ dlq-replay to origin
 
 @test
