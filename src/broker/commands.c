@@ -289,32 +289,13 @@ s_publish (broker_t *self, session_t *session, uint64_t seq, busp_str_t topic, b
             s_reject (self, session, seq, BUSP_E_INTERNAL, "out of memory");
         return;
     }
-    zmq_msg_t pcopy, hcopy;
-    if (!payload_msg) {
-        if (zmq_msg_init_size (&pcopy, size)) {
-            s_reject (self, session, seq, BUSP_E_INTERNAL, "out of memory");
-            return;
-        }
-        if (size)
-            memcpy (zmq_msg_data (&pcopy), payload, size);
-        payload_msg = &pcopy;
-    }
-    if (hsize && !headers_msg) {
-        if (zmq_msg_init_size (&hcopy, hsize)) {
-            if (payload_msg == &pcopy)
-                zmq_msg_close (&pcopy);
-            s_reject (self, session, seq, BUSP_E_INTERNAL, "out of memory");
-            return;
-        }
-        memcpy (zmq_msg_data (&hcopy), headers, hsize);
-        headers_msg = &hcopy;
-    }
-    event_t *ev = event_new (topic.data, topic.len, msg_id.data, msg_id.len,
-                             payload_msg, hsize ? headers_msg : NULL, self->now_wall_us);
-    if (payload_msg == &pcopy)
-        zmq_msg_close (&pcopy);
-    if (hsize && headers_msg == &hcopy)
-        zmq_msg_close (&hcopy);
+    //  A PUB's frames are moved into the event; a PUBB record's bytes are
+    //  copied (into the event's own block when small).
+    event_t *ev = payload_msg
+        ? event_new (topic.data, topic.len, msg_id.data, msg_id.len,
+                     payload_msg, hsize ? headers_msg : NULL, self->now_wall_us)
+        : event_new_copy (topic.data, topic.len, msg_id.data, msg_id.len,
+                          payload, size, headers, hsize, self->now_wall_us);
     if (!ev) {
         s_reject (self, session, seq, BUSP_E_INTERNAL, "out of memory");
         return;

@@ -278,16 +278,9 @@ s_replay_one (broker_t *self, uint64_t id, bool to_origin, bool *went_origin)
     if (!entry)
         return false;
     event_t *orig = entry->original;
-    zmq_msg_t payload, headers;
-    zmq_msg_init (&payload);
-    zmq_msg_copy (&payload, &orig->payload);
-    zmq_msg_init (&headers);
-    if (orig->has_headers)
-        zmq_msg_copy (&headers, &orig->headers);
-    event_t *ev = event_new (orig->topic, orig->topic_len, orig->msg_id, orig->msg_id_len,
-                             &payload, orig->has_headers ? &headers : NULL, self->now_wall_us);
-    zmq_msg_close (&payload);
-    zmq_msg_close (&headers);
+    event_t *ev = event_new_copy (orig->topic, orig->topic_len, orig->msg_id, orig->msg_id_len,
+                                  orig->payload_data, orig->payload_size,
+                                  orig->headers_data, orig->headers_size, self->now_wall_us);
     if (!ev)
         return false;
     channel_t *origin = to_origin ? s_origin (self, entry) : NULL;

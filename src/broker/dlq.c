@@ -161,8 +161,8 @@ s_matches (const dlq_entry_t *entry, const char *pattern)
 static void
 s_add_preview (cJSON *item, const dlq_entry_t *entry)
 {
-    const unsigned char *data = zmq_msg_data ((zmq_msg_t *) &entry->original->payload);
-    size_t size = zmq_msg_size ((zmq_msg_t *) &entry->original->payload);
+    const unsigned char *data = entry->original->payload_data;
+    size_t size = entry->original->payload_size;
     char text [PREVIEW_BYTES + 4];
     size_t n = size < PREVIEW_BYTES ? size : PREVIEW_BYTES;
     for (size_t i = 0; i < n; i++)
@@ -190,7 +190,7 @@ dlq_list (dlq_t *self, const char *pattern, const char *subscription,
             s_add_int (item, "ts_us", entry->ts_us);
             cJSON_AddStringToObject (item, "msg_id", entry->original->msg_id);
             cJSON_AddNumberToObject (item, "size",
-                                     (double) zmq_msg_size (&entry->original->payload));
+                                     (double) entry->original->payload_size);
             s_add_preview (item, entry);
             cJSON_AddItemToArray (array, item);
             count++;
@@ -261,8 +261,8 @@ dlq_headers (const event_t *original, const char *reason, uint16_t attempts,
 {
     cJSON *headers = NULL;
     if (original->has_headers)
-        headers = cJSON_ParseWithLength (zmq_msg_data ((zmq_msg_t *) &original->headers),
-                                         zmq_msg_size (&original->headers));
+        headers = cJSON_ParseWithLength ((const char *) original->headers_data,
+                                         original->headers_size);
     if (!cJSON_IsObject (headers)) {
         cJSON_Delete (headers);
         headers = cJSON_CreateObject ();
@@ -297,7 +297,7 @@ dlq_entry_json (const dlq_entry_t *entry)
     cJSON_AddStringToObject (item, "subscription", entry->subscription);
     s_add_int (item, "ts_us", entry->ts_us);
     cJSON_AddStringToObject (item, "msg_id", orig->msg_id);
-    size_t size = zmq_msg_size (&orig->payload);
+    size_t size = orig->payload_size;
     cJSON_AddNumberToObject (item, "size", (double) size);
     cJSON *headers = dlq_headers (orig, entry->reason, entry->attempts, entry->subscription);
     if (!headers) {
@@ -311,7 +311,7 @@ dlq_entry_json (const dlq_entry_t *entry)
     if (armour) {
         zarmour_set_mode (armour, ZARMOUR_MODE_BASE64_STD);
         zarmour_set_line_breaks (armour, false);
-        encoded = zarmour_encode (armour, zmq_msg_data (&orig->payload), size);
+        encoded = zarmour_encode (armour, orig->payload_data, size);
         zarmour_destroy (&armour);
     }
     if (!encoded) {

@@ -439,11 +439,11 @@ durable_hold (broker_t *self, session_t *session, uint64_t pub_seq, event_t *ev)
             break;
         if (!s_stream_matches (store_stream_config (stream), ev->topic, ev->topic_len))
             continue;
-        const void *headers = ev->has_headers ? zmq_msg_data (&ev->headers) : NULL;
-        size_t headers_len = ev->has_headers ? zmq_msg_size (&ev->headers) : 0;
+        const void *headers = ev->headers_data;
+        size_t headers_len = ev->headers_size;
         uint64_t seq = store_append (d->store, stream, ev->ts_us, ev->topic, ev->topic_len,
                                      ev->msg_id, ev->msg_id_len, headers, headers_len,
-                                     zmq_msg_data (&ev->payload), zmq_msg_size (&ev->payload));
+                                     ev->payload_data, ev->payload_size);
         if (seq == 0) {
             snprintf (d->reason, sizeof d->reason, "out of memory queueing for stream '%s'",
                       store_stream_name (stream));
@@ -1024,10 +1024,10 @@ durable_dlq_added (broker_t *self, uint64_t id)
         .event = {
             .ts_us = ev->ts_us, .topic = ev->topic, .topic_len = ev->topic_len,
             .msg_id = ev->msg_id, .msg_id_len = ev->msg_id_len,
-            .headers = ev->has_headers ? zmq_msg_data ((zmq_msg_t *) &ev->headers) : NULL,
-            .headers_len = ev->has_headers ? zmq_msg_size ((zmq_msg_t *) &ev->headers) : 0,
-            .payload = zmq_msg_data ((zmq_msg_t *) &ev->payload),
-            .payload_len = zmq_msg_size ((zmq_msg_t *) &ev->payload)
+            .headers = ev->headers_data,
+            .headers_len = ev->headers_size,
+            .payload = ev->payload_data,
+            .payload_len = ev->payload_size
         }
     };
     if (store_dlq_put (d->store, &rec))

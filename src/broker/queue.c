@@ -7,16 +7,6 @@
 /*  Positions start high so push_front never wraps below zero.               */
 #define QUEUE_ORIGIN   ((uint64_t) 1 << 40)
 
-struct queue {
-    qitem_t *ring;
-    size_t cap;                 /*  power of two                            */
-    uint64_t head;              /*  absolute position of the oldest slot    */
-    uint64_t tail;              /*  absolute position after the newest      */
-    size_t live;                /*  non-hole entries                        */
-    uint64_t bytes;
-    zhashx_t *by_topic;         /*  conflation: topic -> position + 1       */
-};
-
 queue_t *
 queue_new (bool conflate)
 {
@@ -177,14 +167,4 @@ queue_pop (queue_t *self, qitem_t *item)
     return false;
 }
 
-size_t
-queue_len (const queue_t *self)
-{
-    return self->live;
-}
 
-uint64_t
-queue_bytes (const queue_t *self)
-{
-    return self->bytes;
-}

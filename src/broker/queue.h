@@ -18,6 +18,18 @@ typedef struct {
     uint16_t attempt;           /*  deliveries already made (0: fresh)      */
 } qitem_t;
 
+/*  In the header only so that queue_len and queue_bytes, asked several
+    times per event on the hot path, inline; the fields are queue.c's.      */
+struct queue {
+    qitem_t *ring;
+    size_t cap;                 /*  power of two                            */
+    uint64_t head;              /*  absolute position of the oldest slot    */
+    uint64_t tail;              /*  absolute position after the newest      */
+    size_t live;                /*  non-hole entries                        */
+    uint64_t bytes;
+    struct _zhashx_t *by_topic; /*  conflation: topic -> position + 1       */
+};
+
 /*  conflate: keep at most one waiting event per topic (policy `latest`).    */
 queue_t *queue_new (bool conflate);
 /*  Frees the queue and drops its references.                                */
@@ -35,7 +47,16 @@ int queue_push_front (queue_t *self, event_t *ev, uint16_t attempt);
 /*  Take the oldest item; returns false when empty.                          */
 bool queue_pop (queue_t *self, qitem_t *item);
 
-size_t queue_len (const queue_t *self);
-uint64_t queue_bytes (const queue_t *self);
+static inline size_t
+queue_len (const queue_t *self)
+{
+    return self->live;
+}
+
+static inline uint64_t
+queue_bytes (const queue_t *self)
+{
+    return self->bytes;
+}
 
 #endif

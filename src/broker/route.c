@@ -117,16 +117,9 @@ route_dead_letter (broker_t *self, event_t *ev, const char *reason,
     cJSON_Delete (headers);
     if (!text)
         return;
-    zmq_msg_t payload, hdrs;
-    zmq_msg_init (&payload);
-    zmq_msg_copy (&payload, &ev->payload);
-    zmq_msg_init_size (&hdrs, strlen (text));
-    memcpy (zmq_msg_data (&hdrs), text, strlen (text));
+    event_t *dead = event_new_copy (topic, (size_t) topic_len, ev->msg_id, ev->msg_id_len,
+                                    ev->payload_data, ev->payload_size, text, strlen (text), now);
     free (text);
-    event_t *dead = event_new (topic, (size_t) topic_len, ev->msg_id, ev->msg_id_len,
-                               &payload, &hdrs, now);
-    zmq_msg_close (&payload);
-    zmq_msg_close (&hdrs);
     if (!dead)
         return;
     route_event (self, dead, NULL);

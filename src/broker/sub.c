@@ -133,13 +133,14 @@ s_wire_push (sub_t *self, uint32_t size)
         if (!ring)
             return -ENOMEM;
         for (size_t i = 0; i < self->wire_len; i++)
-            ring [i] = self->wire_sizes [(self->wire_head + i) % self->wire_cap];
+            ring [i] = self->wire_sizes [(self->wire_head + i) & (self->wire_cap - 1)];
         free (self->wire_sizes);
         self->wire_sizes = ring;
         self->wire_cap = cap;
         self->wire_head = 0;
     }
-    self->wire_sizes [(self->wire_head + self->wire_len++) % self->wire_cap] = size;
+    //  wire_cap is a power of two: a mask, not a division, per event.
+    self->wire_sizes [(self->wire_head + self->wire_len++) & (self->wire_cap - 1)] = size;
     self->wire_bytes += size;
     self->wire_total++;
     return 0;
@@ -150,7 +151,7 @@ sub_wire_release (sub_t *self, uint64_t count)
 {
     for (uint64_t i = 0; i < count && self->wire_len; i++) {
         self->wire_bytes -= self->wire_sizes [self->wire_head];
-        self->wire_head = (self->wire_head + 1) % self->wire_cap;
+        self->wire_head = (self->wire_head + 1) & (self->wire_cap - 1);
         self->wire_len--;
     }
 }

@@ -1,8 +1,10 @@
 /*  wire.c — the ROUTER socket: its options, receiving, sending.
 
-    The only file that touches the socket.  Frames are zmq_msg_t end to end:
-    payloads are moved into the event on the way in and shared with every
-    DELIVER on the way out (zmq_msg_copy is a reference, not a copy).  A
+    The only file that touches the socket.  A PUB's frames are zmq_msg_t
+    end to end: its payload is moved into the event on the way in and shared
+    with every DELIVER on the way out (zmq_msg_copy is a reference, not a
+    copy).  A small PUBB record's payload lives in the event's own block
+    (event.h) and goes out by copy, into a DELIVERB or a DELIVER frame.  A
     peer that has vanished is not ended here: callers may be iterating over
     what session_end changes, so it is queued (work_session_gone).          */
 #include "broker.h"
@@ -198,16 +200,43 @@ wire_drop_batch (broker_t *self, session_t *session)
     session->ob_len = session->ob_cap = 0;
 }
 
+/*  A DELIVER of an inline event: its bytes live in the event's block,
+    which may be reused before libzmq's I/O thread sends them, so they go
+    by copy (zmq_send) instead of as shared messages.                       */
+static int
+s_send_copied (broker_t *self, session_t *session, const uint8_t *header, size_t len,
+               const event_t *ev)
+{
+    if (session->dead || session->gone)
+        return -EHOSTUNREACH;
+    if (session->ob_count) {
+        int rc = wire_flush_batch (self, session);
+        if (rc)
+            return rc;
+    }
+    int rc = s_send_rid (self, session, header [1]);
+    if (rc)
+        return rc;
+    zmq_send (self->router, header, len, ZMQ_SNDMORE);
+    zmq_send (self->router, ev->payload_size ? ev->payload_data : (const uint8_t *) "",
+              ev->payload_size, ev->has_headers ? ZMQ_SNDMORE : 0);
+    if (ev->has_headers)
+        zmq_send (self->router, ev->headers_data, ev->headers_size, 0);
+    return 0;
+}
+
 int
 wire_deliver (broker_t *self, session_t *session, event_t *ev, uint32_t sub_id,
               uint64_t delivery_id, uint16_t attempt)
 {
-    size_t payload_size = zmq_msg_size (&ev->payload);
-    size_t headers_size = ev->has_headers ? zmq_msg_size (&ev->headers) : 0;
+    size_t payload_size = ev->payload_size;
+    size_t headers_size = ev->headers_size;
     if (!session->feat_batch || payload_size + headers_size > WIRE_BATCH_COPY_MAX) {
         const uint8_t *header = event_deliver_header (ev, sub_id, delivery_id, attempt);
-        return wire_send_raw (self, session, header, ev->deliver_len, &ev->payload,
-                              ev->has_headers ? &ev->headers : NULL);
+        if (ev->is_inline)
+            return s_send_copied (self, session, header, ev->deliver_len, ev);
+        return wire_send_raw (self, session, header, ev->deliver_len, &ev->payload_msg,
+                              ev->has_headers ? &ev->headers_msg : NULL);
     }
     if (session->dead || session->gone)
         return -EHOSTUNREACH;
@@ -233,9 +262,8 @@ wire_deliver (broker_t *self, session_t *session, event_t *ev, uint32_t sub_id,
         .sub_id = sub_id, .delivery_id = delivery_id, .stream_seq = ev->stream_seq,
         .ts_us = ev->ts_us, .attempt = attempt,
         .topic = { ev->topic, ev->topic_len }, .msg_id = { ev->msg_id, ev->msg_id_len },
-        .headers = headers_size ? zmq_msg_data (&ev->headers) : NULL,
-        .headers_size = (uint32_t) headers_size,
-        .payload = zmq_msg_data (&ev->payload), .payload_size = (uint32_t) payload_size
+        .headers = ev->headers_data, .headers_size = (uint32_t) headers_size,
+        .payload = ev->payload_data, .payload_size = (uint32_t) payload_size
     };
     busp_deliver_rec_put (session->ob_buf + session->ob_len, &rec);
     session->ob_len += size;

@@ -21,7 +21,7 @@ s_flusher (void *arg)
             the next record or the end.                                    */
         self->waiting = true;
         pthread_cond_wait (&self->wake, &self->lock);
-        self->waiting = false;
+        self->waiting = false;  /*  (batcher_kick clears it when signalling) */
     }
     pthread_mutex_unlock (&self->lock);
     return NULL;
@@ -125,8 +125,12 @@ batcher_kick (batcher_t *self)
         self->started = true;
         return 0;
     }
-    if (self->waiting)
+    if (self->waiting) {
+        /*  One signal per wake-up: until the flusher runs, the records
+            that follow need none (each would be a futex call).           */
+        self->waiting = false;
         pthread_cond_signal (&self->wake);
+    }
     return 0;
 }
 

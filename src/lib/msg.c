@@ -85,10 +85,12 @@ s_new (busd_msg_slab_t *slab, busd_msg_kind_t kind, uint32_t sub_id,
     }
     self->slab = slab;
     self->next = NULL;
-    zmq_msg_init (&self->payload);
     self->inline_payload = NULL;
     self->inline_size = 0;
-    if (inline_payload) {
+    //  An inline message's payload message is never used: not set up.
+    if (!inline_payload)
+        zmq_msg_init (&self->payload);
+    else {
         uint8_t *at = (uint8_t *) self->text + text;
         if (size)
             memcpy (at, payload, size);
@@ -140,7 +142,8 @@ busd_msg_destroy (busd_msg_t **self_p)
     if (!self_p || !*self_p)
         return;
     busd_msg_t *self = *self_p;
-    zmq_msg_close (&self->payload);
+    if (!self->inline_payload)
+        zmq_msg_close (&self->payload);
     if (self->slab)
         busd_msg_slab_release (self->slab);
     else

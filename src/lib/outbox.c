@@ -2,8 +2,8 @@
 
     The ring holds pointers rather than entries because an entry embeds a
     zmq_msg_t, which must not be moved with memcpy; growing or compacting
-    the ring then only moves pointers.  One allocation per publish carries
-    the entry and its strings together.                                     */
+    the ring then only moves pointers.  One arena block per publish carries
+    the entry and its strings (and a batched payload) together.             */
 #include "outbox.h"
 
 #include <assert.h>
@@ -15,6 +15,7 @@ void
 outbox_init (outbox_t *self)
 {
     memset (self, 0, sizeof (*self));
+    arena_init (&self->arena);
 }
 
 void
@@ -22,28 +23,32 @@ outbox_clear (outbox_t *self)
 {
     for (size_t i = 0; i < self->count; i++) {
         outbox_entry_t *entry = outbox_at (self, i);
-        outbox_entry_destroy (&entry);
+        outbox_entry_destroy (self, &entry);
     }
     free (self->ring);
+    arena_destroy (&self->arena);
     memset (self, 0, sizeof (*self));
+    arena_init (&self->arena);
 }
 
 static outbox_entry_t *
-s_entry_new (const char *topic, size_t topic_len,
+s_entry_new (outbox_t *outbox, const char *topic, size_t topic_len,
              const char *msg_id, size_t msg_id_len,
              const char *headers, size_t headers_len,
              const void *payload, size_t size, bool inline_payload)
 {
     assert (topic_len <= 255 && msg_id_len <= 255);
     size_t text = topic_len + 1 + msg_id_len + 1 + (headers ? headers_len + 1 : 0);
-    outbox_entry_t *self = malloc (sizeof (outbox_entry_t) + text
-                                   + (inline_payload ? size : 0));
+    outbox_entry_t *self = arena_alloc (&outbox->arena, sizeof (outbox_entry_t) + text
+                                        + (inline_payload ? size : 0));
     if (!self)
         return NULL;
-    zmq_msg_init (&self->payload);
+    //  An inline entry's payload message is never used: not even set up.
     self->inline_payload = NULL;
     self->inline_size = 0;
-    if (inline_payload) {
+    if (!inline_payload)
+        zmq_msg_init (&self->payload);
+    else {
         uint8_t *at = (uint8_t *) self->topic + text;
         if (size)
             memcpy (at, payload, size);
@@ -76,31 +81,33 @@ s_entry_new (const char *topic, size_t topic_len,
 }
 
 outbox_entry_t *
-outbox_entry_new (const char *topic, size_t topic_len,
+outbox_entry_new (outbox_t *self, const char *topic, size_t topic_len,
                   const char *msg_id, size_t msg_id_len,
                   const char *headers, size_t headers_len)
 {
-    return s_entry_new (topic, topic_len, msg_id, msg_id_len, headers, headers_len,
+    return s_entry_new (self, topic, topic_len, msg_id, msg_id_len, headers, headers_len,
                         NULL, 0, false);
 }
 
 outbox_entry_t *
-outbox_entry_new_inline (const char *topic, size_t topic_len,
+outbox_entry_new_inline (outbox_t *self, const char *topic, size_t topic_len,
                          const char *msg_id, size_t msg_id_len,
                          const char *headers, size_t headers_len,
                          const void *payload, size_t size)
 {
-    return s_entry_new (topic, topic_len, msg_id, msg_id_len, headers, headers_len,
+    return s_entry_new (self, topic, topic_len, msg_id, msg_id_len, headers, headers_len,
                         payload, size, true);
 }
 
 void
-outbox_entry_destroy (outbox_entry_t **entry_p)
+outbox_entry_destroy (outbox_t *self, outbox_entry_t **entry_p)
 {
     if (!entry_p || !*entry_p)
         return;
-    zmq_msg_close (&(*entry_p)->payload);
-    free (*entry_p);
+    outbox_entry_t *entry = *entry_p;
+    if (!entry->inline_payload)
+        zmq_msg_close (&entry->payload);
+    arena_free (&self->arena, entry);
     *entry_p = NULL;
 }
 
@@ -144,7 +151,7 @@ outbox_ack (outbox_t *self, uint64_t n)
             break;
         if (!entry->rejected)
             accepted++;
-        outbox_entry_destroy (&entry);
+        outbox_entry_destroy (self, &entry);
         self->head = (self->head + 1) & (self->cap - 1);
         self->count--;
         self->nsent--;
@@ -172,7 +179,7 @@ outbox_reset (outbox_t *self)
     for (size_t i = 0; i < self->count; i++) {
         outbox_entry_t *entry = outbox_at (self, i);
         if (entry->rejected) {
-            outbox_entry_destroy (&entry);
+            outbox_entry_destroy (self, &entry);
             continue;
         }
         entry->seq = 0;

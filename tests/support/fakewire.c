@@ -121,8 +121,21 @@ wire_deliver (broker_t *self, session_t *session, event_t *ev, uint32_t sub_id,
               uint64_t delivery_id, uint16_t attempt)
 {
     const uint8_t *header = event_deliver_header (ev, sub_id, delivery_id, attempt);
-    return wire_send_raw (self, session, header, ev->deliver_len, &ev->payload,
-                          ev->has_headers ? &ev->headers : NULL);
+    if (!ev->is_inline)
+        return wire_send_raw (self, session, header, ev->deliver_len, &ev->payload_msg,
+                              ev->has_headers ? &ev->headers_msg : NULL);
+    //  An inline event's bytes are not a message: record copies of them.
+    zmq_msg_t payload, headers;
+    zmq_msg_init_size (&payload, ev->payload_size);
+    memcpy (zmq_msg_data (&payload), ev->payload_data, ev->payload_size);
+    zmq_msg_init_size (&headers, ev->headers_size);
+    if (ev->headers_size)
+        memcpy (zmq_msg_data (&headers), ev->headers_data, ev->headers_size);
+    int rc = wire_send_raw (self, session, header, ev->deliver_len, &payload,
+                            ev->has_headers ? &headers : NULL);
+    zmq_msg_close (&payload);
+    zmq_msg_close (&headers);
+    return rc;
 }
 
 int
