@@ -200,12 +200,13 @@ wire_drop_batch (broker_t *self, session_t *session)
     session->ob_len = session->ob_cap = 0;
 }
 
-/*  A DELIVER of an inline event: its bytes live in the event's block,
-    which may be reused before libzmq's I/O thread sends them, so they go
-    by copy (zmq_send) instead of as shared messages.                       */
+/*  The start of every message to a session: nothing to a session that is
+    gone; the DELIVERB records already built go first (the session's order
+    is the order in which things were sent to it); then the routing frame.
+    Past it the message is committed: later parts of a multipart message
+    cannot fail on the HWM.                                                 */
 static int
-s_send_copied (broker_t *self, session_t *session, const uint8_t *header, size_t len,
-               const event_t *ev)
+s_send_begin (broker_t *self, session_t *session, uint8_t command)
 {
     if (session->dead || session->gone)
         return -EHOSTUNREACH;
@@ -214,7 +215,17 @@ s_send_copied (broker_t *self, session_t *session, const uint8_t *header, size_t
         if (rc)
             return rc;
     }
-    int rc = s_send_rid (self, session, header [1]);
+    return s_send_rid (self, session, command);
+}
+
+/*  A DELIVER of an inline event: its bytes live in the event's block,
+    which may be reused before libzmq's I/O thread sends them, so they go
+    by copy (zmq_send) instead of as shared messages.                       */
+static int
+s_send_copied (broker_t *self, session_t *session, const uint8_t *header, size_t len,
+               const event_t *ev)
+{
+    int rc = s_send_begin (self, session, header [1]);
     if (rc)
         return rc;
     zmq_send (self->router, header, len, ZMQ_SNDMORE);
@@ -279,20 +290,9 @@ int
 wire_send_raw (broker_t *self, session_t *session, const uint8_t *buf, size_t len,
                  zmq_msg_t *body, zmq_msg_t *extra)
 {
-    if (session->dead || session->gone)
-        return -EHOSTUNREACH;
-    //  Records already built go first: the session's order is the order
-    //  in which things were sent to it.
-    if (session->ob_count) {
-        int rc = wire_flush_batch (self, session);
-        if (rc)
-            return rc;
-    }
-    int rc = s_send_rid (self, session, buf [1]);
+    int rc = s_send_begin (self, session, buf [1]);
     if (rc)
         return rc;
-    //  Past the routing frame the message is committed: later parts of a
-    //  multipart message cannot fail on the HWM.
     bool more = body || extra;
     zmq_send (self->router, buf, (size_t) len, more ? ZMQ_SNDMORE : 0);
     if (more) {
