@@ -9,6 +9,7 @@
 
 #define HOSTED_NAME_MAX  64
 #define HOSTED_EXIT_MAX  160
+#define HOSTED_LOG_MS    1000   /*  at most one report logged per session per second */
 
 struct hostrep {
     char name [HOSTED_NAME_MAX + 1];
@@ -19,6 +20,7 @@ struct hostrep {
     int64_t keeper_restarts;    /*  keeper restarts                         */
     uint64_t serial;            /*  order of arrival: the newest wins       */
     int64_t reported_ms;
+    int64_t logged_ms;          /*  when its last report was logged         */
     bool gone_logged;
 };
 
@@ -74,12 +76,20 @@ hosted_report (broker_t *self, session_t *session, const cJSON *req, char *err, 
         snprintf (err, err_size, "out of memory");
         return BUSP_E_INTERNAL;
     }
-    if (!old || old->restarts != rep.restarts || old->keeper_restarts != rep.keeper_restarts)
+    //  A report is a client's message: a host reports when it restarts
+    //  something (with backoff), and a session that reports faster than
+    //  HOSTED_LOG_MS is stored but not logged, so it cannot flood the log.
+    rep.logged_ms = old ? old->logged_ms : 0;
+    bool changed = !old || old->restarts != rep.restarts
+                || old->keeper_restarts != rep.keeper_restarts;
+    if (changed && (!old || self->now_ms - old->logged_ms >= HOSTED_LOG_MS)) {
+        rep.logged_ms = self->now_ms;
         log_info ("plugin host '%s' (process %" PRId64 ", session %s): %" PRId64
                   " plugin restart%s, %" PRId64 " keeper restart%s%s%s", rep.name, rep.host_pid,
                   session->id_hex, rep.restarts, rep.restarts == 1 ? "" : "s",
                   rep.keeper_restarts, rep.keeper_restarts == 1 ? "" : "s",
                   rep.last_exit [0] ? "; last: " : "", rep.last_exit);
+    }
     *session->hostrep = rep;
     return BUSP_OK;
 }
