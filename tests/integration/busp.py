@@ -4,6 +4,7 @@ It builds every frame by hand with struct, so the tests that use it check
 the broker against the written contract, not against libbusd's reading of
 it.  Also used to start a real busd on a free port for those tests.
 """
+import json
 import os
 import signal
 import socket
@@ -210,6 +211,105 @@ def drain(c, quiet_ms=400, answer_pings=True):
     finally:
         c.sock.setsockopt(zmq.RCVTIMEO, before)
     return out
+
+
+# ------------------------------------------------------------ raw sessions
+# Helpers for tests that speak BUSP/1 frame by frame (test_contract.py,
+# test_spec.py): one copy, so both suites read the broker the same way.
+
+def session(broker, name="py", features=None, endpoint=None, timeout=5000):
+    """A session after HELLO/WELCOME; c.welcome holds the WELCOME."""
+    c = Client(endpoint or broker.endpoint, timeout=timeout)
+    if features is None:
+        c.send(hello(name))
+    else:
+        c.send(hello(name), json.dumps({"features": list(features)}))
+    c.seq = 0
+    c.welcome = c.expect(WELCOME)
+    return c
+
+
+def next_msg(c, timeout=20.0):
+    """The next message that is not a broker PING (answered); an
+    AssertionError after timeout seconds (the broker's PINGs alone would
+    keep a plain receive timeout from ever firing)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            d = c.recv()
+        except zmq.Again:
+            if time.time() > deadline:
+                raise AssertionError("nothing from the broker in %.0f s" % timeout)
+            continue
+        if d["cmd"] == PING:
+            c.send(struct.pack(">BBQ", SIG, PONG, d["nonce"]))
+            if time.time() > deadline:
+                raise AssertionError("only PINGs from the broker for %.0f s" % timeout)
+            continue
+        return d
+
+
+def subscribe(c, sub_id, pattern, options=None, expect=SUBOK):
+    frames = [sub(sub_id, pattern)]
+    if options is not None:
+        frames.append(json.dumps(options))
+    c.send(*frames)
+    d = next_msg(c)
+    assert d["cmd"] == expect and d.get("sub_id") == sub_id, (pattern, options, d)
+    return d
+
+
+def sync(c, nonce=4242):
+    """A PING round trip: everything sent before it was handled.  Returns
+    what arrived before the PONG."""
+    c.send(ping(nonce))
+    before = []
+    while True:
+        d = next_msg(c)
+        if d["cmd"] == PONG and d["nonce"] == nonce:
+            return before
+        before.append(d)
+
+
+def until_acked(c, seq):
+    """Every message up to the PUBACK that covers seq, in arrival order."""
+    out = []
+    while True:
+        d = next_msg(c)
+        out.append(d)
+        if d["cmd"] == PUBACK and d["seq"] >= seq:
+            return out
+
+
+def credit_of(msgs):
+    return sum(d["credit"] for d in msgs if d["cmd"] == PUBACK)
+
+
+def delivers(msgs):
+    return [d for d in msgs if d["cmd"] == DELIVER]
+
+
+def wait_for(fn, what, timeout=30.0):
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def error(c, frames):
+    """Send frames; the next message must be ERROR, which is returned."""
+    c.send(*frames)
+    d = next_msg(c)
+    assert d["cmd"] == ERROR, (frames, d)
+    return d
+
+
+def stats(c, rid=90):
+    return c.ctl({"cmd": "stats"}, rid)["json"]
 
 
 class Broker:

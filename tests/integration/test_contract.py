@@ -16,7 +16,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import busp  # noqa: E402
-from busp import Broker, Client  # noqa: E402
+from busp import (Broker, Client, session, next_msg, subscribe, sync,  # noqa: E402
+                  until_acked, wait_for, error, stats)
 
 TESTS = []
 
@@ -26,83 +27,8 @@ def test(fn):
     return fn
 
 
-def session(broker, name="py", features=None):
-    c = Client(broker.endpoint, timeout=5000)
-    if features is None:
-        c.send(busp.hello(name))
-    else:
-        c.send(busp.hello(name), json.dumps({"features": list(features)}))
-    c.seq = 0
-    c.welcome = c.expect(busp.WELCOME)
-    return c
-
-
-def subscribe(c, sub_id, pattern, options=None, expect=busp.SUBOK):
-    frames = [busp.sub(sub_id, pattern)]
-    if options is not None:
-        frames.append(json.dumps(options))
-    c.send(*frames)
-    d = next_msg(c)
-    assert d["cmd"] == expect and d["sub_id"] == sub_id, (pattern, options, d)
-    return d
-
-
-def next_msg(c):
-    """The next message that is not a broker PING (answered)."""
-    while True:
-        d = c.recv()
-        if d["cmd"] == busp.PING:
-            c.send(struct.pack(">BBQ", busp.SIG, busp.PONG, d["nonce"]))
-            continue
-        return d
-
-
-def sync(c, nonce=4242):
-    """A PING round trip: everything sent before it was handled.  Returns
-    what arrived before the PONG."""
-    c.send(busp.ping(nonce))
-    before = []
-    while True:
-        d = next_msg(c)
-        if d["cmd"] == busp.PONG and d["nonce"] == nonce:
-            return before
-        before.append(d)
-
-
-def until_acked(c, seq):
-    """Every message up to the PUBACK that covers seq, in arrival order."""
-    out = []
-    while True:
-        d = next_msg(c)
-        out.append(d)
-        if d["cmd"] == busp.PUBACK and d["seq"] >= seq:
-            return out
-
-
 def drain(c, timeout_ms=400):
     return busp.drain(c, timeout_ms)
-
-
-def wait_for(fn, what, timeout=20.0):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.05)
-
-
-def error(c, frames):
-    c.send(*frames)
-    d = next_msg(c)
-    assert d["cmd"] == busp.ERROR, (frames, d)
-    return d
-
-
-def stats(c, rid=90):
-    return c.ctl({"cmd": "stats"}, rid)["json"]
 
 
 def sub_row(c, client, rid=91):
